@@ -1,0 +1,122 @@
+"""Typed settings from ``SIGNFLOW_*`` environment variables.
+
+This module is the one place in signflow that reads :data:`os.environ`; every
+other module receives a :class:`Settings` object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from signflow.errors import ConfigError
+
+PREFIX = "SIGNFLOW_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything signflow can be configured with; see the README's table."""
+
+    #: Where SQLite, stored documents and the dev outbox live.
+    data_dir: Path = Path("instance")
+    #: SQLAlchemy URL; empty means SQLite in the data dir.
+    database_url: str = ""
+    #: Redis for RQ; empty: jobs run in-process after commit.
+    redis_url: str = ""
+    #: Name of the RQ queue (lets test runs share one Redis without crosstalk).
+    rq_queue: str = "signflow"
+    #: Public URL used in e-mailed links and in certificates' CRL pointers.
+    base_url: str = "http://127.0.0.1:5000"
+    #: Session / token secret; empty means generated once into the data dir.
+    secret_key: str = ""
+    #: Seal key, CAs, TSA key.
+    keys_dir: Path = Path("keys")
+    #: ``smtp://[user:pass@]host:port`` or ``smtps://…``; empty: dev outbox.
+    smtp_url: str = ""
+    #: Sender address of every e-mail.
+    mail_from: str = "signflow@localhost"
+    #: BankID RP API base URL; empty: the built-in simulator, in-process.
+    bankid_url: str = ""
+    bankid_cert: str = ""
+    bankid_key: str = ""
+    bankid_cert_password: str = field(default="", repr=False)
+    bankid_ca: str = ""
+    #: PEM of the root BankID's XML signatures chain to; empty: the simulator's.
+    bankid_root: str = ""
+    #: RFC 3161 time-stamping authority; empty: the built-in dev TSA.
+    tsa_url: str = ""
+    #: Largest accepted upload in bytes.
+    max_upload_bytes: int = 50 * 1024 * 1024
+    #: Most pages accepted in one protocol.
+    max_pages: int = 2000
+    #: Days a signer's link stays valid.
+    invitation_days: int = 30
+    #: Days an API token stays valid.
+    api_token_days: int = 365
+    #: Development conveniences (dev outbox page, simulator phone page).
+    dev_mode: bool = True
+    #: Extra options for tests: not read from the environment.
+    testing: bool = False
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'signflow.sqlite3').resolve()}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _coerce(name: str, raw: str, kind: type) -> object:
+    if kind is Path:
+        return Path(raw)
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}{name.upper()} must be a whole number, not {raw!r}") from None
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{PREFIX}{name.upper()} must be true or false, not {raw!r}")
+    return raw
+
+
+_KINDS = {"Path": Path, "int": int, "bool": bool, "str": str}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from the environment (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name == "testing":
+            continue
+        key = PREFIX + f.name.upper()
+        if key in env:
+            values[f.name] = _coerce(f.name, env[key], _KINDS[str(f.type)])
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.base_url.endswith("/"):
+        settings = settings.with_overrides(base_url=settings.base_url.rstrip("/"))
+    return settings
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    """Return settings with a secret key, generating one into the data dir once."""
+    if settings.secret_key:
+        return settings
+    path = settings.data_dir / "secret_key"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return settings.with_overrides(secret_key=path.read_text().strip())

@@ -1,0 +1,1 @@
+"""The domain: rounds, signers, audit. Free of Flask, RQ and pyHanko."""

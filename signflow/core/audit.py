@@ -1,0 +1,171 @@
+"""The append-only, hash-chained audit trail of a round.
+
+Each event's ``hash`` is the SHA-256 of its canonical JSON without the
+``hash`` key (keys sorted, separators ``,`` and ``:``, UTF-8), and its
+``prev_hash`` is the previous event's ``hash`` (64 zeros for the first), as
+CONTRACT.md specifies, so anyone can recompute the chain from the API output.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from signflow.core.models import AuditEvent, Round
+
+GENESIS = "0" * 64
+
+
+class EventType(enum.StrEnum):
+    """The closed set of audit event types; a type is never re-meant."""
+
+    #: Round created from an upload; data: title, signers, original hash.
+    ROUND_CREATED = "round.created"
+    #: Signature page added and certified by the seal; data: prepared hash.
+    DOCUMENT_PREPARED = "document.prepared"
+    #: A signer's link was e-mailed.
+    SIGNER_INVITED = "signer.invited"
+    #: A reminder was e-mailed.
+    SIGNER_REMINDED = "signer.reminded"
+    #: A BankID order was started; data: orderRef.
+    BANKID_STARTED = "bankid.started"
+    #: A BankID order failed or was cancelled; data: orderRef, hintCode.
+    BANKID_FAILED = "bankid.failed"
+    #: BankID completed; the evidence is stored; data: orderRef, time, name.
+    SIGNER_SIGNED = "signer.signed"
+    #: The signer's PAdES signature was written into the PDF.
+    SIGNATURE_APPLIED = "signature.applied"
+    #: A signer declined; data: reason.
+    SIGNER_DECLINED = "signer.declined"
+    #: Validation data and document timestamp added; data: final hash.
+    ROUND_COMPLETED = "round.completed"
+    ROUND_CANCELLED = "round.cancelled"
+    ROUND_EXPIRED = "round.expired"
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_hash(event: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of *event* without its ``hash`` key, canonically serialized."""
+    body = {k: v for k, v in event.items() if k != "hash"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def event_dict(event: AuditEvent) -> dict[str, Any]:
+    """The event as the API returns it (and as its hash covers)."""
+    return {
+        "seq": event.seq,
+        "type": event.type,
+        "at": event.at,
+        "actor": event.actor,
+        "data": json.loads(event.data_json),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def append_event(
+    session: Session,
+    round_: Round,
+    type_: EventType,
+    actor: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """Append an event to *round_*'s chain in the caller's transaction.
+
+    The caller holds the round (row-locked on PostgreSQL by the use case), so
+    the sequence number and previous hash cannot race; the unique
+    ``(round_id, seq)`` constraint is the backstop.
+    """
+    last = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.round_id == round_.id)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).first()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    body = {
+        "seq": seq,
+        "type": EventType(type_).value,
+        "at": rfc3339(at or datetime.now(UTC)),
+        "actor": actor,
+        "data": dict(data or {}),
+        "prev_hash": prev,
+    }
+    data_json = json.dumps(body["data"], sort_keys=True, ensure_ascii=False)
+    # Hash what will be read back, so the stored text and the hash agree.
+    body["data"] = json.loads(data_json)
+    event = AuditEvent(
+        round_id=round_.id,
+        seq=seq,
+        type=body["type"],
+        at=body["at"],
+        actor=actor,
+        data_json=data_json,
+        prev_hash=prev,
+        hash=canonical_hash(body),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Outcome of re-checking a chain."""
+
+    #: True when every hash and link checks out.
+    intact: bool
+    #: Number of events checked.
+    count: int
+    #: Hash of the last event (the chain's head), or the genesis value.
+    head: str
+    #: Human-readable findings, one per broken link.
+    problems: tuple[str, ...]
+
+
+def verify_chain(events: Iterable[Mapping[str, Any]]) -> ChainReport:
+    """Recompute every hash and link of *events* (as the API returns them)."""
+    problems: list[str] = []
+    prev = GENESIS
+    count = 0
+    expected_seq = 1
+    for event in events:
+        count += 1
+        seq = event.get("seq")
+        if seq != expected_seq:
+            problems.append(f"event {seq}: expected sequence number {expected_seq}")
+        if event.get("prev_hash") != prev:
+            problems.append(f"event {seq}: prev_hash does not match the previous event's hash")
+        recomputed = canonical_hash(event)
+        if event.get("hash") != recomputed:
+            problems.append(f"event {seq}: hash does not match its content")
+        prev = str(event.get("hash"))
+        expected_seq = (seq if isinstance(seq, int) else expected_seq) + 1
+    return ChainReport(intact=not problems, count=count, head=prev, problems=tuple(problems))
+
+
+def round_events(session: Session, round_id: str) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(AuditEvent).where(AuditEvent.round_id == round_id).order_by(AuditEvent.seq)
+    )
+    return [event_dict(e) for e in rows]
+
+
+def event_count(session: Session, round_id: str) -> int:
+    return session.scalar(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.round_id == round_id)
+    ) or 0

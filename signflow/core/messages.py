@@ -1,0 +1,58 @@
+"""Texts the domain sends to people, in Swedish and English."""
+
+from __future__ import annotations
+
+from signflow.core.ports import Mail
+
+_INVITE = {
+    "sv": (
+        "Signera: {title}",
+        "Hej {name},\n\n{org} ber dig signera \"{title}\" som {role}.\n\n"
+        "{message}Öppna länken, läs dokumentet och signera med Mobilt BankID:\n{link}\n\n"
+        "Länken är personlig och gäller till {expires}.\n",
+    ),
+    "en": (
+        "Please sign: {title}",
+        "Hello {name},\n\n{org} asks you to sign \"{title}\" as {role}.\n\n"
+        "{message}Open the link, read the document and sign with Mobile BankID:\n{link}\n\n"
+        "The link is personal and valid until {expires}.\n",
+    ),
+}
+_REMIND_PREFIX = {"sv": "Påminnelse: ", "en": "Reminder: "}
+_COMPLETED = {
+    "sv": ("Signerat: {title}", "Alla har signerat \"{title}\".\nHämta dokumentet: {link}\n"),
+    "en": ("Signed: {title}", "Everyone has signed \"{title}\".\nDownload the document: {link}\n"),
+}
+_DECLINED = {
+    "sv": (
+        "Nekad signering: {title}",
+        "{name} ({role}) har nekat att signera \"{title}\".\nSkäl: {reason}\n",
+    ),
+    "en": (
+        "Signing declined: {title}",
+        "{name} ({role}) declined to sign \"{title}\".\nReason: {reason}\n",
+    ),
+}
+
+
+def invitation(
+    lang: str, *, to: str, name: str, org: str, title: str, role: str, message: str,
+    link: str, expires: str, reminder: bool = False,
+) -> Mail:
+    subject, body = _INVITE[lang]
+    msg = f"{message.strip()}\n\n" if message.strip() else ""
+    prefix = _REMIND_PREFIX[lang] if reminder else ""
+    fields = dict(name=name, org=org, title=title, role=role, message=msg, link=link,
+                  expires=expires)
+    return Mail(to=to, subject=prefix + subject.format(**fields), body=body.format(**fields))
+
+
+def completed(lang: str, *, to: str, title: str, link: str) -> Mail:
+    subject, body = _COMPLETED[lang]
+    return Mail(to=to, subject=subject.format(title=title), body=body.format(title=title, link=link))
+
+
+def declined(lang: str, *, to: str, title: str, name: str, role: str, reason: str) -> Mail:
+    subject, body = _DECLINED[lang]
+    fields = dict(title=title, name=name, role=role, reason=reason or "-")
+    return Mail(to=to, subject=subject.format(**fields), body=body.format(**fields))

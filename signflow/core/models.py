@@ -1,0 +1,207 @@
+"""Persistent objects of the domain (SQLAlchemy 2, typed mappings)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import DateTime, TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    #: ``secretariat``, ``auditor`` or ``admin``.
+    role: Mapped[str] = mapped_column(String(20))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped[User] = relationship()
+
+
+class Document(Base):
+    """One stored version of a round's PDF (original, prepared, signed, final)."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
+    #: ``original``, ``prepared``, ``signed`` or ``final``.
+    kind: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    #: Key in the blob store.
+    storage_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Round(Base):
+    """A signing round (signeringsomgång) for one protocol."""
+
+    __tablename__ = "rounds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(300))
+    workflow: Mapped[str] = mapped_column(String(100), default="standard")
+    #: ``sv`` or ``en``: the signature page, e-mails and signing page.
+    language: Mapped[str] = mapped_column(String(2), default="sv")
+    #: ``parallel`` or ``sequential``.
+    order: Mapped[str] = mapped_column(String(12), default="parallel")
+    message: Mapped[str] = mapped_column(Text, default="")
+    #: A :class:`~signflow.core.states.RoundStatus` value.
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    #: SHA-256 of the prepared (certified) PDF: what every signer approves.
+    document_sha256: Mapped[str] = mapped_column(String(64), default="")
+    current_document_id: Mapped[int | None] = mapped_column(
+        ForeignKey("documents.id", use_alter=True, name="fk_rounds_current_document"),
+        nullable=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    organisation: Mapped[Organisation] = relationship()
+    created_by: Mapped[User] = relationship()
+    signers: Mapped[list[Signer]] = relationship(
+        back_populates="round", order_by="Signer.position", cascade="all, delete-orphan"
+    )
+    current_document: Mapped[Document | None] = relationship(
+        foreign_keys=[current_document_id], post_update=True
+    )
+
+
+class Signer(Base):
+    """A required signer (undertecknare) of a round."""
+
+    __tablename__ = "signers"
+    __table_args__ = (UniqueConstraint("round_id", "position"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
+    #: 1-based; "Underskrift N" on the signature page.
+    position: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(50))
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    #: Personnummer the BankID identity must match; empty: any person.
+    personal_number: Mapped[str] = mapped_column(String(12), default="")
+    #: A :class:`~signflow.core.states.SignerStatus` value.
+    status: Mapped[str] = mapped_column(String(12), default="waiting")
+    #: SHA-256 of the signer's link token (the token itself is never stored).
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    invited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The BankID ``orderRef`` of the completed signature (Transaktions-ID).
+    transaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Identification method shown on the signature page.
+    method: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    #: Name as BankID reported it.
+    verified_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: The open BankID order, while one is running.
+    pending_order_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decline_reason: Mapped[str] = mapped_column(Text, default="")
+    #: When the PAdES signature went into the PDF (after the BankID act).
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    field_name: Mapped[str] = mapped_column(String(50))
+
+    round: Mapped[Round] = relationship(back_populates="signers")
+
+
+class BankIDEvidence(Base):
+    """What BankID returned when a signer completed: kept verbatim."""
+
+    __tablename__ = "bankid_evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    signer_id: Mapped[str] = mapped_column(ForeignKey("signers.id"), unique=True)
+    order_ref: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(50), default="bankid")
+    #: SHA-256 of the prepared document the signer approved.
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    #: The ``completionData`` object as JSON.
+    completion_json: Mapped[str] = mapped_column(Text)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """One link of a round's hash-chained audit trail. Never updated."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        UniqueConstraint("round_id", "seq"),
+        Index("ix_audit_events_round_seq", "round_id", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"))
+    seq: Mapped[int]
+    type: Mapped[str] = mapped_column(String(50))
+    #: RFC 3339 UTC, stored as the exact string that was hashed.
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(400))
+    #: JSON object, stored as the exact text that was hashed.
+    data_json: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,80 @@
+"""Signer roles and Swedish personal numbers."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from signflow.errors import InvalidInput
+
+#: Canonical roles and their labels on the signature page.
+ROLE_LABELS: dict[str, dict[str, str]] = {
+    "ordforande": {"sv": "Ordförande", "en": "Chair"},
+    "justerare": {"sv": "Justerare", "en": "Adjuster"},
+    "sekreterare": {"sv": "Sekreterare", "en": "Secretary"},
+}
+ROLE_ALIASES = {
+    "chair": "ordforande",
+    "ordförande": "ordforande",
+    "adjuster": "justerare",
+    "secretary": "sekreterare",
+    "protokollförare": "sekreterare",
+}
+_ROLE_RE = re.compile(r"^[a-z0-9_\-åäö]{2,50}$")
+
+
+def canonical_role(role: str) -> str:
+    """Map a role (Swedish, English alias, or a workflow's own) to its stored form."""
+    key = (role or "").strip().lower()
+    key = ROLE_ALIASES.get(key, key)
+    if not _ROLE_RE.match(key):
+        raise InvalidInput(f"role {role!r} is not a valid role", field="role")
+    return key
+
+
+def role_label(role: str, language: str) -> str:
+    labels = ROLE_LABELS.get(role)
+    if labels:
+        return labels.get(language, labels["sv"])
+    return role.replace("_", " ").capitalize()
+
+
+def normalize_personal_number(value: str) -> str:
+    """Return ``YYYYMMDDNNNC`` or raise :class:`InvalidInput`.
+
+    Accepts a hyphen (or plus) before the last four digits; checks the date
+    (day + 60 for coordination numbers) and the Luhn check digit.
+    """
+    raw = (value or "").strip()
+    m = re.fullmatch(r"(\d{8})[-+]?(\d{4})", raw)
+    if not m:
+        raise InvalidInput(
+            "personal_number must be YYYYMMDDNNNC (12 digits)", field="personal_number"
+        )
+    digits = m.group(1) + m.group(2)
+    year, month, day = int(digits[:4]), int(digits[4:6]), int(digits[6:8])
+    if day > 60:
+        day -= 60
+    try:
+        date(year, month, day)
+    except ValueError:
+        raise InvalidInput("personal_number has no valid date", field="personal_number") from None
+    if not luhn_ok(digits[2:]):
+        raise InvalidInput("personal_number has a wrong check digit", field="personal_number")
+    return digits
+
+
+def luhn_ok(ten_digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(ten_digits):
+        n = int(ch) * (2 if i % 2 == 0 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+def with_check_digit(nine: str) -> str:
+    """Complete nine digits (YYMMDDNNN) with their Luhn digit (for test personas)."""
+    for c in "0123456789":
+        if luhn_ok(nine + c):
+            return nine + c
+    raise AssertionError("unreachable")

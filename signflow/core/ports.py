@@ -1,0 +1,167 @@
+"""Small protocols the domain talks through; adapters implement them.
+
+Each has a real and a development implementation, chosen in one place
+(:func:`signflow.adapters.build_services`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    """What we ask an identity provider to have the person sign."""
+
+    #: IP address of the signer's browser, as the provider requires.
+    end_user_ip: str
+    #: Markdown shown in the BankID app (document title, role, document ID).
+    visible_text: str
+    #: Bytes signed but not shown: the SHA-256 of the prepared document.
+    non_visible_data: bytes
+    #: Personnummer the person must have; empty: anyone.
+    personal_number: str = ""
+    #: Where the app should send the person back (same-device flow).
+    return_url: str = ""
+
+
+@dataclass(frozen=True)
+class OrderStart:
+    """A started order, as the provider answered."""
+
+    order_ref: str
+    auto_start_token: str = ""
+    qr_start_token: str = ""
+    #: Secret for the animated QR code; stays on the server.
+    qr_start_secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    """One poll of an order."""
+
+    order_ref: str
+    #: ``pending``, ``failed`` or ``complete``.
+    status: str
+    hint_code: str = ""
+    #: On ``complete``: the provider's completion data, verbatim.
+    completion: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def user(self) -> Mapping[str, Any]:
+        return self.completion.get("user", {})
+
+
+class IdentityProvider(Protocol):
+    """An e-identification provider that can sign (BankID RP API v6, …)."""
+
+    #: Shown on the signature page as Identifieringsmetod.
+    method_name: str
+
+    def start_sign(self, request: SignRequest) -> OrderStart: ...
+
+    def collect(self, order_ref: str) -> CollectResult: ...
+
+    def cancel(self, order_ref: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    body: str
+
+
+class Mailer(Protocol):
+    def send(self, mail: Mail) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Immutable, content-addressed storage of documents."""
+
+    def put(self, data: bytes) -> str:
+        """Store *data*; return its key."""
+        ...
+
+    def get(self, key: str) -> bytes: ...
+
+
+class JobQueue(Protocol):
+    """Runs named jobs from :mod:`signflow.jobs`, after the current commit."""
+
+    def enqueue(self, job: str, *args: str) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class SignerBlock:
+    """One block of the signature page, and what fills its field when signed."""
+
+    position: int
+    field_name: str
+    role_label: str
+    name: str = ""
+    organisation: str = ""
+    title: str = ""
+    method: str = ""
+    signed_at: datetime | None = None
+    transaction_id: str = ""
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    data: bytes
+    page_count: int
+
+
+class PdfService(Protocol):
+    """The PDF work, implemented with pyHanko in :mod:`signflow.pdf`."""
+
+    def inspect(self, data: bytes) -> int:
+        """Check an upload; return its page count or raise UnsupportedDocument."""
+        ...
+
+    def prepare(
+        self, data: bytes, *, round_id: str, title: str, language: str, blocks: list[SignerBlock]
+    ) -> PreparedDocument:
+        """Add the signature page, fields and footer; certify with the seal."""
+        ...
+
+    def sign_field(
+        self, data: bytes, *, block: SignerBlock, language: str, evidence: Mapping[str, Any]
+    ) -> bytes:
+        """Fill one signer's field with a PAdES signature in that signer's name."""
+        ...
+
+    def seal(self, data: bytes) -> bytes:
+        """Add validation data and a document timestamp (PAdES B-LTA)."""
+        ...
+
+
+class Clockwork:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        from signflow.core.models import utcnow
+
+        return utcnow()
+
+
+@dataclass
+class Services:
+    """The adapters a use case may call, built once per process."""
+
+    blobs: BlobStore
+    pdf: PdfService
+    mailer: Mailer
+    jobs: JobQueue
+    identity: IdentityProvider
+    clock: Clock
+    base_url: str
+    invitation_days: int = 30

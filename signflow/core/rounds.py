@@ -1,0 +1,471 @@
+"""Use cases of a signing round, as verbs.
+
+Every use case runs inside the caller's transaction, writes its audit events
+in that same transaction, and registers side effects (mail, jobs) to run only
+after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from signflow.core import messages
+from signflow.core.audit import EventType, append_event
+from signflow.core.models import BankIDEvidence, Document, Round, Signer, User, new_id
+from signflow.core.people import canonical_role, normalize_personal_number, role_label
+from signflow.core.ports import CollectResult, OrderStart, Services, SignerBlock, SignRequest
+from signflow.core.states import RoundStatus, SignerStatus, transition
+from signflow.db import after_commit
+from signflow.errors import Forbidden, IllegalTransition, InvalidInput, NotFound, ProviderError
+
+MAX_SIGNERS = 20
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class SignerSpec:
+    name: str
+    email: str
+    role: str
+    organisation: str = ""
+    title: str = ""
+    personal_number: str = ""
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    title: str
+    signers: tuple[SignerSpec, ...]
+    language: str = "sv"
+    order: str = "parallel"
+    workflow: str = "standard"
+    message: str = ""
+
+
+def _text(obj: Mapping[str, Any], key: str, *, required: bool, limit: int) -> str:
+    value = obj.get(key, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be a string", field=key)
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(f"{key} is required", field=key)
+    if len(value) > limit:
+        raise InvalidInput(f"{key} is longer than {limit} characters", field=key)
+    return value
+
+
+def _email(value: str) -> str:
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in value) or len(value) > 320:
+        raise InvalidInput(f"{value!r} is not an e-mail address", field="email")
+    return value
+
+
+def parse_round_spec(raw: Any) -> RoundSpec:
+    """Validate the ``round`` JSON of the API; raise :class:`InvalidInput` on any flaw."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("round must be a JSON object", field="round")
+    language = raw.get("language", "sv") or "sv"
+    if language not in ("sv", "en"):
+        raise InvalidInput("language must be 'sv' or 'en'", field="language")
+    order = raw.get("order", "parallel") or "parallel"
+    if order not in ("parallel", "sequential"):
+        raise InvalidInput("order must be 'parallel' or 'sequential'", field="order")
+    signers_raw = raw.get("signers")
+    if not isinstance(signers_raw, list) or not signers_raw:
+        raise InvalidInput("signers must be a non-empty list", field="signers")
+    if len(signers_raw) > MAX_SIGNERS:
+        raise InvalidInput(f"at most {MAX_SIGNERS} signers", field="signers")
+    signers = []
+    for item in signers_raw:
+        if not isinstance(item, Mapping):
+            raise InvalidInput("each signer must be an object", field="signers")
+        pnr = _text(item, "personal_number", required=False, limit=13)
+        signers.append(
+            SignerSpec(
+                name=_text(item, "name", required=True, limit=200),
+                email=_email(_text(item, "email", required=True, limit=320)),
+                role=canonical_role(_text(item, "role", required=True, limit=50)),
+                organisation=_text(item, "organisation", required=False, limit=200),
+                title=_text(item, "title", required=False, limit=200),
+                personal_number=normalize_personal_number(pnr) if pnr else "",
+            )
+        )
+    return RoundSpec(
+        title=_text(raw, "title", required=True, limit=300),
+        signers=tuple(signers),
+        language=language,
+        order=order,
+        workflow=_text(raw, "workflow", required=False, limit=100) or "standard",
+        message=_text(raw, "message", required=False, limit=4000),
+    )
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _store(session: Session, svc: Services, round_: Round, kind: str, data: bytes) -> Document:
+    doc = Document(
+        round_id=round_.id,
+        kind=kind,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        storage_key=svc.blobs.put(data),
+    )
+    session.add(doc)
+    session.flush()
+    return doc
+
+
+def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pdf: bytes) -> Round:
+    """Create a round: check and prepare the PDF, certify it, invite the signers."""
+    if user.role not in ("secretariat", "admin"):
+        raise Forbidden("only the secretariat can start a round")
+    svc.pdf.inspect(pdf)
+    now = svc.clock.now()
+    round_ = Round(
+        id=new_id(),
+        organisation_id=user.organisation_id,
+        created_by_id=user.id,
+        title=spec.title,
+        workflow=spec.workflow,
+        language=spec.language,
+        order=spec.order,
+        message=spec.message,
+        status=RoundStatus.PENDING.value,
+        created_at=now,
+        expires_at=now + timedelta(days=svc.invitation_days),
+    )
+    for pos, s in enumerate(spec.signers, start=1):
+        round_.signers.append(
+            Signer(
+                id=new_id(), position=pos, name=s.name, email=s.email, role=s.role,
+                organisation=s.organisation, title=s.title, personal_number=s.personal_number,
+                status=SignerStatus.WAITING.value, field_name=f"Underskrift{pos}",
+            )
+        )
+    prepared = svc.pdf.prepare(
+        pdf, round_id=round_.id, title=spec.title, language=spec.language,
+        blocks=[_block(s, spec.language) for s in round_.signers],
+    )
+    session.add(round_)
+    session.flush()
+    original = _store(session, svc, round_, "original", pdf)
+    doc = _store(session, svc, round_, "prepared", prepared.data)
+    round_.current_document_id = doc.id
+    round_.document_sha256 = doc.sha256
+    actor = f"user:{user.email}"
+    append_event(session, round_, EventType.ROUND_CREATED, actor, {
+        "title": spec.title, "language": spec.language, "order": spec.order,
+        "workflow": spec.workflow, "original_sha256": original.sha256,
+        "pages": prepared.page_count,
+        "signers": [{"id": s.id, "name": s.name, "role": s.role, "email": s.email}
+                    for s in round_.signers],
+    }, at=now)
+    append_event(session, round_, EventType.DOCUMENT_PREPARED, SYSTEM, {
+        "sha256": doc.sha256, "size": doc.size,
+    })
+    first = round_.signers if spec.order == "parallel" else round_.signers[:1]
+    for signer in first:
+        invite(session, svc, signer, actor=actor)
+    return round_
+
+
+def _block(signer: Signer, language: str) -> SignerBlock:
+    return SignerBlock(
+        position=signer.position,
+        field_name=signer.field_name,
+        role_label=role_label(signer.role, language),
+        name=signer.verified_name or signer.name,
+        organisation=signer.organisation,
+        title=signer.title,
+        method=signer.method or "",
+        signed_at=signer.signed_at,
+        transaction_id=signer.transaction_id or "",
+    )
+
+
+def invite(
+    session: Session, svc: Services, signer: Signer, *, actor: str, reminder: bool = False
+) -> None:
+    """Give *signer* a fresh personal link and e-mail it after commit.
+
+    Only the link's hash is stored, so a reminder necessarily issues a new
+    link; the previous one stops working.
+    """
+    round_ = signer.round
+    if reminder:
+        if signer.status != SignerStatus.INVITED.value:
+            return
+    else:
+        transition(signer, SignerStatus.INVITED)
+    token = secrets.token_urlsafe(32)
+    now = svc.clock.now()
+    signer.token_hash = hash_token(token)
+    signer.token_expires_at = round_.expires_at
+    signer.invited_at = signer.invited_at or now
+    append_event(
+        session, round_,
+        EventType.SIGNER_REMINDED if reminder else EventType.SIGNER_INVITED,
+        actor, {"signer": signer.id, "email": signer.email},
+    )
+    mail = messages.invitation(
+        round_.language, to=signer.email, name=signer.name,
+        org=round_.organisation.name, title=round_.title,
+        role=role_label(signer.role, round_.language), message=round_.message,
+        link=f"{svc.base_url}/sign/{token}",
+        expires=round_.expires_at.strftime("%Y-%m-%d"), reminder=reminder,
+    )
+    after_commit(session, lambda: svc.mailer.send(mail))
+
+
+def visible_round(session: Session, user: User, round_id: str) -> Round:
+    """The round if *user*'s organisation owns it; otherwise :class:`NotFound`."""
+    round_ = session.get(Round, round_id) if isinstance(round_id, str) else None
+    if round_ is None or round_.organisation_id != user.organisation_id:
+        raise NotFound("no such round")
+    return round_
+
+
+def signer_for_token(session: Session, token: str, now: datetime) -> Signer:
+    """The signer a link token belongs to, if the link is live; else NotFound."""
+    if not token or len(token) > 100:
+        raise NotFound("no such link")
+    signer = session.scalar(select(Signer).where(Signer.token_hash == hash_token(token)))
+    if signer is None or signer.token_expires_at is None or signer.token_expires_at < now:
+        raise NotFound("no such link")
+    return signer
+
+
+def _require_can_sign(signer: Signer) -> None:
+    if signer.round.status != RoundStatus.PENDING.value:
+        raise IllegalTransition(f"the round is {signer.round.status}", code="round_closed")
+    if signer.status != SignerStatus.INVITED.value:
+        raise IllegalTransition(f"you have already {signer.status}", code="signer_done")
+
+
+def visible_text(signer: Signer) -> str:
+    r = signer.round
+    if r.language == "en":
+        return (f"# Sign minutes\n\n*{r.title}*\n\nRole: {role_label(signer.role, 'en')}\n\n"
+                f"Document ID: {r.id}")
+    return (f"# Signera protokoll\n\n*{r.title}*\n\nRoll: {role_label(signer.role, 'sv')}\n\n"
+            f"Dokument-ID: {r.id}")
+
+
+def start_signing(
+    session: Session, svc: Services, signer: Signer, *, end_user_ip: str, return_url: str = ""
+) -> OrderStart:
+    """Start an identity-provider sign order for *signer* over the prepared document."""
+    _require_can_sign(signer)
+    if signer.pending_order_ref:
+        _cancel_order(svc, signer.pending_order_ref)
+    order = svc.identity.start_sign(SignRequest(
+        end_user_ip=end_user_ip,
+        visible_text=visible_text(signer),
+        non_visible_data=bytes.fromhex(signer.round.document_sha256),
+        personal_number=signer.personal_number,
+        return_url=return_url,
+    ))
+    signer.pending_order_ref = order.order_ref
+    append_event(session, signer.round, EventType.BANKID_STARTED, f"signer:{signer.id}",
+                 {"signer": signer.id, "order_ref": order.order_ref})
+    return order
+
+
+def _cancel_order(svc: Services, order_ref: str) -> None:
+    try:
+        svc.identity.cancel(order_ref)
+    except ProviderError:
+        pass  # already finished or unknown to the provider: nothing left to cancel
+
+
+def poll_signing(session: Session, svc: Services, signer: Signer) -> CollectResult:
+    """Collect *signer*'s open order once; record the signature when complete."""
+    order_ref = signer.pending_order_ref
+    if not order_ref:
+        raise IllegalTransition("no signing in progress", code="no_order")
+    result = svc.identity.collect(order_ref)
+    if result.status == "failed":
+        signer.pending_order_ref = None
+        append_event(session, signer.round, EventType.BANKID_FAILED, f"signer:{signer.id}",
+                     {"signer": signer.id, "order_ref": order_ref, "hint_code": result.hint_code})
+    elif result.status == "complete":
+        record_signature(session, svc, signer, result)
+    return result
+
+
+def record_signature(session: Session, svc: Services, signer: Signer, result: CollectResult) -> None:
+    """Store the provider's evidence and mark *signer* signed; PDF work follows as a job."""
+    round_ = _locked_round(session, signer.round_id)
+    if signer.status == SignerStatus.SIGNED.value and signer.transaction_id == result.order_ref:
+        return  # a repeated completion of the same order records one signature
+    _require_can_sign(signer)
+    user = result.user
+    personal_number = str(user.get("personalNumber", ""))
+    if signer.personal_number and personal_number != signer.personal_number:
+        signer.pending_order_ref = None
+        append_event(session, round_, EventType.BANKID_FAILED, f"signer:{signer.id}",
+                     {"signer": signer.id, "order_ref": result.order_ref,
+                      "hint_code": "personalNumberMismatch"})
+        raise ProviderError("the person who signed is not the expected signer",
+                            code="wrong_person")
+    now = svc.clock.now()
+    transition(signer, SignerStatus.SIGNED)
+    signer.signed_at = now
+    signer.transaction_id = result.order_ref
+    signer.method = svc.identity.method_name
+    signer.verified_name = str(user.get("name") or signer.name)
+    signer.pending_order_ref = None
+    signer.token_expires_at = round_.expires_at
+    session.add(BankIDEvidence(
+        signer_id=signer.id, order_ref=result.order_ref, provider=svc.identity.method_name,
+        document_sha256=round_.document_sha256,
+        completion_json=json.dumps(dict(result.completion), sort_keys=True),
+        completed_at=now,
+    ))
+    append_event(session, round_, EventType.SIGNER_SIGNED, f"signer:{signer.id}", {
+        "signer": signer.id, "name": signer.verified_name, "order_ref": result.order_ref,
+        "method": signer.method, "document_sha256": round_.document_sha256,
+        "personal_number_checked": bool(signer.personal_number),
+    }, at=now)
+    if round_.order == "sequential":
+        nxt = next((s for s in round_.signers if s.status == SignerStatus.WAITING.value), None)
+        if nxt is not None:
+            invite(session, svc, nxt, actor=SYSTEM)
+    round_id = round_.id
+    after_commit(session, lambda: svc.jobs.enqueue("apply_signatures", round_id))
+
+
+def _locked_round(session: Session, round_id: str) -> Round:
+    stmt = select(Round).where(Round.id == round_id).with_for_update()
+    round_ = session.execute(stmt).scalar_one_or_none()
+    if round_ is None:
+        raise NotFound("no such round")
+    return round_
+
+
+def evidence_for(session: Session, signer: Signer) -> dict[str, Any]:
+    ev = session.scalar(select(BankIDEvidence).where(BankIDEvidence.signer_id == signer.id))
+    if ev is None:
+        return {}
+    return {
+        "provider": ev.provider, "order_ref": ev.order_ref,
+        "document_sha256": ev.document_sha256,
+        "completed_at": ev.completed_at.isoformat(),
+        "completion": json.loads(ev.completion_json),
+    }
+
+
+def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
+    """Job: write each recorded signature into the PDF; seal once all are in.
+
+    Idempotent: signatures already applied are skipped, and a sealed round is
+    left alone, so a retried or duplicated job changes nothing.
+    """
+    round_ = _locked_round(session, round_id)
+    if round_.status != RoundStatus.PENDING.value:
+        return
+    current = round_.current_document
+    assert current is not None
+    data = svc.blobs.get(current.storage_key)
+    changed = False
+    for signer in round_.signers:
+        if signer.status != SignerStatus.SIGNED.value or signer.applied_at is not None:
+            continue
+        data = svc.pdf.sign_field(
+            data, block=_block(signer, round_.language), language=round_.language,
+            evidence=evidence_for(session, signer),
+        )
+        doc = _store(session, svc, round_, "signed", data)
+        round_.current_document_id = doc.id
+        signer.applied_at = svc.clock.now()
+        changed = True
+        append_event(session, round_, EventType.SIGNATURE_APPLIED, SYSTEM,
+                     {"signer": signer.id, "field": signer.field_name, "sha256": doc.sha256})
+    if all(s.applied_at is not None for s in round_.signers):
+        _complete(session, svc, round_, data)
+    elif changed:
+        session.flush()
+
+
+def _complete(session: Session, svc: Services, round_: Round, data: bytes) -> None:
+    final = _store(session, svc, round_, "final", svc.pdf.seal(data))
+    round_.current_document_id = final.id
+    transition(round_, RoundStatus.COMPLETED)
+    round_.completed_at = svc.clock.now()
+    append_event(session, round_, EventType.ROUND_COMPLETED, SYSTEM,
+                 {"sha256": final.sha256, "size": final.size})
+    mail = messages.completed(round_.language, to=round_.created_by.email, title=round_.title,
+                              link=f"{svc.base_url}/api/v1/rounds/{round_.id}/document")
+    after_commit(session, lambda: svc.mailer.send(mail))
+
+
+def decline(session: Session, svc: Services, signer: Signer, reason: str) -> None:
+    """The signer refuses; the round ends as declined and the secretariat is told."""
+    reason = (reason or "").strip()[:2000]
+    round_ = _locked_round(session, signer.round_id)
+    _require_can_sign(signer)
+    if signer.pending_order_ref:
+        _cancel_order(svc, signer.pending_order_ref)
+        signer.pending_order_ref = None
+    transition(signer, SignerStatus.DECLINED)
+    signer.decline_reason = reason
+    transition(round_, RoundStatus.DECLINED)
+    append_event(session, round_, EventType.SIGNER_DECLINED, f"signer:{signer.id}",
+                 {"signer": signer.id, "reason": reason})
+    _revoke_links(round_, keep=signer)
+    mail = messages.declined(round_.language, to=round_.created_by.email, title=round_.title,
+                             name=signer.name, role=role_label(signer.role, round_.language),
+                             reason=reason)
+    after_commit(session, lambda: svc.mailer.send(mail))
+
+
+def _revoke_links(round_: Round, keep: Signer | None = None) -> None:
+    for s in round_.signers:
+        if s is not keep and s.status in (SignerStatus.WAITING.value, SignerStatus.INVITED.value):
+            s.token_hash = None
+            s.token_expires_at = None
+
+
+def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
+    round_ = visible_round(session, user, round_id)
+    _require_manager(user)
+    round_ = _locked_round(session, round_.id)
+    transition(round_, RoundStatus.CANCELLED)
+    for s in round_.signers:
+        if s.pending_order_ref:
+            _cancel_order(svc, s.pending_order_ref)
+            s.pending_order_ref = None
+    _revoke_links(round_)
+    append_event(session, round_, EventType.ROUND_CANCELLED, f"user:{user.email}", {})
+    return round_
+
+
+def remind(session: Session, svc: Services, user: User, round_id: str) -> list[Signer]:
+    """E-mail every invited, unsigned signer a fresh link."""
+    round_ = visible_round(session, user, round_id)
+    _require_manager(user)
+    if round_.status != RoundStatus.PENDING.value:
+        raise IllegalTransition(f"the round is {round_.status}", code="round_closed")
+    reminded = [s for s in round_.signers if s.status == SignerStatus.INVITED.value]
+    for s in reminded:
+        invite(session, svc, s, actor=f"user:{user.email}", reminder=True)
+    return reminded
+
+
+def _require_manager(user: User) -> None:
+    if user.role not in ("secretariat", "admin"):
+        raise Forbidden("only the secretariat can change a round")

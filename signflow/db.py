@@ -1,0 +1,69 @@
+"""SQLAlchemy 2 engine and sessions, plus the after-commit hook.
+
+Side effects (mail, jobs) are registered on the session with
+:func:`after_commit` and run only once the transaction has committed, so a
+rolled-back change never sends an e-mail or starts a job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+_PENDING = "signflow_after_commit"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "after_commit", _run_after_commit)
+    event.listen(factory, "after_soft_rollback", _drop_after_commit)
+    return factory
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run *action* once *session*'s current transaction has committed."""
+    session.info.setdefault(_PENDING, []).append(action)
+
+
+def _run_after_commit(session: Session) -> None:
+    actions = session.info.pop(_PENDING, [])
+    for action in actions:
+        action()
+
+
+def _drop_after_commit(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work for jobs and CLI commands: commit on success, else roll back."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

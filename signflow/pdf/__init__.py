@@ -1,0 +1,1 @@
+"""PDF work: preparation, signing, sealing, verification. The only pyHanko user."""

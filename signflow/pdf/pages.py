@@ -1,0 +1,137 @@
+"""Drawing simple text pages with pikepdf: the signature page, footers, samples.
+
+Text uses the standard Helvetica fonts with WinAnsiEncoding, which covers
+Swedish (å, ä, ö, é) without embedding a font.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pikepdf
+from pikepdf import Dictionary, Name
+
+A4 = (595.0, 842.0)
+MARGIN = 60.0
+
+
+@dataclass(frozen=True)
+class Text:
+    x: float
+    y: float
+    text: str
+    size: float = 10.0
+    bold: bool = False
+
+
+def pdf_string(text: str) -> bytes:
+    raw = text.encode("cp1252", errors="replace")
+    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
+
+
+def _font(pdf: pikepdf.Pdf, bold: bool) -> pikepdf.Object:
+    return pdf.make_indirect(Dictionary(
+        Type=Name.Font, Subtype=Name.Type1,
+        BaseFont=Name("/Helvetica-Bold" if bold else "/Helvetica"),
+        Encoding=Name.WinAnsiEncoding,
+    ))
+
+
+def _fonts(pdf: pikepdf.Pdf) -> tuple[pikepdf.Object, pikepdf.Object]:
+    return _font(pdf, False), _font(pdf, True)
+
+
+def text_ops(items: Iterable[Text], regular: str, bold: str) -> bytes:
+    out = [b"BT"]
+    for t in items:
+        font = bold if t.bold else regular
+        out.append(f"/{font} {t.size:g} Tf 1 0 0 1 {t.x:.2f} {t.y:.2f} Tm".encode())
+        out.append(pdf_string(t.text) + b" Tj")
+    out.append(b"ET")
+    return b"\n".join(out)
+
+
+def add_text_page(
+    pdf: pikepdf.Pdf, items: Sequence[Text], *, extra_ops: bytes = b"",
+    fonts: tuple[pikepdf.Object, pikepdf.Object] | None = None,
+) -> pikepdf.Page:
+    regular, bold = fonts or _fonts(pdf)
+    content = text_ops(items, "F1", "F2") + b"\n" + extra_ops
+    page = pikepdf.Page(Dictionary(
+        Type=Name.Page,
+        MediaBox=[0, 0, A4[0], A4[1]],
+        Resources=Dictionary(Font=Dictionary(F1=regular, F2=bold)),
+        Contents=pdf.make_stream(content),
+    ))
+    pdf.pages.append(page)
+    return pdf.pages[-1]
+
+
+def add_footer(pdf: pikepdf.Pdf, text: str) -> None:
+    """Stamp *text* at the bottom of every page, isolated from the page's own state."""
+    regular, _ = _fonts(pdf)
+    for page in pdf.pages:
+        name = page.add_resource(regular, Name.Font, prefix="SfFoot")
+        box = page.mediabox
+        x0, y0 = float(box[0]), float(box[1])
+        ops = (b"q 1 0 0 1 0 0 cm BT " + f"{name} 7 Tf 0.35 g 1 0 0 1 {x0 + 36:.2f} "
+               f"{y0 + 14:.2f} Tm ".encode() + pdf_string(text) + b" Tj ET Q")
+        page.contents_add(pdf.make_stream(b"q"), prepend=True)
+        page.contents_add(pdf.make_stream(b"Q\n" + ops), prepend=False)
+
+
+def wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for para in text.split("\n"):
+        line = ""
+        for word in para.split():
+            if line and len(line) + 1 + len(word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return lines
+
+
+def sample_protocol() -> bytes:
+    """A two-page protocol like the one signflow exists for (demo and tests)."""
+    pdf = pikepdf.new()
+    title = [
+        Text(MARGIN, 780, "Protokoll nr 2 2026", 18, True),
+        Text(MARGIN, 756, "Kommundirektörsmöte i Exempelregionen", 12),
+        Text(MARGIN, 738, "Tid och plats: Den 27 februari 2026 08.30–12.00, Stadshuset", 10),
+        Text(MARGIN, 712, "Närvarande:", 10, True),
+    ]
+    people = ["Åsa Öberg, Ängelholm", "Örjan Ström, Svalöv", "Märta Lind, Höganäs",
+              "Per Åkesson, Båstad", "Mikael Johansson, sekretariatet"]
+    body = [Text(MARGIN + 10, 696 - 14 * i, p) for i, p in enumerate(people)]
+    y = 610.0
+    items = [
+        ("1. Mötets öppnande", "Ordföranden öppnade mötet och hälsade alla välkomna."),
+        ("2. Beredskap och civilt försvar",
+         "Sammanfattning: Ärendet återkommer till styrelsen i april. Mötet beslutar att "
+         "tacka för informationen."),
+        ("3. Extern finansiering",
+         "Sammanfattning: En tidsbegränsad projektanställning föreslås. Mötet beslutar att "
+         "varje kommun utser en kontaktperson för projektet."),
+    ]
+    for heading, text in items:
+        body.append(Text(MARGIN, y, heading, 11, True))
+        y -= 16
+        for line in wrap(text, 90):
+            body.append(Text(MARGIN, y, line))
+            y -= 13
+        y -= 10
+    add_text_page(pdf, title + body)
+    page2 = [Text(MARGIN, 780, "4. Övriga frågor", 11, True)]
+    for i, line in enumerate(wrap(
+        "Vi behöver se över våra mötesdatum i april och maj. Sekretariatet återkommer med "
+        "förslag på lösning. Mötet förklarades avslutat.", 90)):
+        page2.append(Text(MARGIN, 764 - 13 * i, line))
+    add_text_page(pdf, page2)
+    buf = io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()

@@ -1,0 +1,225 @@
+"""The development PKI: root CA, service seal, signer CA, TSA.
+
+Made with :mod:`cryptography` by ``signflow keys init``.  Production operators
+replace the seal (PEM or PKCS#12) and point ``SIGNFLOW_TSA_URL`` at a real TSA;
+the signer CA stays ours, since it certifies each BankID-identified act.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+from signflow.errors import ConfigError
+
+#: Sweden Connect's OID for the identity provider's transaction identifier.
+OID_TRANSACTION_ID = ObjectIdentifier("1.2.752.201.3.2")
+#: Validity of a per-signer certificate, counted from its issue.
+SIGNER_CERT_VALIDITY = timedelta(days=3 * 365)
+
+FILES = {
+    "root": "root-ca",
+    "seal": "seal",
+    "signer_ca": "signer-ca",
+    "tsa": "tsa",
+    "bankid_sim": "bankid-sim-ca",
+}
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True)
+class Pki:
+    """The loaded key material of the service."""
+
+    root: KeyPair
+    seal: KeyPair
+    signer_ca: KeyPair
+    tsa: KeyPair
+    #: The BankID simulator's CA (development only).
+    bankid_sim: KeyPair
+    keys_dir: Path
+
+
+def _name(cn: str, org: str = "signflow") -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "SE"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+    ])
+
+
+def crl_url(base_url: str, which: str) -> str:
+    return f"{base_url.rstrip('/')}/pki/{FILES[which]}.crl"
+
+
+def _builder(subject: x509.Name, issuer: KeyPair | None, pub, days: int) -> x509.CertificateBuilder:
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .public_key(pub)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
+    )
+    if issuer:
+        b = b.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    return b
+
+
+def _ca(cn: str, parent: KeyPair | None, days: int, crl: str | None) -> KeyPair:
+    key = ec.generate_private_key(ec.SECP256R1())
+    b = _builder(_name(cn), parent, key.public_key(), days)
+    b = b.add_extension(x509.BasicConstraints(ca=True, path_length=None if parent is None else 0),
+                        critical=True)
+    b = b.add_extension(_ku(cert_sign=True), critical=True)
+    if crl:
+        b = b.add_extension(_crl_dp(crl), critical=False)
+    return KeyPair(b.sign(parent.key if parent else key, hashes.SHA256()), key)
+
+
+def _ku(*, cert_sign: bool = False, signing: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=signing, content_commitment=signing, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign,
+        crl_sign=cert_sign, encipher_only=False, decipher_only=False,
+    )
+
+
+def _crl_dp(url: str) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints([
+        x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
+    ])
+
+
+def _leaf(cn: str, issuer: KeyPair, days: int, crl: str, eku=None, rsa_key=False) -> KeyPair:
+    # The dev TSA is RSA: pyHanko's in-process timestamper signs with RSA only.
+    key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if rsa_key
+           else ec.generate_private_key(ec.SECP256R1()))
+    b = _builder(_name(cn), issuer, key.public_key(), days)
+    b = b.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    b = b.add_extension(_ku(signing=True), critical=True)
+    b = b.add_extension(_crl_dp(crl), critical=False)
+    if eku:
+        b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=True)
+    return KeyPair(b.sign(issuer.key, hashes.SHA256()), key)
+
+
+def _write(keys_dir: Path, stem: str, pair: KeyPair) -> None:
+    (keys_dir / f"{stem}.pem").write_bytes(pair.cert.public_bytes(serialization.Encoding.PEM))
+    path = keys_dir / f"{stem}.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pair.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ))
+
+
+def keys_present(keys_dir: Path) -> bool:
+    return all((keys_dir / f"{stem}.key").exists() for stem in FILES.values())
+
+
+def init_keys(keys_dir: Path, base_url: str) -> bool:
+    """Create the development PKI in *keys_dir* unless it is there. True if made."""
+    if keys_present(keys_dir):
+        return False
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    root = _ca("signflow Development Root CA", None, 20 * 365, None)
+    signer_ca = _ca("signflow Signer CA", root, 10 * 365, crl_url(base_url, "root"))
+    seal = _leaf("signflow Service Seal", root, 5 * 365, crl_url(base_url, "root"))
+    tsa = _leaf("signflow Development TSA", root, 10 * 365, crl_url(base_url, "root"),
+                eku=[ExtendedKeyUsageOID.TIME_STAMPING], rsa_key=True)
+    sim = _ca("BankID Simulator Root CA (test only)", None, 20 * 365, None)
+    for which, pair in (("root", root), ("signer_ca", signer_ca), ("seal", seal),
+                        ("tsa", tsa), ("bankid_sim", sim)):
+        _write(keys_dir, FILES[which], pair)
+    return True
+
+
+def _load(keys_dir: Path, stem: str) -> KeyPair:
+    try:
+        cert = x509.load_pem_x509_certificate((keys_dir / f"{stem}.pem").read_bytes())
+        key = serialization.load_pem_private_key((keys_dir / f"{stem}.key").read_bytes(), None)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"key material missing in {keys_dir} ({exc.filename}); run 'signflow keys init'"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ConfigError(f"{stem}.key must be an EC or RSA key")
+    return KeyPair(cert, key)
+
+
+def load_pki(keys_dir: Path) -> Pki:
+    pairs = {which: _load(keys_dir, stem) for which, stem in FILES.items()}
+    return Pki(keys_dir=keys_dir, **pairs)
+
+
+def load_root_certificate(keys_dir: Path) -> x509.Certificate | None:
+    path = keys_dir / f"{FILES['root']}.pem"
+    return x509.load_pem_x509_certificate(path.read_bytes()) if path.exists() else None
+
+
+def issue_signer_certificate(
+    pki: Pki, *, name: str, organisation: str, title: str, transaction_id: str, base_url: str,
+) -> KeyPair:
+    """A fresh key and certificate for one signing act; the key is never stored."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "SE")]
+    if organisation:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation[:64]))
+    if title:
+        attrs.append(x509.NameAttribute(NameOID.TITLE, title[:64]))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, name[:64]))
+    b = (
+        _builder(x509.Name(attrs), pki.signer_ca, key.public_key(), SIGNER_CERT_VALIDITY.days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_ku(signing=True), critical=True)
+        .add_extension(_crl_dp(crl_url(base_url, "signer_ca")), critical=False)
+        .add_extension(
+            x509.UnrecognizedExtension(OID_TRANSACTION_ID, _der_utf8(transaction_id)),
+            critical=False,
+        )
+    )
+    return KeyPair(b.sign(pki.signer_ca.key, hashes.SHA256()), key)
+
+
+def _der_utf8(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) >= 128:
+        raise ValueError("transaction id too long")
+    return bytes([0x0C, len(raw)]) + raw
+
+
+def make_crl(ca: KeyPair, *, days: int = 7) -> x509.CertificateRevocationList:
+    """A current, empty CRL of *ca* (signflow never revokes a signing act's certificate)."""
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    return (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now)
+        .next_update(now + timedelta(days=days))
+        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+        .sign(ca.key, hashes.SHA256())
+    )

@@ -1,0 +1,129 @@
+"""Signatures into a prepared PDF: certification, approvals, and the closing seal."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
+from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.stamp import TextStampStyle
+from pyhanko_certvalidator import ValidationContext
+
+from signflow.core.ports import SignerBlock
+from signflow.pdf.keys import asn1_cert
+from signflow.pdf.pki import Pki, make_crl
+from signflow.pdf.prepare import FieldPlacement
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+SEAL_FIELD = "Certifiering"
+
+LABELS = {
+    "sv": ("Namn", "Identifieringsmetod", "Organisation", "Befattning", "Datum och tid",
+           "Transaktions-ID"),
+    "en": ("Name", "Identification method", "Organisation", "Title", "Date and time",
+           "Transaction ID"),
+}
+KEYS = ("name", "method", "organisation", "title", "when", "txid")
+
+
+def swedish_time(moment: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS GMT+01:00`` in Europe/Stockholm, as on the seed's page."""
+    local = moment.astimezone(STOCKHOLM)
+    offset = local.strftime("%z")
+    return local.strftime("%Y-%m-%d %H:%M:%S") + f" GMT{offset[:3]}:{offset[3:]}"
+
+
+def _stamp_style(language: str) -> TextStampStyle:
+    text = "\n".join(f"{label}: %({key})s" for label, key in zip(LABELS[language], KEYS,
+                                                                  strict=True))
+    return TextStampStyle(stamp_text=text, border_width=0)
+
+
+def certify(
+    data: bytes, placements: Sequence[FieldPlacement], *, seal: signers.Signer,
+    timestamper: TimeStamper, reason: str,
+) -> bytes:
+    """Create the empty signer fields and certify the document with the seal.
+
+    DocMDP level 2 (form filling and signing) lets the signers' approvals and
+    the closing validation data follow without breaking the certification.
+    """
+    writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    for p in placements:
+        fields.append_signature_field(
+            writer, SigFieldSpec(sig_field_name=p.field_name, on_page=p.page_index, box=p.box))
+    meta = signers.PdfSignatureMetadata(
+        field_name=SEAL_FIELD, certify=True, docmdp_permissions=MDPPerm.FILL_FORMS,
+        subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256", reason=reason,
+    )
+    out = signers.PdfSigner(meta, seal, timestamper=timestamper).sign_pdf(
+        writer, bytes_reserved=16384)
+    return out.getvalue()
+
+
+def approve(
+    data: bytes, block: SignerBlock, *, signer: signers.Signer, timestamper: TimeStamper,
+    language: str, reason: str,
+) -> bytes:
+    """Fill *block*'s field with the signer's PAdES signature and visible block."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    meta = signers.PdfSignatureMetadata(
+        field_name=block.field_name, subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
+        name=block.name, reason=reason,
+    )
+    params = {
+        "name": block.name, "method": block.method, "organisation": block.organisation or "-",
+        "title": block.title or "-",
+        "when": swedish_time(block.signed_at) if block.signed_at else "",
+        "txid": block.transaction_id,
+    }
+    pdf_signer = signers.PdfSigner(meta, signer, timestamper=timestamper,
+                                   stamp_style=_stamp_style(language))
+    out = pdf_signer.sign_pdf(writer, appearance_text_params=params, bytes_reserved=16384)
+    return out.getvalue()
+
+
+def validation_context(pki: Pki) -> ValidationContext:
+    """Our trust root with fresh CRLs of our CAs, for embedding and checking."""
+    crls = [make_crl(pki.root), make_crl(pki.signer_ca)]
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return ValidationContext(
+        trust_roots=[asn1_cert(pki.root.cert)],
+        other_certs=[asn1_cert(pki.signer_ca.cert), asn1_cert(pki.tsa.cert)],
+        crls=[c.public_bytes(Encoding.DER) for c in crls],
+        allow_fetching=False,
+        revocation_mode="hard-fail",
+    )
+
+
+def seal(data: bytes, *, pki: Pki, timestamper: TimeStamper) -> bytes:
+    """Embed validation data for every signature, then a document timestamp (B-LTA)."""
+    vc = validation_context(pki)
+    reader = PdfFileReader(io.BytesIO(data))
+    certs = [asn1_cert(pki.root.cert), asn1_cert(pki.signer_ca.cert), asn1_cert(pki.tsa.cert)]
+    for sig in reader.embedded_signatures:
+        certs.extend(sig.signed_data["certificates"].native and
+                     [c.chosen for c in sig.signed_data["certificates"]])
+    writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    DocumentSecurityStore.supply_dss_in_writer(
+        writer, None, certs=_unique(certs), crls=list(vc.crls))
+    out = signers.PdfTimeStamper(timestamper).timestamp_pdf(
+        writer, "sha256", validation_context=vc, bytes_reserved=16384)
+    return out.getvalue()
+
+
+def _unique(certs):
+    seen, out = set(), []
+    for c in certs:
+        if c.sha256 not in seen:
+            seen.add(c.sha256)
+            out.append(c)
+    return out
