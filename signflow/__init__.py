@@ -1,0 +1,37 @@
+"""signflow: e-signature rounds for meeting protocols, with an audit trail."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from signflow.config import Settings, ensure_secret_key, load_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, runtime=None) -> Flask:
+    """Wire config, database, adapters, blueprints and error handling."""
+    from signflow.runtime import build_runtime
+    from signflow.web import api, close_db, dev, errors, pages, pki, sign
+
+    settings = ensure_secret_key(settings or load_settings())
+    runtime = runtime or build_runtime(settings)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
+        TESTING=settings.testing,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["signflow"] = runtime
+    app.teardown_appcontext(close_db)
+    for bp in (api.bp, sign.bp, pki.bp, pages.bp):
+        app.register_blueprint(bp)
+    if settings.dev_mode:
+        app.register_blueprint(dev.bp)
+    errors.register(app)
+    if runtime.simulator_app is not None:
+        app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+            app.wsgi_app, {"/bankid-sim": runtime.simulator_app})
+    return app

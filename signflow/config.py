@@ -80,7 +80,8 @@ def _coerce(name: str, raw: str, kind: type) -> object:
         try:
             return int(raw)
         except ValueError:
-            raise ConfigError(f"{PREFIX}{name.upper()} must be a whole number, not {raw!r}") from None
+            raise ConfigError(
+                f"{PREFIX}{name.upper()} must be a whole number, not {raw!r}") from None
     if kind is bool:
         if raw.lower() in ("1", "true", "yes", "on"):
             return True

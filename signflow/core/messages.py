@@ -49,7 +49,8 @@ def invitation(
 
 def completed(lang: str, *, to: str, title: str, link: str) -> Mail:
     subject, body = _COMPLETED[lang]
-    return Mail(to=to, subject=subject.format(title=title), body=body.format(title=title, link=link))
+    return Mail(to=to, subject=subject.format(title=title),
+                body=body.format(title=title, link=link))
 
 
 def declined(lang: str, *, to: str, title: str, name: str, role: str, reason: str) -> Mail:

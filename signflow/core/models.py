@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -85,7 +85,7 @@ class Document(Base):
     round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
     #: ``original``, ``prepared``, ``signed`` or ``final``.
     kind: Mapped[str] = mapped_column(String(20))
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int]
     #: Key in the blob store.
     storage_key: Mapped[str] = mapped_column(String(200))
@@ -161,6 +161,10 @@ class Signer(Base):
     verified_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     #: The open BankID order, while one is running.
     pending_order_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The open order's QR start token and secret (the secret never leaves the server).
+    pending_qr_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pending_qr_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pending_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     decline_reason: Mapped[str] = mapped_column(Text, default="")
     #: When the PAdES signature went into the PDF (after the BankID act).
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -182,6 +186,8 @@ class BankIDEvidence(Base):
     document_sha256: Mapped[str] = mapped_column(String(64))
     #: The ``completionData`` object as JSON.
     completion_json: Mapped[str] = mapped_column(Text)
+    #: Provider's XML signature checked against its root: True/False; None = no root set.
+    signature_verified: Mapped[bool | None] = mapped_column(nullable=True)
     completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -189,10 +195,7 @@ class AuditEvent(Base):
     """One link of a round's hash-chained audit trail. Never updated."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (
-        UniqueConstraint("round_id", "seq"),
-        Index("ix_audit_events_round_seq", "round_id", "seq"),
-    )
+    __table_args__ = (UniqueConstraint("round_id", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"))

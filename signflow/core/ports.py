@@ -49,6 +49,15 @@ class CollectResult:
     hint_code: str = ""
     #: On ``complete``: the provider's completion data, verbatim.
     completion: Mapping[str, Any] = field(default_factory=dict)
+    #: On ``complete``: did the provider's own signature verify against its
+    #: configured root? ``None`` when no root is configured (kept, unverified).
+    signature_valid: bool | None = None
+    #: What the provider's signature says was shown to the person (as sent, base64).
+    signed_visible: str = ""
+    #: What the provider's signature says was signed unseen (as sent, base64).
+    signed_non_visible: str = ""
+    #: Findings when the provider's signature did not verify.
+    signature_problems: tuple[str, ...] = ()
 
     @property
     def user(self) -> Mapping[str, Any]:

@@ -7,6 +7,7 @@ after commit.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -280,6 +281,9 @@ def start_signing(
         return_url=return_url,
     ))
     signer.pending_order_ref = order.order_ref
+    signer.pending_qr_token = order.qr_start_token
+    signer.pending_qr_secret = order.qr_start_secret
+    signer.pending_started_at = svc.clock.now()
     append_event(session, signer.round, EventType.BANKID_STARTED, f"signer:{signer.id}",
                  {"signer": signer.id, "order_ref": order.order_ref})
     return order
@@ -303,25 +307,36 @@ def poll_signing(session: Session, svc: Services, signer: Signer) -> CollectResu
         append_event(session, signer.round, EventType.BANKID_FAILED, f"signer:{signer.id}",
                      {"signer": signer.id, "order_ref": order_ref, "hint_code": result.hint_code})
     elif result.status == "complete":
-        record_signature(session, svc, signer, result)
+        refusal = record_signature(session, svc, signer, result)
+        if refusal:
+            return CollectResult(order_ref=order_ref, status="failed", hint_code=refusal)
     return result
 
 
-def record_signature(session: Session, svc: Services, signer: Signer, result: CollectResult) -> None:
-    """Store the provider's evidence and mark *signer* signed; PDF work follows as a job."""
+def record_signature(
+    session: Session, svc: Services, signer: Signer, result: CollectResult
+) -> str | None:
+    """Store the provider's evidence and mark *signer* signed; PDF work follows as a job.
+
+    Returns ``None`` when recorded (or already recorded for this order), or the
+    refusal code when the completion cannot count: the provider's signature
+    does not cover what we sent, or the wrong person signed.  A refusal is
+    audited and leaves the signer free to try again.
+    """
     round_ = _locked_round(session, signer.round_id)
+    session.refresh(signer)  # another request may have recorded it while we waited
     if signer.status == SignerStatus.SIGNED.value and signer.transaction_id == result.order_ref:
-        return  # a repeated completion of the same order records one signature
+        return None  # a repeated completion of the same order records one signature
     _require_can_sign(signer)
-    user = result.user
-    personal_number = str(user.get("personalNumber", ""))
-    if signer.personal_number and personal_number != signer.personal_number:
+    refusal = _refusal(signer, result)
+    if refusal:
         signer.pending_order_ref = None
-        append_event(session, round_, EventType.BANKID_FAILED, f"signer:{signer.id}",
-                     {"signer": signer.id, "order_ref": result.order_ref,
-                      "hint_code": "personalNumberMismatch"})
-        raise ProviderError("the person who signed is not the expected signer",
-                            code="wrong_person")
+        append_event(session, round_, EventType.BANKID_FAILED, f"signer:{signer.id}", {
+            "signer": signer.id, "order_ref": result.order_ref, "hint_code": refusal,
+            "problems": list(result.signature_problems),
+        })
+        return refusal
+    user = result.user
     now = svc.clock.now()
     transition(signer, SignerStatus.SIGNED)
     signer.signed_at = now
@@ -334,7 +349,7 @@ def record_signature(session: Session, svc: Services, signer: Signer, result: Co
         signer_id=signer.id, order_ref=result.order_ref, provider=svc.identity.method_name,
         document_sha256=round_.document_sha256,
         completion_json=json.dumps(dict(result.completion), sort_keys=True),
-        completed_at=now,
+        signature_verified=result.signature_valid, completed_at=now,
     ))
     append_event(session, round_, EventType.SIGNER_SIGNED, f"signer:{signer.id}", {
         "signer": signer.id, "name": signer.verified_name, "order_ref": result.order_ref,
@@ -347,6 +362,21 @@ def record_signature(session: Session, svc: Services, signer: Signer, result: Co
             invite(session, svc, nxt, actor=SYSTEM)
     round_id = round_.id
     after_commit(session, lambda: svc.jobs.enqueue("apply_signatures", round_id))
+    return None
+
+
+def _refusal(signer: Signer, result: CollectResult) -> str | None:
+    """Why a completion cannot count as *signer*'s signature, or ``None``."""
+    if result.signature_valid is not None:
+        sent_visible = base64.b64encode(visible_text(signer).encode("utf-8")).decode()
+        sent_hidden = base64.b64encode(bytes.fromhex(signer.round.document_sha256)).decode()
+        if (not result.signature_valid or result.signed_visible != sent_visible
+                or result.signed_non_visible != sent_hidden):
+            return "evidenceMismatch"
+    personal_number = str(result.user.get("personalNumber", ""))
+    if signer.personal_number and personal_number != signer.personal_number:
+        return "personalNumberMismatch"
+    return None
 
 
 def _locked_round(session: Session, round_id: str) -> Round:
@@ -365,6 +395,7 @@ def evidence_for(session: Session, signer: Signer) -> dict[str, Any]:
         "provider": ev.provider, "order_ref": ev.order_ref,
         "document_sha256": ev.document_sha256,
         "completed_at": ev.completed_at.isoformat(),
+        "signature_verified": ev.signature_verified,
         "completion": json.loads(ev.completion_json),
     }
 
@@ -417,6 +448,7 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     """The signer refuses; the round ends as declined and the secretariat is told."""
     reason = (reason or "").strip()[:2000]
     round_ = _locked_round(session, signer.round_id)
+    session.refresh(signer)
     _require_can_sign(signer)
     if signer.pending_order_ref:
         _cancel_order(svc, signer.pending_order_ref)

@@ -33,9 +33,10 @@ class SignerStatus(enum.StrEnum):
 
 TRANSITIONS: dict[type[enum.Enum], dict[enum.Enum, frozenset[enum.Enum]]] = {
     RoundStatus: {
-        RoundStatus.PENDING: frozenset(
-            {RoundStatus.COMPLETED, RoundStatus.DECLINED, RoundStatus.CANCELLED, RoundStatus.EXPIRED}
-        ),
+        RoundStatus.PENDING: frozenset({
+            RoundStatus.COMPLETED, RoundStatus.DECLINED, RoundStatus.CANCELLED,
+            RoundStatus.EXPIRED,
+        }),
         RoundStatus.COMPLETED: frozenset(),
         RoundStatus.DECLINED: frozenset(),
         RoundStatus.CANCELLED: frozenset(),

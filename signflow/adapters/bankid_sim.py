@@ -1,0 +1,373 @@
+"""A BankID RP API v6 simulator: the same endpoints, status codes and error
+bodies as BankID's test and production servers, with controllable people.
+
+Served by ``signflow bankid-simulator`` (own port, optional TLS) or used
+in-process by default.  Tests and demos complete orders through ``/sim/…``;
+a person uses the phone page at ``/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
+from flask import Flask, jsonify, render_template, request
+
+from signflow.adapters.bankid_xml import build_signature
+from signflow.core.people import normalize_personal_number
+from signflow.errors import InvalidInput
+from signflow.pdf.pki import KeyPair
+
+#: How long an order may stay pending before it fails (BankID: 3 minutes).
+ORDER_TIMEOUT = 180.0
+#: How long a finished order can still be collected.
+FINISHED_TTL = 180.0
+
+
+@dataclass(frozen=True)
+class Persona:
+    personal_number: str
+    given_name: str
+    surname: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.given_name} {self.surname}"
+
+
+#: Test people (valid personnummer of the kind BankID's test environment uses).
+PERSONAS = (
+    Persona("198001012387", "Mikael", "Johansson"),
+    Persona("197507152390", "Ardiana", "Demjaha"),
+    Persona("196911302385", "Carina", "Leffler"),
+)
+
+
+@dataclass
+class Order:
+    order_ref: str
+    kind: str
+    end_user_ip: str
+    visible_b64: str
+    non_visible_b64: str
+    personal_number: str
+    qr_start_token: str
+    qr_start_secret: str
+    auto_start_token: str
+    created: float
+    status: str = "pending"
+    hint: str = "outstandingTransaction"
+    opened: bool = False
+    finished: float = 0.0
+    completion: dict[str, Any] = field(default_factory=dict)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, details: str) -> None:
+        super().__init__(details)
+        self.status, self.code, self.details = status, code, details
+
+
+class Simulator:
+    """The simulator's state; thread-safe."""
+
+    def __init__(self, ca: KeyPair, *, clock=time.monotonic) -> None:
+        self.ca = ca
+        self.clock = clock
+        self.orders: dict[str, Order] = {}
+        self._lock = threading.Lock()
+        self._user_keys: dict[str, tuple[ec.EllipticCurvePrivateKey, x509.Certificate]] = {}
+
+    # --- RP API -------------------------------------------------------------
+    def start(self, kind: str, body: dict[str, Any]) -> dict[str, str]:
+        ip = body.get("endUserIp")
+        if not isinstance(ip, str) or not _is_ip(ip):
+            raise ApiError(400, "invalidParameters", "Invalid endUserIp.")
+        visible = _b64_field(body, "userVisibleData", 40_000, required=(kind == "sign"))
+        non_visible = _b64_field(body, "userNonVisibleData", 200_000, required=False)
+        fmt = body.get("userVisibleDataFormat")
+        if fmt not in (None, "simpleMarkdownV1"):
+            raise ApiError(400, "invalidParameters", "Invalid userVisibleDataFormat.")
+        requirement = body.get("requirement") or {}
+        if not isinstance(requirement, dict):
+            raise ApiError(400, "invalidParameters", "Invalid requirement.")
+        pnr = requirement.get("personalNumber", "")
+        if pnr:
+            try:
+                pnr = normalize_personal_number(str(pnr))
+            except InvalidInput:
+                raise ApiError(400, "invalidParameters", "Invalid personalNumber.") from None
+        with self._lock:
+            self._expire()
+            if pnr:
+                clash = [o for o in self.orders.values()
+                         if o.status == "pending" and o.personal_number == pnr]
+                if clash:
+                    for o in clash:
+                        self._fail(o, "cancelled")
+                    raise ApiError(400, "alreadyInProgress",
+                                   "Order already in progress for pno.")
+            order = Order(
+                order_ref=str(uuid.uuid4()), kind=kind, end_user_ip=ip, visible_b64=visible,
+                non_visible_b64=non_visible, personal_number=pnr,
+                qr_start_token=str(uuid.uuid4()), qr_start_secret=str(uuid.uuid4()),
+                auto_start_token=str(uuid.uuid4()), created=self.clock(),
+            )
+            self.orders[order.order_ref] = order
+        return {"orderRef": order.order_ref, "autoStartToken": order.auto_start_token,
+                "qrStartToken": order.qr_start_token, "qrStartSecret": order.qr_start_secret}
+
+    def collect(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._expire()
+            order = self._order(body)
+            out: dict[str, Any] = {"orderRef": order.order_ref, "status": order.status}
+            if order.status == "complete":
+                out["completionData"] = order.completion
+            else:
+                out["hintCode"] = order.hint
+            return out
+
+    def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            order = self._order(body)
+            if order.status == "pending":
+                self._fail(order, "cancelled")
+        return {}
+
+    def _order(self, body: dict[str, Any]) -> Order:
+        ref = body.get("orderRef")
+        order = self.orders.get(ref) if isinstance(ref, str) else None
+        if order is None:
+            raise ApiError(400, "invalidParameters", "No such order.")
+        return order
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for ref, o in list(self.orders.items()):
+            if o.status == "pending" and now - o.created > ORDER_TIMEOUT:
+                self._fail(o, "expiredTransaction" if o.opened else "startFailed")
+            elif o.status != "pending" and now - o.finished > FINISHED_TTL:
+                del self.orders[ref]
+
+    def _fail(self, order: Order, hint: str) -> None:
+        order.status, order.hint, order.finished = "failed", hint, self.clock()
+
+    # --- the person's side (phone page and test API) -------------------------
+    def open_orders(self) -> list[Order]:
+        with self._lock:
+            self._expire()
+            return [o for o in self.orders.values() if o.status == "pending"]
+
+    def open(self, order_ref: str) -> None:
+        with self._lock:
+            order = self._pending(order_ref)
+            order.opened, order.hint = True, "userSign"
+
+    def user_cancel(self, order_ref: str) -> None:
+        with self._lock:
+            self._fail(self._pending(order_ref), "userCancel")
+
+    def approve(self, order_ref: str, persona: Persona | None = None) -> None:
+        with self._lock:
+            order = self._pending(order_ref)
+            if persona is None:
+                persona = _persona_for(order.personal_number)
+            if order.personal_number and persona.personal_number != order.personal_number:
+                raise ApiError(409, "wrongPerson",
+                               "The order requires another personal number.")
+            order.completion = self._completion(order, persona)
+            order.status, order.hint, order.finished = "complete", "", self.clock()
+
+    def _pending(self, order_ref: str) -> Order:
+        self._expire()
+        order = self.orders.get(order_ref)
+        if order is None or order.status != "pending":
+            raise ApiError(404, "notFound", "No pending order with that reference.")
+        return order
+
+    def _completion(self, order: Order, persona: Persona) -> dict[str, Any]:
+        key, cert = self._user(persona)
+        xml = build_signature(visible_b64=order.visible_b64,
+                              non_visible_b64=order.non_visible_b64, key=key,
+                              chain=[cert, self.ca.cert],
+                              func="Signing" if order.kind == "sign" else "Identification")
+        return {
+            "user": {"personalNumber": persona.personal_number, "name": persona.name,
+                     "givenName": persona.given_name, "surname": persona.surname},
+            "device": {"ipAddress": order.end_user_ip,
+                       "uhi": base64.b64encode(hashlib.sha256(
+                           persona.personal_number.encode()).digest()[:18]).decode()},
+            "bankIdIssueDate": "2024-01-15",
+            "stepUp": {"mrtd": False},
+            "signature": base64.b64encode(xml).decode(),
+            "ocspResponse": base64.b64encode(self._ocsp(cert)).decode(),
+        }
+
+    def _user(self, persona: Persona) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        if persona.personal_number not in self._user_keys:
+            key = ec.generate_private_key(ec.SECP256R1())
+            now = datetime.now(UTC) - timedelta(minutes=5)
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(x509.Name([
+                    x509.NameAttribute(NameOID.COUNTRY_NAME, "SE"),
+                    x509.NameAttribute(NameOID.SURNAME, persona.surname),
+                    x509.NameAttribute(NameOID.GIVEN_NAME, persona.given_name),
+                    x509.NameAttribute(NameOID.SERIAL_NUMBER, persona.personal_number),
+                    x509.NameAttribute(NameOID.COMMON_NAME, persona.name),
+                ]))
+                .issuer_name(self.ca.cert.subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now)
+                .not_valid_after(now + timedelta(days=365))
+                .sign(self.ca.key, hashes.SHA256())
+            )
+            self._user_keys[persona.personal_number] = (key, cert)
+        return self._user_keys[persona.personal_number]
+
+    def _ocsp(self, cert: x509.Certificate) -> bytes:
+        now = datetime.now(UTC)
+        resp = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(cert=cert, issuer=self.ca.cert, algorithm=hashes.SHA256(),
+                          cert_status=ocsp.OCSPCertStatus.GOOD, this_update=now,
+                          next_update=None, revocation_time=None, revocation_reason=None)
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.ca.cert)
+            .sign(self.ca.key, hashes.SHA256())
+        )
+        return resp.public_bytes(serialization.Encoding.DER)
+
+
+def qr_data(qr_start_token: str, qr_start_secret: str, seconds: int) -> str:
+    """BankID's animated QR payload for *seconds* since the order started."""
+    code = hmac.new(qr_start_secret.encode(), str(seconds).encode(), hashlib.sha256).hexdigest()
+    return f"bankid.{qr_start_token}.{seconds}.{code}"
+
+
+def _persona_for(personal_number: str) -> Persona:
+    for p in PERSONAS:
+        if p.personal_number == personal_number:
+            return p
+    if personal_number:
+        return Persona(personal_number, "Test", "Person")
+    return PERSONAS[0]
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _b64_field(body: dict[str, Any], key: str, limit: int, *, required: bool) -> str:
+    value = body.get(key)
+    if value is None or value == "":
+        if required:
+            raise ApiError(400, "invalidParameters", f"Missing {key}.")
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise ApiError(400, "invalidParameters", f"Invalid {key}.")
+    try:
+        base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ApiError(400, "invalidParameters", f"Invalid {key}.") from None
+    return value
+
+
+def create_simulator_app(sim: Simulator) -> Flask:
+    """The simulator as a WSGI app (RP API, test API, phone page)."""
+    app = Flask(__name__, template_folder=str(Path(__file__).parent.parent / "templates"))
+
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError):
+        return jsonify(errorCode=err.code, details=err.details), err.status
+
+    def _json() -> dict[str, Any]:
+        if request.headers.get("Content-Type", "") != "application/json":
+            raise ApiError(415, "unsupportedMediaType",
+                           "Content-Type must be application/json without parameters.")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalidParameters", "Body must be a JSON object.")
+        return body
+
+    @app.post("/rp/v6.0/<endpoint>")
+    def rp(endpoint: str):
+        body = _json()
+        if endpoint in ("sign", "auth"):
+            return jsonify(sim.start(endpoint, body))
+        if endpoint == "collect":
+            return jsonify(sim.collect(body))
+        if endpoint == "cancel":
+            return jsonify(sim.cancel(body))
+        raise ApiError(404, "notFound", "No such endpoint.")
+
+    @app.get("/sim/orders")
+    def orders():
+        return jsonify(orders=[{"orderRef": o.order_ref, "kind": o.kind,
+                                "personalNumber": o.personal_number, "hintCode": o.hint,
+                                "qrStartToken": o.qr_start_token}
+                               for o in sim.open_orders()])
+
+    @app.post("/sim/orders/<ref>/<action>")
+    def act(ref: str, action: str):
+        body = request.get_json(silent=True) or request.form.to_dict() or {}
+        if action == "open":
+            sim.open(ref)
+        elif action == "cancel":
+            sim.user_cancel(ref)
+        elif action == "approve":
+            sim.approve(ref, _persona_from(body))
+        else:
+            raise ApiError(404, "notFound", "No such action.")
+        if request.form:
+            return ("", 303, {"Location": (request.script_root or "") + "/"})
+        return jsonify(ok=True)
+
+    @app.get("/")
+    def phone():
+        shown = []
+        for o in sim.open_orders():
+            text = base64.b64decode(o.visible_b64).decode("utf-8", "replace") if o.visible_b64 \
+                else "(inloggning)"
+            shown.append({"order_ref": o.order_ref, "text": text,
+                          "personal_number": o.personal_number})
+        return render_template(
+            "bankid_phone.html", orders=shown, personas=PERSONAS, prefix=request.script_root,
+            known={p.personal_number for p in PERSONAS})
+
+    return app
+
+
+def _persona_from(body: dict[str, Any]) -> Persona | None:
+    pnr = body.get("personalNumber")
+    if not pnr:
+        return None
+    try:
+        pnr = normalize_personal_number(str(pnr))
+    except InvalidInput:
+        raise ApiError(400, "invalidParameters", "Invalid personalNumber.") from None
+    base = _persona_for(pnr)
+    given = str(body.get("givenName") or base.given_name)
+    surname = str(body.get("surname") or base.surname)
+    return Persona(pnr, given, surname)
+
+

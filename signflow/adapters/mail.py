@@ -1,0 +1,85 @@
+"""Mailers: SMTP for production, a browsable file outbox for development."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from signflow.core.models import new_id, utcnow
+from signflow.core.ports import Mail
+from signflow.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _message(mail: Mail, sender: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = mail.to
+    msg["Subject"] = mail.subject
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Message-ID"] = email.utils.make_msgid(domain="signflow")
+    msg.set_content(mail.body)
+    return msg
+
+
+class OutboxMailer:
+    """Writes each mail as JSON into ``<data_dir>/outbox``; shown at ``/dev/outbox``."""
+
+    def __init__(self, directory: Path, sender: str) -> None:
+        self.directory = directory
+        self.sender = sender
+
+    def send(self, mail: Mail) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        record = {"from": self.sender, "to": mail.to, "subject": mail.subject,
+                  "body": mail.body, "at": utcnow().isoformat()}
+        name = f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{new_id()[:8]}.json"
+        tmp = self.directory / f".{name}"
+        tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.rename(self.directory / name)
+        log.info("mail to outbox: %s", mail.subject)
+
+    def messages(self) -> list[dict[str, str]]:
+        if not self.directory.exists():
+            return []
+        return [json.loads(p.read_text(encoding="utf-8"))
+                for p in sorted(self.directory.glob("*.json"))]
+
+
+class SmtpMailer:
+    """Sends through ``smtp://[user:pass@]host:port`` (STARTTLS when offered) or ``smtps://``."""
+
+    def __init__(self, url: str, sender: str, timeout: float = 20.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError("SIGNFLOW_SMTP_URL must look like smtp://host:port or smtps://…")
+        self.tls = parts.scheme == "smtps"
+        self.host = parts.hostname
+        self.port = parts.port or (465 if self.tls else 25)
+        self.user = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.sender = sender
+        self.timeout = timeout
+
+    def send(self, mail: Mail) -> None:
+        msg = _message(mail, self.sender)
+        context = ssl.create_default_context()
+        if self.tls:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                                 context=context)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with smtp:
+            if not self.tls and smtp.has_extn("starttls"):
+                smtp.starttls(context=context)
+            if self.user:
+                smtp.login(self.user, self.password or "")
+            smtp.send_message(msg)
+        log.info("mail sent via SMTP: %s", mail.subject)

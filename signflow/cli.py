@@ -1,0 +1,253 @@
+"""The ``signflow`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from signflow.config import Settings, ensure_secret_key, load_settings
+from signflow.errors import SignflowError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _settings() -> Settings:
+    return ensure_secret_key(load_settings())
+
+
+def cmd_keys_init(args, settings: Settings) -> int:
+    from signflow.pdf.pki import init_keys
+
+    made = init_keys(settings.keys_dir, settings.base_url)
+    print(f"{'created' if made else 'kept existing'} keys in {settings.keys_dir}")
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args, settings: Settings) -> int:
+    from signflow.migrate import upgrade
+
+    upgrade(settings)
+    print("database at the latest schema")
+    return EXIT_OK
+
+
+def cmd_users_add(args, settings: Settings) -> int:
+    from signflow.core.accounts import add_user, issue_token
+    from signflow.db import make_engine, make_session_factory, session_scope
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            user = add_user(session, args.email, args.role, name=args.name or "",
+                            organisation=args.organisation or "Default")
+            token = issue_token(session, user, settings.api_token_days)
+    finally:
+        engine.dispose()
+    print(f"added {user.email} ({user.role}) to {args.organisation or 'Default'}")
+    print(token)
+    return EXIT_OK
+
+
+def _ensure_dev_user(settings: Settings) -> None:
+    """On a fresh dev install, make a secretariat user and show its token once."""
+    from sqlalchemy import func, select
+
+    from signflow.core.accounts import add_user, issue_token
+    from signflow.core.models import User
+    from signflow.db import make_engine, make_session_factory, session_scope
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            if session.scalar(select(func.count()).select_from(User)):
+                return
+            user = add_user(session, "sekretariatet@example.se", "secretariat",
+                            name="Sekretariatet", organisation="Dev")
+            token = issue_token(session, user, settings.api_token_days)
+    finally:
+        engine.dispose()
+    path = settings.data_dir / "dev-token"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    print(f"dev secretariat user sekretariatet@example.se; API token saved in {path}")
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    from signflow import create_app
+    from signflow.migrate import upgrade
+    from signflow.pdf.pki import init_keys
+
+    if init_keys(settings.keys_dir, settings.base_url):
+        print(f"made a development PKI in {settings.keys_dir}")
+    upgrade(settings)
+    if settings.dev_mode:
+        _ensure_dev_user(settings)
+    app = create_app(settings)
+    print(f"signflow on http://{args.host}:{args.port}  (dev outbox: /dev/outbox, "
+          "BankID simulator: /bankid-sim/)")
+    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    return EXIT_OK
+
+
+def cmd_worker(args, settings: Settings) -> int:
+    if not settings.redis_url:
+        print("signflow worker needs SIGNFLOW_REDIS_URL", file=sys.stderr)
+        return EXIT_USAGE
+    from redis import Redis
+    from rq import Queue, Worker
+
+    from signflow.runtime import worker_runtime
+
+    worker_runtime()  # fail now, not on the first job, if keys or database are wrong
+    conn = Redis.from_url(settings.redis_url)
+    worker = Worker([Queue(settings.rq_queue, connection=conn)], connection=conn)
+    worker.work(burst=args.burst, with_scheduler=True)
+    return EXIT_OK
+
+
+def cmd_verify(args, settings: Settings) -> int:
+    from cryptography import x509
+
+    from signflow.pdf.pki import load_root_certificate
+    from signflow.pdf.verify import verify_pdf
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    roots = []
+    root = load_root_certificate(settings.keys_dir)
+    if root is not None:
+        roots.append(root)
+    for pem in args.trust or []:
+        roots.extend(x509.load_pem_x509_certificates(Path(pem).read_bytes()))
+    try:
+        report = verify_pdf(data, roots)
+    except SignflowError as exc:
+        if args.json:
+            print(json.dumps({"valid": False, "error": {"code": exc.code,
+                                                        "message": exc.message}}))
+        else:
+            print(f"unusable input: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        _print_report(report)
+    return EXIT_OK if report.valid else EXIT_FAIL
+
+
+def _print_report(report) -> None:
+    for s in report.signatures:
+        mark = "OK " if s.valid else "BAD"
+        when = s.timestamp_time or s.signing_time or "?"
+        tx = f"  Transaktions-ID {s.transaction_id}" if s.transaction_id else ""
+        print(f"[{mark}] {s.field} ({s.kind}) {s.signer}  {when}{tx}")
+        print(f"      intact={s.intact} trusted={s.trusted} "
+              f"changes-after={s.modification_level}")
+        for p in s.problems:
+            print(f"      - {p}")
+    for p in report.problems:
+        print(f"- {p}")
+    print("VALID" if report.valid else "NOT VALID")
+
+
+def cmd_audit_verify(args, settings: Settings) -> int:
+    from signflow.core.audit import round_events, verify_chain
+    from signflow.core.models import Round
+    from signflow.db import make_engine, make_session_factory, session_scope
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            if session.get(Round, args.round_id) is None:
+                print(f"no round {args.round_id}", file=sys.stderr)
+                return EXIT_USAGE
+            report = verify_chain(round_events(session, args.round_id))
+    finally:
+        engine.dispose()
+    for p in report.problems:
+        print(f"- {p}")
+    print(f"{report.count} events, head {report.head}: "
+          f"{'intact' if report.intact else 'BROKEN'}")
+    return EXIT_OK if report.intact else EXIT_FAIL
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    from signflow.demo import run_demo
+
+    run_demo(Path(args.out), keys_dir=settings.keys_dir)
+    return EXIT_OK
+
+
+def cmd_bankid_simulator(args, settings: Settings) -> int:
+    from werkzeug.serving import run_simple
+
+    from signflow.adapters.bankid_sim import Simulator, create_simulator_app
+    from signflow.pdf.pki import init_keys, load_pki
+
+    init_keys(settings.keys_dir, settings.base_url)
+    app = create_simulator_app(Simulator(load_pki(settings.keys_dir).bankid_sim))
+    print(f"BankID simulator (RP API v6) on http://{args.host}:{args.port}/rp/v6.0/")
+    run_simple(args.host, args.port, app, threaded=True)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="signflow", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="development server on embedded defaults")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=5000)
+    s.set_defaults(func=cmd_serve)
+    s = sub.add_parser("worker", help="RQ worker (needs SIGNFLOW_REDIS_URL)")
+    s.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    s.set_defaults(func=cmd_worker)
+    db = sub.add_parser("db").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="Alembic migrations to head").set_defaults(func=cmd_db_upgrade)
+    keys = sub.add_parser("keys").add_subparsers(dest="keys_command", required=True)
+    keys.add_parser("init", help="development PKI; idempotent").set_defaults(func=cmd_keys_init)
+    users = sub.add_parser("users").add_subparsers(dest="users_command", required=True)
+    s = users.add_parser("add", help="add a user; prints its API token last")
+    s.add_argument("email")
+    s.add_argument("--role", required=True, choices=["secretariat", "auditor", "admin"])
+    s.add_argument("--name")
+    s.add_argument("--organisation")
+    s.set_defaults(func=cmd_users_add)
+    s = sub.add_parser("verify", help="verify a signed PDF offline")
+    s.add_argument("file")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--trust", action="append", help="extra trusted root (PEM)")
+    s.set_defaults(func=cmd_verify)
+    audit = sub.add_parser("audit").add_subparsers(dest="audit_command", required=True)
+    s = audit.add_parser("verify", help="re-check a round's hash chain")
+    s.add_argument("round_id")
+    s.set_defaults(func=cmd_audit_verify)
+    s = sub.add_parser("demo", help="one whole round with simulator signers")
+    s.add_argument("--out", default="signflow-demo.pdf")
+    s.set_defaults(func=cmd_demo)
+    s = sub.add_parser("bankid-simulator", help="the BankID simulator on its own")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=5001)
+    s.set_defaults(func=cmd_bankid_simulator)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args, _settings())
+    except SignflowError as exc:
+        print(f"signflow: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

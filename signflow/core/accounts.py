@@ -1,0 +1,57 @@
+"""Organisations, users and their API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from signflow.core.models import ApiToken, Organisation, User, utcnow
+from signflow.errors import InvalidInput
+
+ROLES = ("secretariat", "auditor", "admin")
+
+
+def hash_api_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def add_user(
+    session: Session, email: str, role: str, *, name: str = "", organisation: str = "Default",
+) -> User:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise InvalidInput(f"{email!r} is not an e-mail address", field="email")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    if session.scalar(select(User).where(User.email == email)) is not None:
+        raise InvalidInput(f"a user {email} exists already", field="email")
+    org_name = organisation.strip() or "Default"
+    org = session.scalar(select(Organisation).where(Organisation.name == org_name))
+    if org is None:
+        org = Organisation(name=org_name)
+        session.add(org)
+        session.flush()
+    user = User(email=email, role=role, name=name.strip(), organisation_id=org.id)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def issue_token(session: Session, user: User, days: int) -> str:
+    """A new random API token (256 bits); only its hash is stored."""
+    token = "sf_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, token_hash=hash_api_token(token),
+                         expires_at=utcnow() + timedelta(days=days)))
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_api_token(token)))
+    if row is None or row.revoked_at is not None or row.expires_at < utcnow():
+        return None
+    return row.user

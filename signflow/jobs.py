@@ -1,0 +1,22 @@
+"""Background jobs: ids in, reload, re-check state, call one use case.
+
+Each job is idempotent (see the use cases), so RQ's retries are harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from signflow.core import rounds
+
+#: Job name → use case taking (session, services, *ids).
+JOBS: dict[str, Callable[..., None]] = {
+    "apply_signatures": rounds.apply_signatures,
+}
+
+
+def run(job: str, *args: str) -> None:
+    """RQ entry point: runs *job* in this worker's runtime."""
+    from signflow.runtime import run_job, worker_runtime
+
+    run_job(worker_runtime(), job, args)

@@ -1,0 +1,162 @@
+"""The JSON API for the secretariat, auditors and integrators (/api/v1)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from flask import Blueprint, Response, g, jsonify, request, send_file
+from sqlalchemy import select
+
+from signflow.core import rounds
+from signflow.core.audit import round_events, verify_chain
+from signflow.core.models import Document, Round, Signer
+from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
+from signflow.pdf.verify import verify_pdf
+from signflow.web import db, runtime
+from signflow.web.auth import require
+from signflow.web.serialize import round_dict
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+READERS = ("secretariat", "auditor", "admin")
+
+
+def _upload(field: str = "document") -> bytes:
+    file = request.files.get(field)
+    if file is None:
+        raise InvalidInput(f"multipart field '{field}' (the PDF) is required", field=field)
+    limit = runtime().settings.max_upload_bytes
+    data = file.stream.read(limit + 1)
+    if len(data) > limit:
+        raise UnsupportedDocument(f"the file is larger than {limit // (1024 * 1024)} MB",
+                                  code="too_large")
+    if not data:
+        raise UnsupportedDocument("the file is empty", code="not_pdf")
+    return data
+
+
+@bp.post("/rounds")
+@require("secretariat", "admin")
+def create_round():
+    raw = request.form.get("round")
+    if raw is None:
+        raise InvalidInput("multipart field 'round' (JSON) is required", field="round")
+    try:
+        spec = rounds.parse_round_spec(json.loads(raw))
+    except json.JSONDecodeError:
+        raise InvalidInput("round is not valid JSON", field="round") from None
+    pdf = _upload()
+    session = db()
+    round_ = rounds.start_round(session, runtime().services, g.user, spec, pdf)
+    session.commit()
+    return jsonify(round_dict(round_)), 201, {"Location": f"/api/v1/rounds/{round_.id}"}
+
+
+@bp.get("/rounds")
+@require(*READERS)
+def list_rounds():
+    rows = db().scalars(select(Round).where(Round.organisation_id == g.user.organisation_id)
+                        .order_by(Round.created_at.desc()).limit(500))
+    return jsonify(rounds=[round_dict(r) for r in rows])
+
+
+@bp.get("/rounds/<round_id>")
+@require(*READERS)
+def get_round(round_id: str):
+    return jsonify(round_dict(rounds.visible_round(db(), g.user, round_id)))
+
+
+@bp.get("/rounds/<round_id>/document")
+@require(*READERS)
+def get_document(round_id: str):
+    round_ = rounds.visible_round(db(), g.user, round_id)
+    doc = round_.current_document
+    if doc is None:
+        raise NotFound("the round has no document")
+    data = runtime().services.blobs.get(doc.storage_key)
+    suffix = "signerad" if round_.status == "completed" else doc.kind
+    return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"{round_.id}-{suffix}.pdf", etag=doc.sha256)
+
+
+@bp.get("/rounds/<round_id>/audit")
+@require(*READERS)
+def get_audit(round_id: str):
+    round_ = rounds.visible_round(db(), g.user, round_id)
+    events = round_events(db(), round_.id)
+    report = verify_chain(events)
+    return jsonify(events=events, head=report.head, intact=report.intact)
+
+
+@bp.get("/rounds/<round_id>/evidence")
+@require(*READERS)
+def get_evidence(round_id: str):
+    session = db()
+    round_ = rounds.visible_round(session, g.user, round_id)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        doc = round_.current_document
+        if doc is not None:
+            zf.writestr(f"{round_.id}.pdf", runtime().services.blobs.get(doc.storage_key))
+        events = round_events(session, round_.id)
+        zf.writestr("audit.json", json.dumps(
+            {"round": round_dict(round_), "events": events,
+             "head": verify_chain(events).head}, ensure_ascii=False, indent=1))
+        for signer in round_.signers:
+            evidence = rounds.evidence_for(session, signer)
+            if evidence:
+                zf.writestr(f"bankid/{signer.position}-{signer.id}.json",
+                            json.dumps(evidence, ensure_ascii=False, indent=1))
+    return Response(buf.getvalue(), mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{round_.id}-evidence.zip"'})
+
+
+@bp.post("/rounds/<round_id>/remind")
+@require("secretariat", "admin")
+def remind(round_id: str):
+    session = db()
+    reminded = rounds.remind(session, runtime().services, g.user, round_id)
+    session.commit()
+    return jsonify(reminded=[s.id for s in reminded])
+
+
+@bp.post("/rounds/<round_id>/cancel")
+@require("secretariat", "admin")
+def cancel(round_id: str):
+    session = db()
+    round_ = rounds.cancel(session, runtime().services, g.user, round_id)
+    session.commit()
+    return jsonify(round_dict(round_))
+
+
+@bp.post("/verify")
+def verify():
+    data = _upload()
+    report = verify_pdf(data, runtime().trust_anchors())
+    body = report.to_dict()
+    doc = db().scalar(select(Document).where(Document.sha256 == report.sha256).limit(1))
+    if doc is not None:
+        round_ = db().get(Round, doc.round_id)
+        if round_ is not None:
+            body["round"] = _cross_check(round_, report)
+    return jsonify(body)
+
+
+def _cross_check(round_: Round, report) -> dict:
+    """Compare a file we issued with our records (signers, transaction ids)."""
+    in_pdf = {s.transaction_id for s in report.signatures if s.transaction_id}
+    signed: list[Signer] = [s for s in round_.signers if s.status == "signed"]
+    missing = [s.id for s in signed if s.transaction_id not in in_pdf]
+    return {"id": round_.id, "title": round_.title, "status": round_.status,
+            "signers_required": len(round_.signers), "signers_in_document": len(in_pdf),
+            "transaction_ids_match": not missing,
+            "chain_intact": verify_chain(round_events(db(), round_.id)).intact}
+
+
+@bp.get("/trust-anchors")
+def trust_anchors():
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    pem = b"".join(c.public_bytes(Encoding.PEM) for c in runtime().trust_anchors())
+    return Response(pem, mimetype="application/x-pem-file")

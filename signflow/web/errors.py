@@ -1,0 +1,74 @@
+"""Errors as JSON (API) or plain pages, with the status each error class means."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from signflow.errors import (
+    ConfigError,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    ProviderError,
+    SignflowError,
+    Unauthorized,
+    UnsupportedDocument,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS = [
+    (UnsupportedDocument, 422),
+    (InvalidInput, 400),
+    (NotFound, 404),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (IllegalTransition, 409),
+    (ProviderError, 502),
+    (ConfigError, 500),
+]
+UNSUPPORTED_STATUS = {"not_pdf": 415, "too_large": 413}
+
+
+def status_of(err: SignflowError) -> int:
+    if isinstance(err, UnsupportedDocument) and err.code in UNSUPPORTED_STATUS:
+        return UNSUPPORTED_STATUS[err.code]
+    if isinstance(err, ProviderError) and err.code == "bankid_unreachable":
+        return 503
+    for cls, status in STATUS:
+        if isinstance(err, cls):
+            return status
+    return 400
+
+
+def error_body(code: str, message: str, **extra: object):
+    body: dict[str, object] = {"code": code, "message": message}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return jsonify(error=body)
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(SignflowError)
+    def _signflow_error(err: SignflowError):
+        status = status_of(err)
+        if status >= 500:
+            log.error("%s: %s", type(err).__name__, err.message)
+        extra = {k: v for k, v in err.fields.items() if isinstance(v, str | int | list)}
+        return error_body(err.code, err.message, **extra), status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        code = (err.name or "error").lower().replace(" ", "_")
+        if request.path.startswith(("/api/", "/sign/")) or request.is_json:
+            resp = error_body(code, err.description or err.name)
+            return resp, err.code or 400
+        return err
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_body("internal_error", "something went wrong on our side"), 500

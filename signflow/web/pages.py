@@ -1,0 +1,31 @@
+"""Public pages: the start page and browser verification."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from signflow.errors import InvalidInput
+from signflow.pdf.verify import verify_pdf
+from signflow.web import runtime
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index():
+    return render_template("index.html", dev=runtime().settings.dev_mode)
+
+
+@bp.post("/verify")
+def verify():
+    file = request.files.get("document")
+    if file is None:
+        raise InvalidInput("choose a PDF file")
+    data = file.stream.read(runtime().settings.max_upload_bytes + 1)
+    report = verify_pdf(data, runtime().trust_anchors())
+    return render_template("verify.html", report=report)
+
+
+@bp.get("/healthz")
+def healthz():
+    return {"ok": True}

@@ -1,0 +1,56 @@
+"""Published PKI material: CA certificates, CRLs, and the development TSA."""
+
+from __future__ import annotations
+
+from asn1crypto import tsp
+from cryptography.hazmat.primitives.serialization import Encoding
+from flask import Blueprint, Response, request
+
+from signflow.errors import InvalidInput, NotFound
+from signflow.pdf.keys import dev_timestamper
+from signflow.pdf.pki import FILES, make_crl
+from signflow.web import runtime
+
+bp = Blueprint("pki", __name__)
+PUBLISHED = {"root", "signer_ca", "seal", "tsa"}
+
+
+def _pair(stem: str):
+    pki = runtime().pki
+    for which, name in FILES.items():
+        if name == stem and which in PUBLISHED:
+            return getattr(pki, which)
+    raise NotFound("no such certificate")
+
+
+@bp.get("/pki/<stem>.crl")
+def crl(stem: str):
+    if stem not in (FILES["root"], FILES["signer_ca"]):
+        raise NotFound("no such CRL")
+    der = make_crl(_pair(stem)).public_bytes(Encoding.DER)
+    return Response(der, mimetype="application/pkix-crl",
+                    headers={"Cache-Control": "public, max-age=3600"})
+
+
+@bp.get("/pki/<stem>.pem")
+def certificate(stem: str):
+    return Response(_pair(stem).cert.public_bytes(Encoding.PEM), mimetype="application/x-pem-file")
+
+
+@bp.post("/tsa")
+def tsa():
+    """RFC 3161 over HTTP, answered by the development TSA."""
+    if runtime().settings.tsa_url:
+        raise NotFound("the development TSA is off: SIGNFLOW_TSA_URL is set")
+    if request.content_type != "application/timestamp-query":
+        raise InvalidInput("Content-Type must be application/timestamp-query")
+    body = request.get_data(cache=False)
+    if len(body) > 16384:
+        raise InvalidInput("time-stamp request too large")
+    try:
+        req = tsp.TimeStampReq.load(body)
+        _ = req.native  # parse fully now, so garbage is refused here
+    except (ValueError, TypeError):
+        raise InvalidInput("not a time-stamp request") from None
+    resp = dev_timestamper(runtime().pki).request_tsa_response(req)
+    return Response(resp.dump(), mimetype="application/timestamp-reply")

@@ -1,0 +1,31 @@
+"""API representations of domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from signflow.core.models import Round, Signer
+
+
+def _ts(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def signer_dict(s: Signer) -> dict:
+    return {
+        "id": s.id, "position": s.position, "name": s.name, "email": s.email, "role": s.role,
+        "organisation": s.organisation, "title": s.title, "status": s.status,
+        "signed_at": _ts(s.signed_at), "transaction_id": s.transaction_id, "method": s.method,
+        "verified_name": s.verified_name, "decline_reason": s.decline_reason or None,
+        "personal_number_required": bool(s.personal_number),
+    }
+
+
+def round_dict(r: Round) -> dict:
+    return {
+        "id": r.id, "title": r.title, "status": r.status, "workflow": r.workflow,
+        "language": r.language, "order": r.order, "document_sha256": r.document_sha256,
+        "created_at": _ts(r.created_at), "expires_at": _ts(r.expires_at),
+        "completed_at": _ts(r.completed_at),
+        "signers": [signer_dict(s) for s in r.signers],
+    }

@@ -1,0 +1,126 @@
+"""The signer's pages: read the protocol, sign with BankID, or decline."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import segno
+from flask import Blueprint, Response, jsonify, render_template, request, send_file
+
+from signflow.adapters.bankid_messages import user_message
+from signflow.adapters.bankid_sim import qr_data
+from signflow.core import rounds
+from signflow.core.models import Signer
+from signflow.core.people import role_label
+from signflow.errors import NotFound
+from signflow.web import db, runtime
+
+bp = Blueprint("sign", __name__, url_prefix="/sign")
+
+TEXTS = {
+    "sv": {
+        "heading": "Signera protokoll", "role": "Din roll", "sign": "Signera med BankID",
+        "decline": "Neka signering", "reason": "Skäl (visas för sekretariatet)",
+        "done": "Du har signerat", "declined": "Du har nekat att signera.",
+        "closed": "Signeringen är avslutad", "scan": "Skanna QR-koden med BankID-appen",
+        "same_device": "Öppna BankID på den här enheten", "cancel": "Avbryt",
+        "missing": "Länken är ogiltig eller har gått ut.", "document": "Dokumentet",
+        "open_pdf": "Öppna PDF", "transaction": "Transaktions-ID",
+    },
+    "en": {
+        "heading": "Sign the minutes", "role": "Your role", "sign": "Sign with BankID",
+        "decline": "Decline to sign", "reason": "Reason (shown to the secretariat)",
+        "done": "You have signed", "declined": "You declined to sign.",
+        "closed": "Signing has ended", "scan": "Scan the QR code with the BankID app",
+        "same_device": "Open BankID on this device", "cancel": "Cancel",
+        "missing": "The link is invalid or has expired.", "document": "The document",
+        "open_pdf": "Open PDF", "transaction": "Transaction ID",
+    },
+}
+
+
+def _signer(token: str) -> Signer:
+    return rounds.signer_for_token(db(), token, runtime().services.clock.now())
+
+
+def _client_ip() -> str:
+    return request.remote_addr or "127.0.0.1"
+
+
+@bp.get("/<token>")
+def page(token: str):
+    try:
+        signer = _signer(token)
+    except NotFound:
+        lang = request.accept_languages.best_match(["sv", "en"]) or "sv"
+        return render_template("sign_missing.html", t=TEXTS[lang], lang=lang), 404
+    round_ = signer.round
+    lang = round_.language
+    return render_template(
+        "sign.html", t=TEXTS[lang], lang=lang, signer=signer, round=round_, token=token,
+        role=role_label(signer.role, lang),
+    )
+
+
+@bp.get("/<token>/document")
+def document(token: str):
+    signer = _signer(token)
+    doc = signer.round.current_document
+    if doc is None:
+        raise NotFound("no document")
+    data = runtime().services.blobs.get(doc.storage_key)
+    return send_file(io.BytesIO(data), mimetype="application/pdf",
+                     download_name=f"{signer.round.id}.pdf")
+
+
+@bp.post("/<token>/bankid")
+def start(token: str):
+    session = db()
+    signer = _signer(token)
+    order = rounds.start_signing(session, runtime().services, signer, end_user_ip=_client_ip())
+    session.commit()
+    return jsonify(order_ref=order.order_ref, auto_start_token=order.auto_start_token,
+                   status="pending", hint_code="outstandingTransaction",
+                   message=user_message("outstandingTransaction", signer.round.language))
+
+
+@bp.get("/<token>/bankid")
+def status(token: str):
+    session = db()
+    signer = _signer(token)
+    if signer.status == "signed":
+        done = TEXTS[signer.round.language]["done"]
+        return jsonify(status="complete", hint_code="", message=done)
+    result = rounds.poll_signing(session, runtime().services, signer)
+    session.commit()
+    lang = signer.round.language
+    message = "" if result.status == "complete" else user_message(
+        result.hint_code, lang, pending=result.status == "pending")
+    return jsonify(status=result.status, hint_code=result.hint_code, message=message)
+
+
+@bp.get("/<token>/bankid/qr.svg")
+def qr(token: str):
+    signer = _signer(token)
+    if not (signer.pending_qr_token and signer.pending_qr_secret and signer.pending_started_at):
+        raise NotFound("no signing in progress")
+    elapsed = runtime().services.clock.now() - signer.pending_started_at
+    seconds = max(0, math.floor(elapsed.total_seconds()))
+    payload = qr_data(signer.pending_qr_token, signer.pending_qr_secret, seconds)
+    buf = io.BytesIO()
+    segno.make(payload, error="l").save(buf, kind="svg", scale=5, border=2)
+    return Response(buf.getvalue(), mimetype="image/svg+xml",
+                    headers={"Cache-Control": "no-store"})
+
+
+@bp.post("/<token>/decline")
+def decline(token: str):
+    session = db()
+    signer = _signer(token)
+    body = request.get_json(silent=True) or request.form
+    rounds.decline(session, runtime().services, signer, str(body.get("reason", "")))
+    session.commit()
+    if request.is_json:
+        return jsonify(status="declined")
+    return ("", 303, {"Location": f"/sign/{token}"})
