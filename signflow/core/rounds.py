@@ -476,7 +476,8 @@ def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
     round_ = visible_round(session, user, round_id)
     _require_manager(user)
     round_ = _locked_round(session, round_.id)
-    transition(round_, RoundStatus.CANCELLED)
+    if not transition(round_, RoundStatus.CANCELLED):
+        return round_  # cancelled already: nothing more to do or record
     for s in round_.signers:
         if s.pending_order_ref:
             _cancel_order(svc, s.pending_order_ref)

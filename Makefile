@@ -1,0 +1,59 @@
+# The two commands: `make run` and `make test`. Each bootstraps .venv itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test test-sqlite test-services tools lint bench demo clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,prod]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/signflow keys init
+	$(BIN)/signflow db upgrade
+	$(BIN)/signflow serve
+
+# Poppler's pdfsig and NSS's certutil let the suite check our PDFs with a
+# second, independent validator. Installed with apt when we may; the tests
+# that need them skip loudly otherwise.
+tools:
+	@if ! command -v pdfsig >/dev/null || ! command -v certutil >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils libnss3-tools >/dev/null) \
+	      || echo "WARNING: could not install poppler-utils/libnss3-tools; pdfsig tests will skip"; \
+	  else echo "WARNING: pdfsig/certutil missing and apt-get unavailable; pdfsig tests will skip"; fi; \
+	fi
+
+test: $(STAMP) tools
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-services
+
+test-sqlite: $(STAMP)
+	@echo "== test suite on SQLite, jobs in-process =="
+	$(BIN)/python -m pytest -q
+
+# The same suite again on PostgreSQL with jobs through RQ on Redis and a real
+# `signflow worker`, when both services answer on this machine.
+test-services: $(STAMP)
+	@urls="$$($(BIN)/python tests/services.py)"; \
+	if [ -z "$$urls" ]; then echo "== PostgreSQL/Redis not reachable: service run skipped =="; exit 0; fi; \
+	echo "== test suite on PostgreSQL + Redis/RQ =="; \
+	env $$urls $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check signflow tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+demo: $(STAMP)
+	$(BIN)/signflow keys init
+	$(BIN)/signflow demo --out signflow-demo.pdf
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

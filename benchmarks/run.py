@@ -1,0 +1,151 @@
+"""Speed of signflow's PDF path against plain pyHanko, on this machine, in this run.
+
+    make bench            # or: .venv/bin/python benchmarks/run.py [--pages N] [--repeat R]
+
+Reports medians and ratios (ours / stock):
+- one approval signature in a pre-made field: signflow's cached signer objects
+  and reserved size vs. stock ``SimpleSigner.load`` + ``sign_pdf`` with the
+  same key and field;
+- a whole round (prepare + certify, three signers, seal), on the sample
+  protocol and on a generated N-page one;
+- verification: ``verify_pdf`` in-process vs. the ``pyhanko sign validate``
+  command (the way auditors run it);
+- peak memory (ru_maxrss) of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pikepdf
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import signers
+from pyhanko.sign.fields import SigSeedSubFilter
+
+from signflow.core.ports import SignerBlock
+from signflow.pdf.keys import dev_timestamper
+from signflow.pdf.pages import A4, Text, add_text_page, sample_protocol
+from signflow.pdf.pki import init_keys, issue_signer_certificate, load_pki
+from signflow.pdf.service import PdfWorks
+from signflow.pdf.verify import verify_pdf
+
+BASE = "http://127.0.0.1:5000"
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def big_protocol(pages: int) -> bytes:
+    pdf = pikepdf.new()
+    for i in range(pages):
+        add_text_page(pdf, [Text(60, A4[1] - 80 - 14 * j, f"Sida {i + 1}, rad {j}: "
+                                 "Mötet beslutar att tacka för informationen.")
+                            for j in range(40)])
+    buf = io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()
+
+
+def blocks() -> list[SignerBlock]:
+    return [SignerBlock(i, f"Underskrift{i}", r) for i, r in
+            enumerate(("Sekreterare", "Justerare", "Ordförande"), 1)]
+
+
+def signed_block(i: int) -> SignerBlock:
+    return SignerBlock(i, f"Underskrift{i}", "x", name=f"Person {i}", organisation="Kommun",
+                       title="Kommundirektör", method="Mobilt BankID",
+                       signed_at=datetime.now(UTC), transaction_id=f"bench-{i}")
+
+
+def whole_round(works: PdfWorks, source: bytes) -> bytes:
+    data = works.prepare(source, round_id="bench", title="Bench", language="sv",
+                         blocks=blocks()).data
+    for i in (1, 2, 3):
+        data = works.sign_field(data, block=signed_block(i), language="sv", evidence={})
+    return works.seal(data)
+
+
+def stock_sign(prepared: bytes, key_file: Path, cert_file: Path, chain: list[Path], tsa) -> bytes:
+    signer = signers.SimpleSigner.load(str(key_file), str(cert_file),
+                                       ca_chain_files=[str(c) for c in chain])
+    meta = signers.PdfSignatureMetadata(field_name="Underskrift1", md_algorithm="sha256",
+                                        subfilter=SigSeedSubFilter.PADES)
+    w = IncrementalPdfFileWriter(io.BytesIO(prepared))
+    return signers.PdfSigner(meta, signer, timestamper=tsa).sign_pdf(w).getvalue()
+
+
+def bench(label: str, source: bytes, works: PdfWorks, pki, keys: Path, repeat: int) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    prepared = works.prepare(source, round_id="bench", title="Bench", language="sv",
+                             blocks=blocks()).data
+    pair = issue_signer_certificate(pki, name="Person 1", organisation="Kommun", title="T",
+                                    transaction_id="bench-1", base_url=BASE)
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "k.pem").write_bytes(pair.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (tmp / "c.pem").write_bytes(pair.cert.public_bytes(serialization.Encoding.PEM))
+    tsa = dev_timestamper(pki)
+    ours = median_time(lambda: works.sign_field(prepared, block=signed_block(1), language="sv",
+                                                evidence={}), repeat)
+    stock = median_time(lambda: stock_sign(prepared, tmp / "k.pem", tmp / "c.pem",
+                                           [keys / "signer-ca.pem", keys / "root-ca.pem"], tsa),
+                        repeat)
+    round_t = median_time(lambda: whole_round(works, source), max(1, repeat // 2))
+    final = whole_round(works, source)
+    (tmp / "final.pdf").write_bytes(final)
+    verify_ours = median_time(lambda: verify_pdf(final, [pki.root.cert]), max(1, repeat // 2))
+    pyhanko = str(Path(sys.executable).with_name("pyhanko"))
+    verify_cli = median_time(lambda: subprocess.run(
+        [pyhanko, "sign", "validate", "--no-revocation-check", "--trust",
+         str(keys / "root-ca.pem"), "--trust-replace", "--executive-summary",
+         str(tmp / "final.pdf")], capture_output=True), max(1, repeat // 2))
+    print(f"\n{label}: {len(source) / 1e6:.2f} MB in, {len(final) / 1e6:.2f} MB signed")
+    print(f"  one approval signature   ours {ours * 1000:8.1f} ms   stock pyHanko "
+          f"{stock * 1000:8.1f} ms   ratio {ours / stock:5.2f}x")
+    print(f"  whole round (3 signers, B-LTA)  {round_t * 1000:8.1f} ms")
+    print(f"  verify (5 signatures)    ours {verify_ours * 1000:8.1f} ms   "
+          f"pyhanko sign validate {verify_cli * 1000:8.1f} ms   "
+          f"ratio {verify_ours / verify_cli:5.2f}x")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  peak memory so far       {peak:8.1f} MB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pages", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    keys = Path(tempfile.mkdtemp()) / "keys"
+    init_keys(keys, BASE)
+    pki = load_pki(keys)
+    works = PdfWorks(pki, dev_timestamper(pki), base_url=BASE, max_bytes=500 << 20,
+                     max_pages=100_000)
+    print(f"signflow benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+          f"median of {args.repeat}")
+    bench("sample protocol", sample_protocol(), works, pki, keys, args.repeat)
+    bench(f"generated {args.pages}-page protocol", big_protocol(args.pages), works, pki, keys,
+          max(2, args.repeat // 2))
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.disable(logging.WARNING)
+    main()

@@ -1,0 +1,248 @@
+"""Test fixtures: real keys, real databases, a real HTTP socket where it matters.
+
+By default the suite runs on SQLite with jobs in-process.  With
+``SIGNFLOW_TEST_DATABASE_URL`` and ``SIGNFLOW_TEST_REDIS_URL`` set (``make test``
+sets them when PostgreSQL and Redis answer) it runs on PostgreSQL, and jobs go
+through RQ to a real ``signflow worker`` process.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from signflow import create_app
+from signflow.config import Settings
+from signflow.core.accounts import add_user, issue_token
+from signflow.core.models import Base
+from signflow.db import make_engine, session_scope
+from signflow.demo import links_in_outbox, sign_over_http
+from signflow.migrate import upgrade
+from signflow.pdf.pages import sample_protocol
+from signflow.pdf.pki import init_keys
+from signflow.runtime import build_runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+PG_URL = os.environ.get("SIGNFLOW_TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("SIGNFLOW_TEST_REDIS_URL", "")
+SERVICES = bool(PG_URL and REDIS_URL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def base_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory, base_url) -> Path:
+    path = tmp_path_factory.mktemp("keys")
+    init_keys(path, base_url)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def queue_name() -> str:
+    return f"signflow-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory) -> str:
+    """The schema made once by Alembic; each test gets a copy (SQLite) or a clean slate (PG)."""
+    if PG_URL:
+        upgrade(Settings(data_dir=tmp_path_factory.mktemp("pg"), database_url=PG_URL))
+        return PG_URL
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    upgrade(Settings(data_dir=path.parent, database_url=f"sqlite:///{path}"))
+    return str(path)
+
+
+@pytest.fixture
+def database_url(template_db, tmp_path) -> str:
+    if PG_URL:
+        engine = make_engine(PG_URL)
+        names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return PG_URL
+    path = tmp_path / "signflow.sqlite3"
+    shutil.copy(template_db, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def settings(database_url, data_dir, keys_dir, base_url, queue_name, tmp_path) -> Settings:
+    return Settings(
+        data_dir=data_dir if SERVICES else tmp_path, database_url=database_url,
+        keys_dir=keys_dir, base_url=base_url, secret_key="test-secret",
+        redis_url=REDIS_URL if SERVICES else "", rq_queue=queue_name, testing=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def worker(data_dir, keys_dir, base_url, queue_name, template_db):
+    """A real `signflow worker` process when the suite runs with Redis."""
+    if not SERVICES:
+        yield None
+        return
+    env = dict(os.environ, SIGNFLOW_DATABASE_URL=PG_URL, SIGNFLOW_REDIS_URL=REDIS_URL,
+               SIGNFLOW_RQ_QUEUE=queue_name, SIGNFLOW_DATA_DIR=str(data_dir),
+               SIGNFLOW_KEYS_DIR=str(keys_dir), SIGNFLOW_BASE_URL=base_url,
+               SIGNFLOW_SECRET_KEY="test-secret")
+    proc = subprocess.Popen([sys.executable, "-m", "signflow.cli", "worker"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def runtime(settings, worker):
+    rt = build_runtime(settings)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def app(settings, runtime):
+    return create_app(settings, runtime)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def make_user(runtime, email: str, role: str = "secretariat", org: str = "Familjen Helsingborg"):
+    with session_scope(runtime.sessions) as session:
+        user = add_user(session, email, role, name=email.split("@")[0], organisation=org)
+        return issue_token(session, user, 30)
+
+
+@pytest.fixture
+def token(runtime) -> str:
+    return make_user(runtime, f"sekretariat-{uuid.uuid4().hex[:6]}@example.se")
+
+
+@pytest.fixture
+def auth(token) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def protocol_pdf() -> bytes:
+    return sample_protocol()
+
+
+def signers_spec(tag: str | None = None) -> list[dict]:
+    tag = tag or uuid.uuid4().hex[:6]
+    return [
+        {"name": "Mikael Johansson", "email": f"sek-{tag}@example.se", "role": "sekreterare",
+         "organisation": "Familjen Helsingborg", "title": "Tf sekretariatschef"},
+        {"name": "Ardiana Demjaha", "email": f"just-{tag}@example.se", "role": "justerare",
+         "organisation": "Örkelljunga kommun", "title": "Kommundirektör"},
+        {"name": "Carina Leffler", "email": f"ordf-{tag}@example.se", "role": "chair",
+         "organisation": "Helsingborgs stad", "title": "Kommundirektör"},
+    ]
+
+
+def create_round(client, auth, pdf: bytes, *, signers=None, **extra):
+    spec = {"title": "Protokoll nr 2 2026", "language": "sv", "signers": signers or signers_spec()}
+    spec.update(extra)
+    return client.post("/api/v1/rounds", headers=auth, data={
+        "round": json.dumps(spec), "document": (io.BytesIO(pdf), "protokoll.pdf")})
+
+
+def approve_with(runtime, persona=None):
+    sim = runtime.simulator
+
+    def approve(order_ref: str) -> None:
+        sim.open(order_ref)
+        sim.approve(order_ref, persona)
+
+    return approve
+
+
+def wait_for_status(client, auth, round_id: str, status: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
+        if body["status"] == status:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"round stayed {body.get('status')}, wanted {status}")
+
+
+def sign_all(client, runtime, settings, signers) -> None:
+    links = links_in_outbox(settings.data_dir / "outbox")
+    for s in signers:
+        result = sign_over_http(client, links[s["email"]], approve_with(runtime))
+        assert result["status"] == "complete", result
+
+
+@pytest.fixture
+def completed_round(client, auth, runtime, settings, protocol_pdf):
+    """A whole round, signed by all three, as the API returns it, and its PDF."""
+    signers = signers_spec()
+    resp = create_round(client, auth, protocol_pdf, signers=signers)
+    assert resp.status_code == 201, resp.get_json()
+    round_id = resp.get_json()["id"]
+    sign_all(client, runtime, settings, signers)
+    body = wait_for_status(client, auth, round_id, "completed")
+    pdf = client.get(f"/api/v1/rounds/{round_id}/document", headers=auth).data
+    return body, pdf
+
+
+@pytest.fixture(scope="session")
+def live_server(base_url, keys_dir, tmp_path_factory):
+    """The app on a real socket at the base URL the certificates name (CRLs, TSA)."""
+    from werkzeug.serving import make_server
+
+    data = tmp_path_factory.mktemp("live")
+    settings = Settings(data_dir=data, keys_dir=keys_dir, base_url=base_url, secret_key="x",
+                        database_url=f"sqlite:///{data / 'live.sqlite3'}")
+    upgrade(settings)
+    rt = build_runtime(settings)
+    port = int(base_url.rsplit(":", 1)[1])
+    server = make_server("127.0.0.1", port, create_app(settings, rt), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield base_url
+    server.shutdown()
+    rt.close()
+
+
+def tamper(pdf: bytes) -> bytes:
+    """Change one byte that every signature covers: the first page's height."""
+    at = pdf.index(b"/MediaBox [ 0 0 595 842 ]") + len(b"/MediaBox [ 0 0 595 84")
+    changed = bytearray(pdf)
+    changed[at] = ord("3")
+    return bytes(changed)

@@ -1,0 +1,168 @@
+"""The BankID client against the simulator over a real HTTP socket."""
+
+import base64
+import threading
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from signflow.adapters.bankid import BankIDClient
+from signflow.adapters.bankid_sim import PERSONAS, Simulator, create_simulator_app, qr_data
+from signflow.adapters.bankid_xml import check_signature
+from signflow.core.ports import SignRequest
+from signflow.errors import ProviderError
+from signflow.pdf.pki import load_pki
+
+
+@pytest.fixture
+def simulator(keys_dir):
+    sim = Simulator(load_pki(keys_dir).bankid_sim)
+    server = make_server("127.0.0.1", 0, create_simulator_app(sim), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield sim, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def request(pnr: str = "") -> SignRequest:
+    return SignRequest(end_user_ip="192.0.2.10", visible_text="# Signera\n\nProtokoll",
+                       non_visible_data=b"\x01" * 32, personal_number=pnr)
+
+
+def approve_over_http(url: str, order_ref: str, pnr: str | None = None) -> None:
+    body = {"personalNumber": pnr} if pnr else {}
+    assert requests.post(f"{url}/sim/orders/{order_ref}/approve", json=body,
+                         timeout=5).status_code == 200
+
+
+def test_sign_collect_complete(simulator, keys_dir):
+    sim, url = simulator
+    client = BankIDClient(url, roots=[sim.ca.cert])
+    order = client.start_sign(request())
+    pending = client.collect(order.order_ref)
+    assert pending.status == "pending" and pending.hint_code == "outstandingTransaction"
+    requests.post(f"{url}/sim/orders/{order.order_ref}/open", json={}, timeout=5)
+    assert client.collect(order.order_ref).hint_code == "userSign"
+    approve_over_http(url, order.order_ref, PERSONAS[2].personal_number)
+    done = client.collect(order.order_ref)
+    assert done.status == "complete"
+    assert done.user["personalNumber"] == PERSONAS[2].personal_number
+    assert done.signature_valid is True
+    assert done.signed_visible == base64.b64encode(b"# Signera\n\nProtokoll").decode()
+    assert done.signed_non_visible == base64.b64encode(b"\x01" * 32).decode()
+    again = client.collect(order.order_ref)  # a just-completed order collects again
+    assert again.status == "complete"
+
+
+def test_xml_signature_checks_catch_forgery(simulator, keys_dir):
+    sim, url = simulator
+    client = BankIDClient(url, roots=[sim.ca.cert])
+    order = client.start_sign(request())
+    approve_over_http(url, order.order_ref)
+    xml = base64.b64decode(client.collect(order.order_ref).completion["signature"])
+    assert check_signature(xml, [sim.ca.cert]).valid
+    forged = xml.replace(base64.b64encode(b"\x01" * 32), base64.b64encode(b"\x02" * 32))
+    check = check_signature(forged, [sim.ca.cert])
+    assert not check.valid and any("digest" in p for p in check.problems)
+    other_root = load_pki(keys_dir).root.cert
+    check = check_signature(xml, [other_root])
+    assert not check.valid and any("chain" in p for p in check.problems)
+
+
+def test_user_cancel_fails_the_order(simulator):
+    sim, url = simulator
+    client = BankIDClient(url)
+    order = client.start_sign(request())
+    requests.post(f"{url}/sim/orders/{order.order_ref}/cancel", json={}, timeout=5)
+    result = client.collect(order.order_ref)
+    assert (result.status, result.hint_code) == ("failed", "userCancel")
+
+
+def test_rp_cancel(simulator):
+    _, url = simulator
+    client = BankIDClient(url)
+    order = client.start_sign(request())
+    client.cancel(order.order_ref)
+    assert client.collect(order.order_ref).hint_code == "cancelled"
+
+
+def test_already_in_progress(simulator):
+    _, url = simulator
+    client = BankIDClient(url)
+    pnr = PERSONAS[0].personal_number
+    client.start_sign(request(pnr))
+    with pytest.raises(ProviderError) as err:
+        client.start_sign(request(pnr))
+    assert err.value.fields["error_code"] == "alreadyInProgress"
+
+
+def test_error_bodies(simulator):
+    _, url = simulator
+    r = requests.post(f"{url}/rp/v6.0/sign", data='{"endUserIp":"1.2.3.4"}',
+                      headers={"Content-Type": "application/json; charset=utf-8"}, timeout=5)
+    assert r.status_code == 415 and r.json()["errorCode"] == "unsupportedMediaType"
+    r = requests.post(f"{url}/rp/v6.0/sign", json={"endUserIp": "nope",
+                                                   "userVisibleData": "eA=="}, timeout=5)
+    assert r.status_code == 400 and r.json()["errorCode"] == "invalidParameters"
+    r = requests.post(f"{url}/rp/v6.0/collect", json={"orderRef": "unknown"}, timeout=5)
+    assert r.status_code == 400 and r.json()["errorCode"] == "invalidParameters"
+    r = requests.post(f"{url}/rp/v6.0/nothing", json={}, timeout=5)
+    assert r.status_code == 404 and r.json()["errorCode"] == "notFound"
+
+
+def test_unreachable_bankid_is_a_clear_error():
+    client = BankIDClient("http://127.0.0.1:9", timeout=(0.5, 0.5))
+    with pytest.raises(ProviderError) as err:
+        client.start_sign(request())
+    assert err.value.code == "bankid_unreachable"
+
+
+def test_qr_data_is_bankids_format():
+    data = qr_data("67df3917-fa0d-44e5-b327-edcc928297f8",
+                   "d28db9a7-4cde-429e-a983-359be676944c", 0)
+    assert data == ("bankid.67df3917-fa0d-44e5-b327-edcc928297f8.0."
+                    "dc69358e712458a66a7525beef148ae8526b1c71610eff2c16cdffb4cdac9bf8")
+
+
+def test_whole_round_against_simulator_over_socket(simulator, settings, protocol_pdf, worker):
+    """SIGNFLOW_BANKID_URL pointing at a simulator on its own socket, as in production."""
+    from signflow import create_app
+    from signflow.demo import links_in_outbox, sign_over_http
+    from signflow.runtime import build_runtime
+    from tests.conftest import create_round, make_user, signers_spec, wait_for_status
+
+    sim, url = simulator
+    sim_root = settings.keys_dir / "bankid-sim-ca.pem"
+    settings = settings.with_overrides(bankid_url=url, bankid_root=str(sim_root))
+    rt = build_runtime(settings)
+    try:
+        assert rt.simulator is None
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "sock@example.se")}
+        signers = signers_spec()
+        signers[0]["personal_number"] = PERSONAS[0].personal_number
+        round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+        links = links_in_outbox(settings.data_dir / "outbox")
+        # the wrong person first: refused, and the signer may try again
+        result = sign_over_http(client, links[signers[0]["email"]],
+                                lambda ref: _wrong_person(sim, ref))
+        assert result["status"] == "failed"
+        assert result["hint_code"] == "personalNumberMismatch"
+        for s in signers:
+            done = sign_over_http(client, links[s["email"]],
+                                  lambda ref: approve_over_http(url, ref))
+            assert done["status"] == "complete"
+        body = wait_for_status(client, auth, round_id, "completed")
+        assert body["signers"][0]["verified_name"] == PERSONAS[0].name
+    finally:
+        rt.close()
+
+
+def _wrong_person(sim, order_ref):
+    """Complete an order that required one person as another (a broken provider)."""
+    order = sim.orders[order_ref]
+    required = order.personal_number
+    order.personal_number = ""
+    sim.approve(order_ref, PERSONAS[1])
+    order.personal_number = required

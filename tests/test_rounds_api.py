@@ -1,0 +1,257 @@
+"""A round through the HTTP API: creation, access, refusals, decline, cancel."""
+
+import io
+import json
+import zipfile
+
+import pytest
+from sqlalchemy import func, select
+
+from signflow.core.audit import verify_chain
+from signflow.core.models import Document, Round
+from signflow.demo import links_in_outbox
+from tests.conftest import create_round, make_user, signers_spec
+from tests.test_audit_chain import outsider_hash
+
+
+def counts(runtime):
+    with runtime.sessions() as s:
+        return (s.scalar(select(func.count()).select_from(Round)),
+                s.scalar(select(func.count()).select_from(Document)))
+
+
+def test_create_round(client, auth, protocol_pdf, settings):
+    resp = create_round(client, auth, protocol_pdf)
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    assert body["status"] == "pending"
+    assert len(body["document_sha256"]) == 64
+    assert [s["role"] for s in body["signers"]] == ["sekreterare", "justerare", "ordforande"]
+    assert {s["status"] for s in body["signers"]} == {"invited"}
+    mails = [m for m in links_in_outbox(settings.data_dir / "outbox")]
+    assert {s["email"] for s in body["signers"]} <= set(mails)
+    doc = client.get(f"/api/v1/rounds/{body['id']}/document", headers=auth)
+    assert doc.status_code == 200 and doc.data.startswith(b"%PDF-")
+    import hashlib
+    assert hashlib.sha256(doc.data).hexdigest() == body["document_sha256"]
+
+
+def test_sequential_round_invites_one_at_a_time(client, auth, protocol_pdf):
+    body = create_round(client, auth, protocol_pdf, order="sequential").get_json()
+    assert [s["status"] for s in body["signers"]] == ["invited", "waiting", "waiting"]
+
+
+def test_no_token_is_401(client, protocol_pdf):
+    resp = create_round(client, {}, protocol_pdf)
+    assert resp.status_code == 401
+    assert resp.get_json()["error"]["code"] == "unauthorized"
+    assert client.get("/api/v1/rounds").status_code == 401
+    bad = client.get("/api/v1/rounds", headers={"Authorization": "Bearer sf_nope"})
+    assert bad.status_code == 401
+
+
+def test_other_organisation_sees_404(client, auth, runtime, protocol_pdf):
+    round_id = create_round(client, auth, protocol_pdf).get_json()["id"]
+    other = {"Authorization": "Bearer " + make_user(runtime, "x@other.se", org="Annan kommun")}
+    for path in ("", "/document", "/audit", "/evidence"):
+        assert client.get(f"/api/v1/rounds/{round_id}{path}", headers=other).status_code == 404
+    assert client.post(f"/api/v1/rounds/{round_id}/cancel", headers=other).status_code == 404
+    assert client.get("/api/v1/rounds", headers=other).get_json()["rounds"] == []
+
+
+def test_auditor_reads_but_cannot_start(client, runtime, protocol_pdf):
+    auditor = {"Authorization": "Bearer " + make_user(runtime, "rev@example.se", role="auditor")}
+    assert create_round(client, auditor, protocol_pdf).status_code == 403
+    assert client.get("/api/v1/rounds", headers=auditor).status_code == 200
+
+
+@pytest.mark.parametrize("payload,status", [
+    (b"hello, not a pdf", 415),
+    (b"%PDF-1.7\n garbage without structure", 422),
+    (b"", 415),
+])
+def test_bad_upload_is_refused_and_nothing_stored(client, auth, runtime, payload, status):
+    before = counts(runtime)
+    resp = client.post("/api/v1/rounds", headers=auth, data={
+        "round": json.dumps({"title": "t", "signers": signers_spec()}),
+        "document": (io.BytesIO(payload), "x.pdf")})
+    assert resp.status_code == status, resp.get_json()
+    assert resp.get_json()["error"]["message"]
+    assert counts(runtime) == before
+
+
+def test_encrypted_pdf_is_refused(client, auth, runtime, protocol_pdf):
+    import pikepdf
+
+    pdf = pikepdf.open(io.BytesIO(protocol_pdf))
+    buf = io.BytesIO()
+    pdf.save(buf, encryption=pikepdf.Encryption(owner="o", user="u"))
+    resp = create_round(client, auth, buf.getvalue())
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["code"] == "encrypted"
+
+
+def test_signed_pdf_is_refused(client, auth, completed_round):
+    _, pdf = completed_round
+    resp = create_round(client, auth, pdf)
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["code"] == "already_signed"
+
+
+@pytest.mark.parametrize("round_field", [
+    "not json", json.dumps({"title": "t"}), json.dumps([1, 2]),
+    json.dumps({"title": "t", "signers": [{"name": "a", "email": "a@b.se",
+                                          "role": "justerare", "personal_number": "123"}]}),
+])
+def test_bad_round_json_is_400(client, auth, runtime, protocol_pdf, round_field):
+    before = counts(runtime)
+    resp = client.post("/api/v1/rounds", headers=auth, data={
+        "round": round_field, "document": (io.BytesIO(protocol_pdf), "p.pdf")})
+    assert resp.status_code == 400
+    assert counts(runtime) == before
+
+
+def test_missing_fields_are_400(client, auth, protocol_pdf):
+    assert client.post("/api/v1/rounds", headers=auth, data={}).status_code == 400
+    resp = client.post("/api/v1/rounds", headers=auth,
+                       data={"round": json.dumps({"title": "t", "signers": signers_spec()})})
+    assert resp.status_code == 400
+
+
+def test_wrong_signing_token_is_404(client):
+    assert client.get("/sign/not-a-real-token").status_code == 404
+    assert client.post("/sign/not-a-real-token/bankid").status_code == 404
+    assert client.get("/sign/" + "x" * 43 + "/document").status_code == 404
+
+
+def test_signing_page_shows_document_and_bankid_button(client, auth, protocol_pdf, settings):
+    signers = signers_spec()
+    create_round(client, auth, protocol_pdf, signers=signers)
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[1]["email"]]
+    page = client.get(f"/sign/{token}").get_data(as_text=True)
+    assert "Signera med BankID" in page and "Justerare" in page
+    assert "Du har signerat" not in page
+    assert client.get(f"/sign/{token}/document").data.startswith(b"%PDF-")
+
+
+def test_decline_ends_round_and_tells_secretariat(client, auth, protocol_pdf, settings, token):
+    signers = signers_spec()
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    links = links_in_outbox(settings.data_dir / "outbox")
+    resp = client.post(f"/sign/{links[signers[2]['email']]}/decline",
+                       json={"reason": "Paragraf 4 är fel"})
+    assert resp.status_code == 200
+    body = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
+    assert body["status"] == "declined"
+    assert body["signers"][2]["status"] == "declined"
+    assert body["signers"][2]["decline_reason"] == "Paragraf 4 är fel"
+    # the others' links are dead now
+    assert client.post(f"/sign/{links[signers[0]['email']]}/bankid").status_code == 404
+    outbox = sorted((settings.data_dir / "outbox").glob("*.json"))
+    last = json.loads(outbox[-1].read_text())
+    assert "Nekad" in last["subject"] and "Paragraf 4" in last["body"]
+    events = client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()["events"]
+    assert events[-1]["type"] == "signer.declined"
+
+
+def test_cancel_and_remind(client, auth, protocol_pdf, settings):
+    signers = signers_spec()
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    old = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    resp = client.post(f"/api/v1/rounds/{round_id}/remind", headers=auth)
+    assert resp.status_code == 200 and len(resp.get_json()["reminded"]) == 3
+    new = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    assert new != old
+    assert client.get(f"/sign/{old}").status_code == 404
+    assert client.get(f"/sign/{new}").status_code == 200
+    assert client.post(f"/api/v1/rounds/{round_id}/cancel", headers=auth).status_code == 200
+    again = client.post(f"/api/v1/rounds/{round_id}/cancel", headers=auth)
+    assert again.status_code == 200 and again.get_json()["status"] == "cancelled"
+    events = client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()["events"]
+    assert [e["type"] for e in events].count("round.cancelled") == 1
+    assert client.post(f"/sign/{new}/bankid").status_code == 404
+    assert client.post(f"/api/v1/rounds/{round_id}/remind", headers=auth).status_code == 409
+
+
+def test_audit_trail_recomputes_from_api_output(client, auth, protocol_pdf):
+    round_id = create_round(client, auth, protocol_pdf).get_json()["id"]
+    body = client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()
+    events = body["events"]
+    assert [e["type"] for e in events[:2]] == ["round.created", "document.prepared"]
+    assert events[0]["prev_hash"] == "0" * 64
+    for prev, e in zip([None] + events[:-1], events, strict=True):
+        assert e["hash"] == outsider_hash(e)
+        if prev:
+            assert e["prev_hash"] == prev["hash"]
+    assert body["head"] == events[-1]["hash"]
+    assert verify_chain(events).intact
+
+
+def test_evidence_zip(client, auth, completed_round):
+    body, _ = completed_round
+    resp = client.get(f"/api/v1/rounds/{body['id']}/evidence", headers=auth)
+    assert resp.status_code == 200
+    zf = zipfile.ZipFile(io.BytesIO(resp.data))
+    names = zf.namelist()
+    assert f"{body['id']}.pdf" in names and "audit.json" in names
+    bankid = [n for n in names if n.startswith("bankid/")]
+    assert len(bankid) == 3
+    ev = json.loads(zf.read(bankid[0]))
+    assert ev["signature_verified"] is True
+    assert ev["completion"]["signature"] and ev["completion"]["ocspResponse"]
+    assert ev["document_sha256"] == body["document_sha256"]
+
+
+def test_double_completion_records_one_signature(client, auth, runtime, settings, protocol_pdf):
+    from signflow.core import rounds
+    from signflow.core.models import BankIDEvidence, Signer
+    from signflow.demo import sign_over_http
+    from tests.conftest import approve_with
+
+    signers = signers_spec()
+    create_round(client, auth, protocol_pdf, signers=signers)
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    order_ref = {}
+
+    def approve(ref):
+        order_ref["ref"] = ref
+        approve_with(runtime)(ref)
+
+    assert sign_over_http(client, token, approve)["status"] == "complete"
+    # the same completion arrives again (a retried poll, a second tab)
+    with runtime.sessions() as s:
+        signer = s.scalar(select(Signer).where(Signer.email == signers[0]["email"]))
+        result = runtime.services.identity.collect(order_ref["ref"])
+        assert rounds.record_signature(s, runtime.services, signer, result) is None
+        s.commit()
+        assert s.scalar(select(func.count()).select_from(BankIDEvidence)
+                        .where(BankIDEvidence.signer_id == signer.id)) == 1
+    assert client.get(f"/sign/{token}/bankid").get_json()["status"] == "complete"
+    page = client.get(f"/sign/{token}").get_data(as_text=True)
+    assert "Du har signerat" in page
+
+
+def test_failed_order_lets_signer_try_again(client, auth, runtime, settings, protocol_pdf):
+    from signflow.demo import sign_over_http
+
+    signers = signers_spec()
+    create_round(client, auth, protocol_pdf, signers=signers)
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    failed = sign_over_http(client, token, runtime.simulator.user_cancel)
+    assert failed["status"] == "failed" and failed["hint_code"] == "userCancel"
+    assert "avbruten" in failed["message"]
+    from tests.conftest import approve_with
+
+    assert sign_over_http(client, token, approve_with(runtime))["status"] == "complete"
+
+
+def test_english_round(client, auth, runtime, settings, protocol_pdf):
+    signers = signers_spec()
+    body = create_round(client, auth, protocol_pdf, signers=signers, language="en").get_json()
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    page = client.get(f"/sign/{token}").get_data(as_text=True)
+    assert "Sign with BankID" in page and "Secretary" in page
+    mail = [m for m in sorted((settings.data_dir / "outbox").glob("*.json"))
+            if signers[0]["email"] in m.read_text()][-1]
+    assert "Please sign" in json.loads(mail.read_text())["subject"]
+    assert body["language"] == "en"

@@ -1,0 +1,195 @@
+"""The signed PDF of a whole round, judged by us, by pyHanko's CLI and by Poppler."""
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from signflow import cli
+from tests.conftest import ROOT, tamper
+
+PYHANKO = shutil.which("pyhanko") or str(ROOT / ".venv/bin/pyhanko")
+
+
+def verify_api(client, pdf: bytes) -> dict:
+    resp = client.post("/api/v1/verify", data={"document": (io.BytesIO(pdf), "x.pdf")})
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def test_round_completes_with_bankid_evidence(completed_round, client, auth):
+    body, pdf = completed_round
+    assert body["status"] == "completed" and body["completed_at"]
+    for s in body["signers"]:
+        assert s["status"] == "signed" and s["method"] == "Mobilt BankID"
+        assert re.fullmatch(r"[0-9a-f-]{36}", s["transaction_id"])
+    types = [e["type"] for e in client.get(f"/api/v1/rounds/{body['id']}/audit",
+                                            headers=auth).get_json()["events"]]
+    assert types.count("signer.signed") == 3 and types.count("signature.applied") == 3
+    assert types[-1] == "round.completed"
+
+
+def test_our_verifier_says_valid(completed_round, client):
+    body, pdf = completed_round
+    report = verify_api(client, pdf)
+    assert report["valid"] is True, report
+    kinds = [s["kind"] for s in report["signatures"]]
+    assert kinds.count("approval") == 3 and "certification" in kinds and "timestamp" in kinds
+    approvals = [s for s in report["signatures"] if s["kind"] == "approval"]
+    assert {s["transaction_id"] for s in approvals} == {s["transaction_id"]
+                                                       for s in body["signers"]}
+    for s in report["signatures"]:
+        assert s["intact"] and s["trusted"] and s["timestamp_time"]
+    assert report["round"]["id"] == body["id"] and report["round"]["transaction_ids_match"]
+
+
+def test_a_changed_byte_is_not_valid(completed_round, client):
+    _, pdf = completed_round
+    report = verify_api(client, tamper(pdf))
+    assert report["valid"] is False
+    assert any("changed" in p for s in report["signatures"] for p in s["problems"])
+
+
+def test_a_page_added_after_signing_is_not_valid(completed_round, client):
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    _, pdf = completed_round
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    page = generic.DictionaryObject({
+        generic.NameObject("/Type"): generic.NameObject("/Page"),
+        generic.NameObject("/MediaBox"): generic.ArrayObject(
+            [generic.NumberObject(0), generic.NumberObject(0),
+             generic.NumberObject(595), generic.NumberObject(842)]),
+    })
+    w.insert_page(page)
+    out = io.BytesIO()
+    w.write(out)
+    report = verify_api(client, out.getvalue())
+    assert report["valid"] is False
+
+
+def test_cli_verify_exit_codes(completed_round, tmp_path, monkeypatch, keys_dir, capsys):
+    _, pdf = completed_round
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(keys_dir))
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path))
+    good = tmp_path / "good.pdf"
+    good.write_bytes(pdf)
+    assert cli.main(["verify", str(good), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] is True and len(out["signatures"]) == 5
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(tamper(pdf))
+    assert cli.main(["verify", str(bad)]) == 1
+    assert "NOT VALID" in capsys.readouterr().out
+    junk = tmp_path / "junk.pdf"
+    junk.write_bytes(b"not a pdf")
+    assert cli.main(["verify", str(junk)]) == 2
+    assert cli.main(["verify", str(tmp_path / "missing.pdf")]) == 2
+
+
+def test_pyhanko_cli_says_valid(completed_round, keys_dir, tmp_path, live_server):
+    """pyhanko sign validate fetches our CRLs from the live service, as a stranger would."""
+    _, pdf = completed_round
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(pdf)
+    root = str(keys_dir / "root-ca.pem")
+    for command in ("validate", "adesverify"):
+        proc = subprocess.run(
+            [PYHANKO, "sign", command, "--trust", root, "--trust-replace",
+             "--executive-summary", str(path)],
+            capture_output=True, text=True, timeout=120)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("Certifiering",
+                                                                          "Underskrift"))]
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert len(lines) == 4 and all(ln.endswith(":VALID") for ln in lines), proc.stdout
+
+
+def test_pyhanko_cli_rejects_tampering(completed_round, keys_dir, tmp_path, live_server):
+    _, pdf = completed_round
+    path = tmp_path / "tampered.pdf"
+    path.write_bytes(tamper(pdf))
+    proc = subprocess.run(
+        [PYHANKO, "sign", "validate", "--trust", str(keys_dir / "root-ca.pem"),
+         "--trust-replace", "--executive-summary", str(path)],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert ":VALID" not in proc.stdout
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"LOUD SKIP: {tool} is not installed (make test installs poppler-utils and "
+                    "libnss3-tools with apt where it can)")
+    return path
+
+
+@pytest.fixture
+def nss_db(tmp_path, keys_dir):
+    certutil = _need("certutil")
+    db = tmp_path / "nss"
+    db.mkdir()
+    subprocess.run([certutil, "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
+    subprocess.run([certutil, "-A", "-d", f"sql:{db}", "-n", "signflow-root", "-t", "CT,C,C",
+                    "-i", str(keys_dir / "root-ca.pem")], check=True)
+    return db
+
+
+def test_pdfsig_says_valid_and_trusted(completed_round, nss_db, tmp_path):
+    pdfsig = _need("pdfsig")
+    _, pdf = completed_round
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run([pdfsig, "-nssdir", f"sql:{nss_db}", str(path)],
+                         capture_output=True, text=True, timeout=60).stdout
+    blocks = [b for b in out.split("Signature #")[1:] if "Timestamp" not in b.split("\n")[1]]
+    assert len(blocks) == 4, out
+    for block in blocks:
+        assert "Signature Validation: Signature is Valid." in block, out
+        assert "Certificate Validation: Certificate is Trusted." in block, out
+
+
+def test_pdfsig_sees_a_changed_byte(completed_round, nss_db, tmp_path):
+    pdfsig = _need("pdfsig")
+    _, pdf = completed_round
+    path = tmp_path / "tampered.pdf"
+    path.write_bytes(tamper(pdf))
+    out = subprocess.run([pdfsig, "-nssdir", f"sql:{nss_db}", str(path)],
+                         capture_output=True, text=True, timeout=60).stdout
+    assert "Signature is Valid." not in out.split("Signature #2")[0]
+
+
+def test_signature_page_reads_like_the_seed(completed_round, tmp_path):
+    pdftotext = _need("pdftotext")
+    body, pdf = completed_round
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run([pdftotext, "-layout", str(path), "-"], capture_output=True,
+                          text=True, timeout=60).stdout
+    last = text.split("\f")[-2] if text.endswith("\f") else text.split("\f")[-1]
+    assert "Underskrifter" in last and "Underskrift 3" in last
+    for s in body["signers"]:
+        assert f"Transaktions-ID: {s['transaction_id']}" in last
+    assert "Identifieringsmetod: Mobilt BankID" in last
+    assert re.search(r"Datum och tid: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d GMT\+0[12]:00", last)
+    assert "Örkelljunga kommun" in last
+    assert f"Dokument-ID: {body['id']}" in text.split("\f")[0]
+
+
+def test_verify_needs_no_token_and_refuses_garbage(client):
+    resp = client.post("/api/v1/verify", data={"document": (io.BytesIO(b"junk"), "x.pdf")})
+    assert resp.status_code == 415
+    resp = client.post("/api/v1/verify", data={})
+    assert resp.status_code == 400
+    anchors = client.get("/api/v1/trust-anchors")
+    assert anchors.status_code == 200 and b"BEGIN CERTIFICATE" in anchors.data
+
+
+if sys.platform != "linux":  # pragma: no cover
+    pytestmark = pytest.mark.skip("validators are exercised on Linux")
+
