@@ -180,7 +180,7 @@ def cmd_audit_verify(args, settings: Settings) -> int:
 def cmd_demo(args, settings: Settings) -> int:
     from signflow.demo import run_demo
 
-    run_demo(Path(args.out), keys_dir=settings.keys_dir)
+    run_demo(Path(args.out), keys_dir=settings.keys_dir, base_url=settings.base_url)
     return EXIT_OK
 
 

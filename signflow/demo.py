@@ -56,7 +56,8 @@ def sign_over_http(client, token: str, approve: Callable[[str], None],
     raise TimeoutError("BankID order did not finish")
 
 
-def run_demo(out: Path, *, keys_dir: Path, say: Callable[[str], None] = print) -> Path:
+def run_demo(out: Path, *, keys_dir: Path, base_url: str,
+             say: Callable[[str], None] = print) -> Path:
     """Run a three-signer round in a throw-away data dir; write the signed PDF to *out*."""
     from signflow import create_app
     from signflow.config import Settings
@@ -67,7 +68,8 @@ def run_demo(out: Path, *, keys_dir: Path, say: Callable[[str], None] = print) -
     from signflow.runtime import build_runtime
 
     with tempfile.TemporaryDirectory(prefix="signflow-demo-") as tmp:
-        settings = Settings(data_dir=Path(tmp), keys_dir=keys_dir, secret_key="demo")
+        settings = Settings(data_dir=Path(tmp), keys_dir=keys_dir, base_url=base_url,
+                            secret_key="demo")
         if init_keys(keys_dir, settings.base_url):
             say(f"made a development PKI in {keys_dir}")
         upgrade(settings)

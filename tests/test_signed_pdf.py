@@ -15,6 +15,28 @@ from tests.conftest import ROOT, tamper
 PYHANKO = shutil.which("pyhanko") or str(ROOT / ".venv/bin/pyhanko")
 
 
+@pytest.fixture(scope="session")
+def demo_pdf(tmp_path_factory, keys_dir, base_url) -> bytes:
+    """The PDF `signflow demo` writes, made once by the real command."""
+    tmp = tmp_path_factory.mktemp("demo")
+    out = tmp / "demo.pdf"
+    env = {"PATH": "/usr/bin:/bin", "SIGNFLOW_KEYS_DIR": str(keys_dir),
+           "SIGNFLOW_BASE_URL": base_url,
+           "SIGNFLOW_DATA_DIR": str(tmp / "data")}
+    proc = subprocess.run([sys.executable, "-m", "signflow.cli", "demo", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    return out.read_bytes()
+
+
+@pytest.fixture(params=["api-round", "demo"])
+def signed_pdf(request) -> bytes:
+    """A final PDF from a round driven over HTTP, and the one `signflow demo` writes."""
+    if request.param == "demo":
+        return request.getfixturevalue("demo_pdf")
+    return request.getfixturevalue("completed_round")[1]
+
+
 def verify_api(client, pdf: bytes) -> dict:
     resp = client.post("/api/v1/verify", data={"document": (io.BytesIO(pdf), "x.pdf")})
     assert resp.status_code == 200, resp.get_json()
@@ -92,9 +114,9 @@ def test_cli_verify_exit_codes(completed_round, tmp_path, monkeypatch, keys_dir,
     assert cli.main(["verify", str(tmp_path / "missing.pdf")]) == 2
 
 
-def test_pyhanko_cli_says_valid(completed_round, keys_dir, tmp_path, live_server):
+def test_pyhanko_cli_says_valid(signed_pdf, keys_dir, tmp_path, live_server):
     """pyhanko sign validate fetches our CRLs from the live service, as a stranger would."""
-    _, pdf = completed_round
+    pdf = signed_pdf
     path = tmp_path / "signed.pdf"
     path.write_bytes(pdf)
     root = str(keys_dir / "root-ca.pem")
@@ -109,8 +131,8 @@ def test_pyhanko_cli_says_valid(completed_round, keys_dir, tmp_path, live_server
         assert len(lines) == 4 and all(ln.endswith(":VALID") for ln in lines), proc.stdout
 
 
-def test_pyhanko_cli_rejects_tampering(completed_round, keys_dir, tmp_path, live_server):
-    _, pdf = completed_round
+def test_pyhanko_cli_rejects_tampering(signed_pdf, keys_dir, tmp_path, live_server):
+    pdf = signed_pdf
     path = tmp_path / "tampered.pdf"
     path.write_bytes(tamper(pdf))
     proc = subprocess.run(
@@ -140,9 +162,9 @@ def nss_db(tmp_path, keys_dir):
     return db
 
 
-def test_pdfsig_says_valid_and_trusted(completed_round, nss_db, tmp_path):
+def test_pdfsig_says_valid_and_trusted(signed_pdf, nss_db, tmp_path):
     pdfsig = _need("pdfsig")
-    _, pdf = completed_round
+    pdf = signed_pdf
     path = tmp_path / "signed.pdf"
     path.write_bytes(pdf)
     out = subprocess.run([pdfsig, "-nssdir", f"sql:{nss_db}", str(path)],
@@ -154,9 +176,9 @@ def test_pdfsig_says_valid_and_trusted(completed_round, nss_db, tmp_path):
         assert "Certificate Validation: Certificate is Trusted." in block, out
 
 
-def test_pdfsig_sees_a_changed_byte(completed_round, nss_db, tmp_path):
+def test_pdfsig_sees_a_changed_byte(signed_pdf, nss_db, tmp_path):
     pdfsig = _need("pdfsig")
-    _, pdf = completed_round
+    pdf = signed_pdf
     path = tmp_path / "tampered.pdf"
     path.write_bytes(tamper(pdf))
     out = subprocess.run([pdfsig, "-nssdir", f"sql:{nss_db}", str(path)],

@@ -1,0 +1,72 @@
+"""Invitations over SMTP to a real SMTP server (aiosmtpd)."""
+
+import email
+
+import pytest
+
+from tests.conftest import create_round, free_port, signers_spec
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received = []
+
+    class Collect(Message):
+        def handle_message(self, message):
+            received.append(message)
+
+    port = free_port()
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield f"smtp://127.0.0.1:{port}", received
+    controller.stop()
+
+
+def test_invitations_go_out_over_smtp(smtp_server, settings, protocol_pdf, worker):
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import make_user
+
+    url, received = smtp_server
+    settings = settings.with_overrides(smtp_url=url, mail_from="sekretariatet@example.se")
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "smtp@example.se")}
+        signers = signers_spec()
+        resp = create_round(client, auth, protocol_pdf, signers=signers)
+        assert resp.status_code == 201
+    finally:
+        rt.close()
+    assert sorted(m["To"] for m in received) == sorted(s["email"] for s in signers)
+    msg = received[0]
+    assert msg["From"] == "sekretariatet@example.se"
+    body = email.message_from_string(msg.as_string()).get_payload(decode=True).decode()
+    assert f"{settings.base_url}/sign/" in body
+    assert "Mobilt BankID" in body
+
+
+def test_nothing_is_sent_when_the_round_is_refused(smtp_server, settings, worker):
+    import io
+    import json
+
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import make_user
+
+    url, received = smtp_server
+    settings = settings.with_overrides(smtp_url=url)
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "smtp2@example.se")}
+        resp = client.post("/api/v1/rounds", headers=auth, data={
+            "round": json.dumps({"title": "t", "signers": signers_spec()}),
+            "document": (io.BytesIO(b"no pdf"), "x.pdf")})
+        assert resp.status_code == 415
+    finally:
+        rt.close()
+    assert received == []
