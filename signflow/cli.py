@@ -112,7 +112,7 @@ def cmd_verify(args, settings: Settings) -> int:
     from cryptography import x509
 
     from signflow.pdf.pki import load_root_certificate
-    from signflow.pdf.verify import verify_pdf
+    from signflow.pdf.verify import verify_isolated
 
     try:
         data = Path(args.file).read_bytes()
@@ -126,7 +126,7 @@ def cmd_verify(args, settings: Settings) -> int:
     for pem in args.trust or []:
         roots.extend(x509.load_pem_x509_certificates(Path(pem).read_bytes()))
     try:
-        report = verify_pdf(data, roots)
+        report = verify_isolated(data, roots)
     except SignflowError as exc:
         if args.json:
             print(json.dumps({"valid": False, "error": {"code": exc.code,

@@ -132,10 +132,6 @@ class PreparedDocument:
 class PdfService(Protocol):
     """The PDF work, implemented with pyHanko in :mod:`signflow.pdf`."""
 
-    def inspect(self, data: bytes) -> int:
-        """Check an upload; return its page count or raise UnsupportedDocument."""
-        ...
-
     def prepare(
         self, data: bytes, *, round_id: str, title: str, language: str, blocks: list[SignerBlock]
     ) -> PreparedDocument:

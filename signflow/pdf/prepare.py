@@ -8,7 +8,10 @@ visible change after a signature would invalidate it.
 
 from __future__ import annotations
 
+import base64
 import io
+import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,7 +60,8 @@ def open_upload(data: bytes, *, max_bytes: int, max_pages: int) -> pikepdf.Pdf:
     except pikepdf.PasswordError:
         raise UnsupportedDocument("the PDF is encrypted", code="encrypted") from None
     except (pikepdf.PdfError, ValueError, RecursionError) as exc:
-        raise UnsupportedDocument(f"the PDF cannot be read: {exc}", code="unparsable") from None
+        raise UnsupportedDocument(f"the PDF cannot be read: {_why(exc)}",
+                                  code="unparsable") from None
     try:
         _check(pdf, max_pages)
     except BaseException:
@@ -66,13 +70,110 @@ def open_upload(data: bytes, *, max_bytes: int, max_pages: int) -> pikepdf.Pdf:
     return pdf
 
 
+#: Largest decoded stream, and all streams together, that an upload may hold.
+MAX_STREAM_BYTES = 256 * 1024 * 1024
+MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+_FLATE = (Name.FlateDecode, Name.Fl)
+_ASCII = (Name.ASCIIHexDecode, Name.AHx, Name.ASCII85Decode, Name.A85)
+#: Image codecs are decoded by viewers into pixels, not by us.
+_IMAGE = {Name.DCTDecode, Name.JPXDecode, Name.JBIG2Decode, Name.CCITTFaxDecode, Name.DCT,
+          Name.CCF}
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _decoded_size(raw: bytes, stages: int, limit: int) -> int:
+    """Size of *raw* after *stages* chained Flate filters, decoded in 1 MB chunks.
+
+    Nothing larger than a chunk is ever held, and decoding stops as soon as the
+    output (or the work at intermediate stages) passes *limit*.
+    """
+    decoders = [zlib.decompressobj() for _ in range(stages)]
+    counts = [0] * stages
+
+    def feed(level: int, data: bytes) -> None:
+        decoder = decoders[level]
+        # Small input slices keep unconsumed_tail (copied on every call) small.
+        for start in range(0, len(data), 1 << 16):
+            pending = data[start:start + (1 << 16)]
+            while pending:
+                out = decoder.decompress(pending, 1 << 20)
+                pending = decoder.unconsumed_tail
+                counts[level] += len(out)
+                if counts[level] > limit:
+                    raise _TooBig
+                if level + 1 < stages and out:
+                    feed(level + 1, out)
+                if not out:
+                    break
+            if decoder.eof:
+                return
+
+    try:
+        feed(0, raw)
+    except _TooBig:
+        return limit + 1
+    return counts[-1]
+
+
+def _shrink(data: bytes, name: pikepdf.Name) -> bytes:
+    """Decode an ASCII filter (its output is smaller than its input)."""
+    if name in (Name.ASCIIHexDecode, Name.AHx):
+        text = bytes(c for c in data.split(b">")[0] if chr(c) in "0123456789abcdefABCDEF")
+        return bytes.fromhex((text + b"0" * (len(text) % 2)).decode())
+    body = data.strip()
+    body = body[2:] if body.startswith(b"<~") else body
+    return base64.a85decode(body.split(b"~>")[0] + b"~>", adobe=False, ignorechars=b" \t\r\n")
+
+
+def _decoded_stream_size(stream: pikepdf.Stream, chain: list) -> int:
+    raw = stream.read_raw_bytes()
+    rest = list(chain)
+    while rest and rest[0] in _ASCII:
+        raw = _shrink(raw, rest.pop(0))
+    if all(f in _FLATE for f in rest):
+        return _decoded_size(raw, len(rest), MAX_STREAM_BYTES)
+    # Another codec (LZW, RunLength…): let qpdf decode it here, in the limited child.
+    return len(stream.read_bytes()) if not set(rest) & _IMAGE else 0
+
+
+def _check_streams(pdf: pikepdf.Pdf) -> None:
+    """Refuse decompression bombs before anything decodes them."""
+    total = 0
+    for obj in pdf.objects:
+        if not isinstance(obj, pikepdf.Stream):
+            continue
+        filters = obj.get(Name.Filter)
+        chain = list(filters) if isinstance(filters, pikepdf.Array) else \
+            ([filters] if filters is not None else [])
+        if not chain:
+            continue
+        try:
+            size = _decoded_stream_size(obj, chain)
+        except (zlib.error, ValueError, pikepdf.PdfError):
+            continue  # a broken stream is the reader's to judge, not a bomb
+        total += size
+        if size > MAX_STREAM_BYTES or total > MAX_TOTAL_BYTES:
+            raise UnsupportedDocument("the PDF holds a stream that decompresses to more than "
+                                      f"{MAX_STREAM_BYTES // (1024 * 1024)} MB",
+                                      code="too_complex")
+
+
+def _why(exc: BaseException) -> str:
+    """qpdf's message without its internal stream names."""
+    text = re.sub(r"^.*?(\(object \d+ \d+\))?: ", "", str(exc).split("\n")[0], count=1)
+    return text[:200] or type(exc).__name__
+
+
 def _check(pdf: pikepdf.Pdf, max_pages: int) -> None:
     if pdf.is_encrypted:
         raise UnsupportedDocument("the PDF is encrypted", code="encrypted")
     try:
         count = len(pdf.pages)
     except (pikepdf.PdfError, RecursionError) as exc:
-        raise UnsupportedDocument(f"the PDF's pages cannot be read: {exc}",
+        raise UnsupportedDocument(f"the PDF's pages cannot be read: {_why(exc)}",
                                   code="unparsable") from None
     if count == 0:
         raise UnsupportedDocument("the PDF has no pages", code="no_pages")
@@ -80,6 +181,7 @@ def _check(pdf: pikepdf.Pdf, max_pages: int) -> None:
         raise UnsupportedDocument(f"the PDF has more than {max_pages} pages", code="too_many_pages")
     if _is_signed(pdf):
         raise UnsupportedDocument("the PDF is already signed", code="already_signed")
+    _check_streams(pdf)
 
 
 def _is_signed(pdf: pikepdf.Pdf) -> bool:
@@ -103,6 +205,8 @@ def _strip_active_content(pdf: pikepdf.Pdf) -> None:
     for key in (Name.OpenAction, Name.AA, Name.AcroForm, Name.Perms):
         if key in root:
             del root[key]
+    if Name.Outlines in root and _outline_loops(root.Outlines):
+        del root[Name.Outlines]  # a cyclic outline hangs viewers; bookmarks are expendable
     names = root.get(Name.Names)
     if names is not None:
         for key in (Name.JavaScript, Name.EmbeddedFiles):
@@ -114,6 +218,27 @@ def _strip_active_content(pdf: pikepdf.Pdf) -> None:
         annots = page.obj.get(Name.Annots)
         if annots is not None:
             page.obj[Name.Annots] = pikepdf.Array([a for a in annots if _harmless(a)])
+
+
+def _outline_loops(outlines: pikepdf.Object, budget: int = 10_000) -> bool:
+    """True when the outline tree revisits an item (or is absurdly large)."""
+    seen: set[tuple[int, int]] = set()
+    stack = [outlines]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, pikepdf.Dictionary):
+            continue
+        key = item.objgen
+        if key != (0, 0):
+            if key in seen:
+                return True
+            seen.add(key)
+        if len(seen) > budget:
+            return True
+        for link in (Name.First, Name.Next):
+            if link in item:
+                stack.append(item[link])
+    return False
 
 
 def _harmless(annot: pikepdf.Object) -> bool:
@@ -139,9 +264,11 @@ def prepare_clean(
         add_footer(pdf, f"{ID_LABEL[language]}: {round_id}   ·   "
                         f"{VERIFY_LABEL[language]}: {verify_url}")
         buf = io.BytesIO()
-        pdf.remove_unreferenced_resources()
-        pdf.save(buf, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.disable,
-                 linearize=False, fix_metadata_version=True)
+        # Streams are copied as they are: the bomb check above has measured them,
+        # and nothing here needs them decoded.
+        pdf.save(buf, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none,
+                 object_stream_mode=pikepdf.ObjectStreamMode.disable, linearize=False,
+                 fix_metadata_version=True)
         return CleanDocument(buf.getvalue(), len(pdf.pages), tuple(fields))
 
 

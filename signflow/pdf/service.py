@@ -8,6 +8,8 @@ from typing import Any
 from pyhanko.sign.timestamps import TimeStamper
 
 from signflow.core.ports import PreparedDocument, SignerBlock
+from signflow.errors import UnsupportedDocument
+from signflow.pdf import isolate
 from signflow.pdf import prepare as _prepare
 from signflow.pdf import sign as _sign
 from signflow.pdf.keys import simple_signer
@@ -34,19 +36,18 @@ class PdfWorks:
         # Parsed once: pyHanko's stock path re-parses the key on every signature.
         self._seal = simple_signer(pki.seal, [pki.root.cert])
 
-    def inspect(self, data: bytes) -> int:
-        pdf = _prepare.open_upload(data, max_bytes=self.max_bytes, max_pages=self.max_pages)
-        with pdf:
-            return len(pdf.pages)
-
     def prepare(
         self, data: bytes, *, round_id: str, title: str, language: str, blocks: list[SignerBlock]
     ) -> PreparedDocument:
-        clean = _prepare.prepare_clean(
-            data, round_id=round_id, title=title, language=language, blocks=blocks,
-            verify_url=f"{self.base_url}/verify", max_bytes=self.max_bytes,
+        if len(data) > self.max_bytes:  # refuse before paying for a child process
+            raise UnsupportedDocument(
+                f"the file is larger than {self.max_bytes // (1024 * 1024)} MB", code="too_large")
+        clean = isolate.run(
+            "prepare_clean", data, round_id=round_id, title=title, language=language,
+            blocks=blocks, verify_url=f"{self.base_url}/verify", max_bytes=self.max_bytes,
             max_pages=self.max_pages,
         )
+        assert isinstance(clean, _prepare.CleanDocument)
         certified = _sign.certify(
             clean.data, clean.fields, seal=self._seal, timestamper=self.timestamper,
             reason=REASONS["certify"][language],

@@ -125,6 +125,23 @@ def verify_pdf(data: bytes, trust_roots: Sequence[x509.Certificate]) -> Verifica
     )
 
 
+def verify_pdf_der(data: bytes, *, roots_der: Sequence[bytes]) -> VerificationReport:
+    """:func:`verify_pdf` with DER roots (for the isolated child process)."""
+    return verify_pdf(data, [x509.load_der_x509_certificate(d) for d in roots_der])
+
+
+def verify_isolated(data: bytes, trust_roots: Sequence[x509.Certificate]) -> VerificationReport:
+    """:func:`verify_pdf` in a child process with memory, CPU and time limits."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from signflow.pdf import isolate
+
+    report = isolate.run("verify", data, roots_der=[c.public_bytes(Encoding.DER)
+                                                    for c in trust_roots])
+    assert isinstance(report, VerificationReport)
+    return report
+
+
 def _context(roots: list) -> ValidationContext:
     return ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
 

@@ -13,7 +13,7 @@ from signflow.core import rounds
 from signflow.core.audit import round_events, verify_chain
 from signflow.core.models import Document, Round, Signer
 from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
-from signflow.pdf.verify import verify_pdf
+from signflow.pdf.verify import verify_isolated
 from signflow.web import db, runtime
 from signflow.web.auth import require
 from signflow.web.serialize import round_dict
@@ -133,7 +133,7 @@ def cancel(round_id: str):
 @bp.post("/verify")
 def verify():
     data = _upload()
-    report = verify_pdf(data, runtime().trust_anchors())
+    report = verify_isolated(data, runtime().trust_anchors())
     body = report.to_dict()
     doc = db().scalar(select(Document).where(Document.sha256 == report.sha256).limit(1))
     if doc is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from signflow.errors import InvalidInput
-from signflow.pdf.verify import verify_pdf
+from signflow.pdf.verify import verify_isolated
 from signflow.web import runtime
 
 bp = Blueprint("pages", __name__)
@@ -22,7 +22,7 @@ def verify():
     if file is None:
         raise InvalidInput("choose a PDF file")
     data = file.stream.read(runtime().settings.max_upload_bytes + 1)
-    report = verify_pdf(data, runtime().trust_anchors())
+    report = verify_isolated(data, runtime().trust_anchors())
     return render_template("verify.html", report=report)
 
 
