@@ -125,8 +125,13 @@ def cmd_verify(args, settings: Settings) -> int:
         roots.append(root)
     for pem in args.trust or []:
         roots.extend(x509.load_pem_x509_certificates(Path(pem).read_bytes()))
+    provider_roots = []
+    sim_root = settings.keys_dir / "bankid-sim-ca.pem"
+    for pem in [settings.bankid_root] if settings.bankid_root else \
+            ([str(sim_root)] if sim_root.exists() else []):
+        provider_roots.extend(x509.load_pem_x509_certificates(Path(pem).read_bytes()))
     try:
-        report = verify_isolated(data, roots)
+        report = verify_isolated(data, roots, provider_roots)
     except SignflowError as exc:
         if args.json:
             print(json.dumps({"valid": False, "error": {"code": exc.code,
@@ -148,7 +153,11 @@ def _print_report(report) -> None:
         tx = f"  Transaktions-ID {s.transaction_id}" if s.transaction_id else ""
         print(f"[{mark}] {s.field} ({s.kind}) {s.signer}  {when}{tx}")
         print(f"      intact={s.intact} trusted={s.trusted} "
-              f"changes-after={s.modification_level}")
+              f"changes-after={s.modification_level} level={s.pades_level or '-'}")
+        if s.evidence:
+            e = s.evidence
+            print(f"      {e.provider} evidence: matches document={e.matches_document} "
+                  f"provider signature={e.provider_signature_valid}")
         for p in s.problems:
             print(f"      - {p}")
     for p in report.problems:

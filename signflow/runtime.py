@@ -43,6 +43,10 @@ class Runtime:
     simulator: Simulator | None = None
     simulator_app: object | None = None
 
+    def provider_roots(self) -> list[x509.Certificate]:
+        """Roots the identity provider's own signatures (BankID XML) chain to."""
+        return list(getattr(self.services.identity, "roots", []) or [])
+
     def trust_anchors(self) -> list[x509.Certificate]:
         """Roots that the service's signatures chain to (published and used to verify)."""
         return [self.pki.root.cert]

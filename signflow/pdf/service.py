@@ -12,6 +12,7 @@ from signflow.errors import UnsupportedDocument
 from signflow.pdf import isolate
 from signflow.pdf import prepare as _prepare
 from signflow.pdf import sign as _sign
+from signflow.pdf.evidence import EvidenceSigner, evidence_document
 from signflow.pdf.keys import simple_signer
 from signflow.pdf.pki import Pki, issue_signer_certificate
 
@@ -61,9 +62,12 @@ class PdfWorks:
             self.pki, name=block.name, organisation=block.organisation, title=block.title,
             transaction_id=block.transaction_id, base_url=self.base_url,
         )
-        signer = simple_signer(pair, [self.pki.signer_ca.cert, self.pki.root.cert])
+        carried = evidence_document(evidence)
+        signer = simple_signer(pair, [self.pki.signer_ca.cert, self.pki.root.cert],
+                               cls=EvidenceSigner, evidence=carried)
         return _sign.approve(data, block, signer=signer, timestamper=self.timestamper,
-                             language=language, reason=REASONS["approve"][language])
+                             language=language, reason=REASONS["approve"][language],
+                             extra_bytes=len(carried))
 
     def seal(self, data: bytes) -> bytes:
         return _sign.seal(data, pki=self.pki, timestamper=self.timestamper)

@@ -70,7 +70,7 @@ def certify(
 
 def approve(
     data: bytes, block: SignerBlock, *, signer: signers.Signer, timestamper: TimeStamper,
-    language: str, reason: str,
+    language: str, reason: str, extra_bytes: int = 0,
 ) -> bytes:
     """Fill *block*'s field with the signer's PAdES signature and visible block."""
     writer = IncrementalPdfFileWriter(io.BytesIO(data))
@@ -86,7 +86,9 @@ def approve(
     }
     pdf_signer = signers.PdfSigner(meta, signer, timestamper=timestamper,
                                    stamp_style=_stamp_style(language))
-    out = pdf_signer.sign_pdf(writer, appearance_text_params=params, bytes_reserved=16384)
+    # Reserved: CMS with chain and timestamp token (~5 KB), plus the evidence, as hex.
+    reserved = 16384 + 2 * extra_bytes + 1024
+    out = pdf_signer.sign_pdf(writer, appearance_text_params=params, bytes_reserved=reserved)
     return out.getvalue()
 
 

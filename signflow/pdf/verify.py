@@ -6,6 +6,7 @@ switched on after a signature (shadow attacks).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import logging
@@ -61,6 +62,27 @@ class SignatureReport:
     valid: bool
     #: Why it is not valid, in words.
     problems: tuple[str, ...] = ()
+    #: PAdES baseline level reached: B-B, B-T, B-LT or B-LTA.
+    pades_level: str | None = None
+    #: The identity provider's evidence carried in the signature, as checked.
+    evidence: EvidenceReport | None = None
+
+
+@dataclass(frozen=True)
+class EvidenceReport:
+    """The BankID (or other provider) evidence inside an approval signature."""
+
+    provider: str | None
+    order_ref: str | None
+    completed_at: str | None
+    #: Hash of the prepared document the person approved, per the evidence.
+    document_sha256: str | None
+    #: That hash is the hash of this file's prepared (certified) revision.
+    matches_document: bool
+    #: The provider's XML signature verifies and covers that hash;
+    #: None when no provider root is configured to check it against.
+    provider_signature_valid: bool | None
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,7 +100,10 @@ class VerificationReport:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["problems"] = list(self.problems)
-        out["signatures"] = [dict(s, problems=list(s["problems"])) for s in out["signatures"]]
+        for sig in out["signatures"]:
+            sig["problems"] = list(sig["problems"])
+            if sig["evidence"]:
+                sig["evidence"]["problems"] = list(sig["evidence"]["problems"])
         return out
 
 
@@ -102,20 +127,34 @@ def _transaction_id(cert: asn1_x509.Certificate) -> str | None:
     return None
 
 
-def verify_pdf(data: bytes, trust_roots: Sequence[x509.Certificate]) -> VerificationReport:
-    """Judge every signature in *data* against *trust_roots*."""
+def verify_pdf(
+    data: bytes, trust_roots: Sequence[x509.Certificate],
+    provider_roots: Sequence[x509.Certificate] = (),
+) -> VerificationReport:
+    """Judge every signature in *data* against *trust_roots*.
+
+    *provider_roots* are the roots the identity provider's own signatures
+    (BankID's XML) must chain to; without them that check reports ``None``.
+    """
     sha = hashlib.sha256(data).hexdigest()
     if b"%PDF-" not in data[:1024]:
         raise UnsupportedDocument("the file is not a PDF", code="not_pdf")
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
-        sigs = list(reader.embedded_signatures)
+        encrypted = reader.encrypted
     except (PdfError, ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
         raise UnsupportedDocument(f"the PDF cannot be read: {exc}", code="unparsable") from None
-    if reader.encrypted:
+    if encrypted:
         raise UnsupportedDocument("the PDF is encrypted", code="encrypted")
+    try:
+        sigs = list(reader.embedded_signatures)
+    except Exception as exc:  # a PDF whose signature dictionaries are broken: a verdict
+        return VerificationReport(
+            valid=False, signatures=(), sha256=sha,
+            problems=(f"a signature in the file is malformed and cannot be checked: {exc}",))
     roots = [asn1_cert(c) for c in trust_roots]
-    reports = tuple(_judge(sig, roots) for sig in sigs)
+    context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root)
+    reports = tuple(_judge(sig, roots, context) for sig in sigs)
     problems: list[str] = []
     if not reports:
         problems.append("the file has no signatures")
@@ -125,35 +164,70 @@ def verify_pdf(data: bytes, trust_roots: Sequence[x509.Certificate]) -> Verifica
     )
 
 
-def verify_pdf_der(data: bytes, *, roots_der: Sequence[bytes]) -> VerificationReport:
+def verify_pdf_der(
+    data: bytes, *, roots_der: Sequence[bytes], provider_roots_der: Sequence[bytes] = (),
+) -> VerificationReport:
     """:func:`verify_pdf` with DER roots (for the isolated child process)."""
-    return verify_pdf(data, [x509.load_der_x509_certificate(d) for d in roots_der])
+    load = x509.load_der_x509_certificate
+    return verify_pdf(data, [load(d) for d in roots_der], [load(d) for d in provider_roots_der])
 
 
-def verify_isolated(data: bytes, trust_roots: Sequence[x509.Certificate]) -> VerificationReport:
+def verify_isolated(
+    data: bytes, trust_roots: Sequence[x509.Certificate],
+    provider_roots: Sequence[x509.Certificate] = (),
+) -> VerificationReport:
     """:func:`verify_pdf` in a child process with memory, CPU and time limits."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from signflow.pdf import isolate
 
-    report = isolate.run("verify", data, roots_der=[c.public_bytes(Encoding.DER)
-                                                    for c in trust_roots])
+    report = isolate.run(
+        "verify", data, roots_der=[c.public_bytes(Encoding.DER) for c in trust_roots],
+        provider_roots_der=[c.public_bytes(Encoding.DER) for c in provider_roots])
     assert isinstance(report, VerificationReport)
     return report
+
+
+@dataclass
+class _FileContext:
+    """What judging one signature needs to know about the whole file."""
+
+    data: bytes
+    sigs: list
+    provider_roots: list
+    has_dss: bool
+
+    def prepared_sha256(self) -> str | None:
+        """Hash of the certified revision: the document every signer approved."""
+        for sig in self.sigs:
+            if sig.sig_object_type != "/DocTimeStamp" and sig.docmdp_level is not None:
+                br = list(sig.byte_range)
+                return hashlib.sha256(self.data[:br[2] + br[3]]).hexdigest()
+        return None
+
+    def level(self, sig, has_timestamp: bool) -> str:
+        end = sum(list(sig.byte_range)[2:4])
+        later_doc_ts = any(s.sig_object_type == "/DocTimeStamp"
+                           and sum(list(s.byte_range)[2:4]) > end for s in self.sigs)
+        if not has_timestamp:
+            return "B-B"
+        if later_doc_ts and self.has_dss:
+            return "B-LTA"
+        return "B-LT" if self.has_dss else "B-T"
 
 
 def _context(roots: list) -> ValidationContext:
     return ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
 
 
-def _judge(sig, roots: list) -> SignatureReport:
+def _judge(sig, roots: list, context: _FileContext) -> SignatureReport:
     field = str(sig.field_name)
     kind = "timestamp" if sig.sig_object_type == "/DocTimeStamp" else (
         "certification" if sig.docmdp_level is not None else "approval")
     try:
         if kind == "timestamp":
             return _judge_timestamp(sig, field, roots)
-        return _judge_signature(sig, field, kind, roots)
+        return _judge_signature(sig, field, kind, roots, context)
     except Exception as exc:  # a hostile file must yield a verdict, never a crash
         log.info("signature %s could not be validated: %s", field, exc)
         return SignatureReport(field=field, kind=kind, signer="", signer_subject="",
@@ -179,7 +253,8 @@ def _common_problems(status) -> list[str]:
     return problems
 
 
-def _judge_signature(sig, field: str, kind: str, roots: list) -> SignatureReport:
+def _judge_signature(sig, field: str, kind: str, roots: list,
+                     context: _FileContext) -> SignatureReport:
     vc = _context(roots)
     status = validate_pdf_signature(sig, signer_validation_context=vc,
                                     ts_validation_context=_context(roots))
@@ -187,8 +262,13 @@ def _judge_signature(sig, field: str, kind: str, roots: list) -> SignatureReport
     ts = status.timestamp_validity
     if ts is not None and not (ts.intact and ts.valid):
         problems.append("the signature's timestamp does not verify")
+    tx_id = _transaction_id(status.signing_cert)
+    evidence = _judge_evidence(sig, context, tx_id)
+    if evidence is not None:
+        problems.extend(evidence.problems)
     level = status.modification_level
     return SignatureReport(
+        pades_level=context.level(sig, ts is not None), evidence=evidence,
         field=field, kind=kind, signer=_cn(status.signing_cert),
         signer_subject=status.signing_cert.subject.human_friendly,
         signing_time=_iso(status.signer_reported_dt),
@@ -196,7 +276,7 @@ def _judge_signature(sig, field: str, kind: str, roots: list) -> SignatureReport
         intact=bool(status.intact and status.valid), trusted=bool(status.trusted),
         modification_level=level.name if level else None,
         coverage=status.coverage.name if status.coverage else None,
-        docmdp_ok=status.docmdp_ok, transaction_id=_transaction_id(status.signing_cert),
+        docmdp_ok=status.docmdp_ok, transaction_id=tx_id,
         valid=bool(status.bottom_line) and not problems, problems=tuple(problems),
     )
 
@@ -214,3 +294,39 @@ def _judge_timestamp(sig, field: str, roots: list) -> SignatureReport:
         docmdp_ok=status.docmdp_ok, transaction_id=None,
         valid=not problems, problems=tuple(problems),
     )
+
+
+def _judge_evidence(sig, context: _FileContext, tx_id: str | None) -> EvidenceReport | None:
+    """Check the provider evidence in *sig* against this file and the provider's root."""
+    from signflow.adapters.bankid_xml import check_signature
+    from signflow.pdf.evidence import read_evidence
+
+    ev = read_evidence(sig.signer_info)
+    if ev is None:
+        return None
+    problems: list[str] = []
+    if ev.get("_unreadable"):
+        return EvidenceReport(None, None, None, None, False, False,
+                              ("the identity evidence in the signature cannot be read",))
+    claimed = ev.get("documentSha256")
+    matches = claimed is not None and claimed == context.prepared_sha256()
+    if not matches:
+        problems.append("the identity evidence is for another document")
+    if tx_id is not None and ev.get("orderRef") != tx_id:
+        problems.append("the identity evidence names another transaction than the certificate")
+    valid: bool | None = None
+    if context.provider_roots:
+        try:
+            xml = base64.b64decode(str(ev.get("signature") or ""), validate=True)
+        except ValueError:
+            xml = b""
+        check = check_signature(xml, context.provider_roots)
+        expected = base64.b64encode(bytes.fromhex(claimed)).decode() if claimed else None
+        valid = check.valid and check.non_visible_b64 == expected
+        if not valid:
+            problems.append("the identity provider's signature does not verify or does not "
+                            "cover this document")
+    return EvidenceReport(
+        provider=ev.get("provider"), order_ref=ev.get("orderRef"),
+        completed_at=ev.get("completedAt"), document_sha256=claimed,
+        matches_document=matches, provider_signature_valid=valid, problems=tuple(problems))

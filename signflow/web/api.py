@@ -133,7 +133,7 @@ def cancel(round_id: str):
 @bp.post("/verify")
 def verify():
     data = _upload()
-    report = verify_isolated(data, runtime().trust_anchors())
+    report = verify_isolated(data, runtime().trust_anchors(), runtime().provider_roots())
     body = report.to_dict()
     doc = db().scalar(select(Document).where(Document.sha256 == report.sha256).limit(1))
     if doc is not None:

@@ -22,7 +22,7 @@ def verify():
     if file is None:
         raise InvalidInput("choose a PDF file")
     data = file.stream.read(runtime().settings.max_upload_bytes + 1)
-    report = verify_isolated(data, runtime().trust_anchors())
+    report = verify_isolated(data, runtime().trust_anchors(), runtime().provider_roots())
     return render_template("verify.html", report=report)
 
 
