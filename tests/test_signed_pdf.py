@@ -215,3 +215,29 @@ def test_verify_needs_no_token_and_refuses_garbage(client):
 if sys.platform != "linux":  # pragma: no cover
     pytestmark = pytest.mark.skip("validators are exercised on Linux")
 
+
+
+def test_every_font_is_embedded(completed_round, tmp_path):
+    pdffonts = _need("pdffonts")
+    _, pdf = completed_round
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(pdf)
+    lines = subprocess.run([pdffonts, str(path)], capture_output=True, text=True,
+                           timeout=60).stdout.splitlines()[2:]
+    assert lines, "no fonts listed"
+    for line in lines:
+        emb = line.split()[-5]
+        assert emb == "yes", line
+
+
+def test_footer_on_every_page(completed_round, tmp_path):
+    pdftotext = _need("pdftotext")
+    body, pdf = completed_round
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(pdf)
+    pages = subprocess.run([pdftotext, str(path), "-"], capture_output=True, text=True,
+                           timeout=60).stdout.split("\f")
+    pages = [p for p in pages if p.strip()]
+    assert len(pages) == 3
+    for page in pages:
+        assert f"Dokument-ID: {body['id']}" in page and "/verify" in page

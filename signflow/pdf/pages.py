@@ -1,14 +1,17 @@
 """Drawing simple text pages with pikepdf: the signature page, footers, samples.
 
-Text uses the standard Helvetica fonts with WinAnsiEncoding, which covers
-Swedish (å, ä, ö, é) without embedding a font.
+Text is set in SignflowSans (DejaVu Sans, subset to Windows-1252), embedded
+as a simple TrueType font with WinAnsiEncoding: it renders å, ä, ö the same
+in every viewer and keeps the document self-contained for archiving.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pikepdf
 from pikepdf import Dictionary, Name
@@ -31,16 +34,68 @@ def pdf_string(text: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
+FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
+FONT_FILES = {False: FONT_DIR / "SignflowSans.ttf", True: FONT_DIR / "SignflowSans-Bold.ttf"}
+
+
+@dataclass(frozen=True)
+class FontData:
+    """What a simple TrueType font dictionary needs, read once per process."""
+
+    name: str
+    data: bytes
+    widths: tuple[int, ...]
+    bbox: tuple[int, int, int, int]
+    ascent: int
+    descent: int
+    cap_height: int
+
+
+@functools.cache
+def font_data(bold: bool) -> FontData:
+    from fontTools.ttLib import TTFont
+
+    path = FONT_FILES[bold]
+    tt = TTFont(path)
+    scale = 1000 / tt["head"].unitsPerEm
+    cmap, hmtx = tt.getBestCmap(), tt["hmtx"]
+    widths = []
+    for code in range(32, 256):
+        char = bytes([code]).decode("cp1252", errors="ignore")
+        glyph = cmap.get(ord(char)) if char else None
+        widths.append(round(hmtx[glyph][0] * scale) if glyph else 0)
+    head, hhea = tt["head"], tt["hhea"]
+    return FontData(
+        name=tt["name"].getDebugName(6) or "SignflowSans", data=path.read_bytes(),
+        widths=tuple(widths), bbox=(head.xMin, head.yMin, head.xMax, head.yMax),
+        ascent=hhea.ascent, descent=hhea.descent,
+        cap_height=getattr(tt["OS/2"], "sCapHeight", hhea.ascent),
+    )
+
+
 def _font(pdf: pikepdf.Pdf, bold: bool) -> pikepdf.Object:
+    f = font_data(bold)
+    file = pdf.make_stream(f.data)
+    file[Name.Length1] = len(f.data)
+    descriptor = pdf.make_indirect(Dictionary(
+        Type=Name.FontDescriptor, FontName=Name("/" + f.name), Flags=32,
+        FontBBox=list(f.bbox), ItalicAngle=0, Ascent=f.ascent, Descent=f.descent,
+        CapHeight=f.cap_height, StemV=120 if bold else 80, FontFile2=file,
+    ))
     return pdf.make_indirect(Dictionary(
-        Type=Name.Font, Subtype=Name.Type1,
-        BaseFont=Name("/Helvetica-Bold" if bold else "/Helvetica"),
-        Encoding=Name.WinAnsiEncoding,
+        Type=Name.Font, Subtype=Name.TrueType, BaseFont=Name("/" + f.name),
+        FirstChar=32, LastChar=255, Widths=list(f.widths),
+        Encoding=Name.WinAnsiEncoding, FontDescriptor=descriptor,
     ))
 
 
 def _fonts(pdf: pikepdf.Pdf) -> tuple[pikepdf.Object, pikepdf.Object]:
-    return _font(pdf, False), _font(pdf, True)
+    """The regular and bold fonts, embedded once per document."""
+    cache = getattr(pdf, "_signflow_fonts", None)
+    if cache is None:
+        cache = (_font(pdf, False), _font(pdf, True))
+        pdf._signflow_fonts = cache  # type: ignore[attr-defined]
+    return cache
 
 
 def text_ops(items: Iterable[Text], regular: str, bold: str) -> bytes:
@@ -69,15 +124,36 @@ def add_text_page(
     return pdf.pages[-1]
 
 
-def add_footer(pdf: pikepdf.Pdf, text: str) -> None:
-    """Stamp *text* at the bottom of every page, isolated from the page's own state."""
+def qr_ops(payload: str, x: float, y: float, size: float) -> bytes:
+    """A QR code of *payload* as filled squares, *size* points wide, at (x, y)."""
+    import segno
+
+    matrix = segno.make(payload, error="m").matrix
+    cell = size / len(matrix)
+    rects = []
+    for row_index, row in enumerate(matrix):
+        top = y + size - (row_index + 1) * cell
+        for col_index, dark in enumerate(row):
+            if dark:
+                rects.append(f"{x + col_index * cell:.3f} {top:.3f} {cell:.3f} {cell:.3f} re")
+    return ("q 0 g " + " ".join(rects) + " f Q").encode()
+
+
+def add_footer(pdf: pikepdf.Pdf, text: str, qr_payload: str = "") -> None:
+    """Stamp *text* (and a QR code) at the bottom of every page, isolated from its state."""
     regular, _ = _fonts(pdf)
+    qr_cache: dict[tuple[float, float], bytes] = {}
     for page in pdf.pages:
         name = page.add_resource(regular, Name.Font, prefix="SfFoot")
         box = page.mediabox
-        x0, y0 = float(box[0]), float(box[1])
-        ops = (b"q 1 0 0 1 0 0 cm BT " + f"{name} 7 Tf 0.35 g 1 0 0 1 {x0 + 36:.2f} "
+        x0, y0, x1 = float(box[0]), float(box[1]), float(box[2])
+        ops = (b"q BT " + f"{name} 7 Tf 0.35 g 1 0 0 1 {x0 + 36:.2f} "
                f"{y0 + 14:.2f} Tm ".encode() + pdf_string(text) + b" Tj ET Q")
+        if qr_payload:
+            key = (x1, y0)
+            if key not in qr_cache:
+                qr_cache[key] = qr_ops(qr_payload, x1 - 36 - 34, y0 + 8, 34)
+            ops += b"\n" + qr_cache[key]
         page.contents_add(pdf.make_stream(b"q"), prepend=True)
         page.contents_add(pdf.make_stream(b"Q\n" + ops), prepend=False)
 

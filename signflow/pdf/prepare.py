@@ -262,7 +262,8 @@ def prepare_clean(
         original_pages = len(pdf.pages)
         fields = _signature_pages(pdf, round_id, title, language, blocks, original_pages)
         add_footer(pdf, f"{ID_LABEL[language]}: {round_id}   ·   "
-                        f"{VERIFY_LABEL[language]}: {verify_url}")
+                        f"{VERIFY_LABEL[language]}: {verify_url}",
+                   qr_payload=f"{verify_url}?document={round_id}")
         buf = io.BytesIO()
         # Streams are copied as they are: the bomb check above has measured them,
         # and nothing here needs them decoded.

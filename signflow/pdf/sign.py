@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from pyhanko.pdf_utils import layout
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.timestamps import TimeStamper
@@ -18,6 +22,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from signflow.core.ports import SignerBlock
 from signflow.pdf.keys import asn1_cert
+from signflow.pdf.pages import FONT_FILES
 from signflow.pdf.pki import Pki, make_crl
 from signflow.pdf.prepare import FieldPlacement
 
@@ -40,10 +45,18 @@ def swedish_time(moment: datetime) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S") + f" GMT{offset[:3]}:{offset[3:]}"
 
 
+@functools.cache
 def _stamp_style(language: str) -> TextStampStyle:
+    """The visible block: our embedded font, left-aligned lines like the seed's page."""
     text = "\n".join(f"{label}: %({key})s" for label, key in zip(LABELS[language], KEYS,
                                                                   strict=True))
-    return TextStampStyle(stamp_text=text, border_width=0)
+    font = GlyphAccumulatorFactory(str(FONT_FILES[False]), font_size=9)
+    box = TextBoxStyle(font=font, font_size=9, leading=12)
+    left = layout.SimpleBoxLayoutRule(
+        x_align=layout.AxisAlignment.ALIGN_MIN, y_align=layout.AxisAlignment.ALIGN_MID,
+        margins=layout.Margins(left=12, right=12, top=6, bottom=6))
+    return TextStampStyle(stamp_text=text, border_width=0, text_box_style=box,
+                          inner_content_layout=left)
 
 
 def certify(

@@ -16,6 +16,12 @@ def index():
     return render_template("index.html", dev=runtime().settings.dev_mode)
 
 
+@bp.get("/verify")
+def verify_form():
+    """Where the QR code on every page leads: upload the PDF to check it."""
+    return render_template("index.html", dev=False, document=request.args.get("document", ""))
+
+
 @bp.post("/verify")
 def verify():
     file = request.files.get("document")
