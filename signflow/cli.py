@@ -186,6 +186,29 @@ def cmd_audit_verify(args, settings: Settings) -> int:
     return EXIT_OK if report.intact else EXIT_FAIL
 
 
+def cmd_lta_renew(args, settings: Settings) -> int:
+    """Re-timestamp completed documents whose last timestamp is older than --days."""
+    from datetime import timedelta
+
+    from signflow.core.models import utcnow
+    from signflow.core.rounds import rounds_due_for_renewal
+    from signflow.db import session_scope
+    from signflow.runtime import build_runtime
+
+    runtime = build_runtime(settings)
+    try:
+        with session_scope(runtime.sessions) as session:
+            due = ([args.round] if args.round else
+                   rounds_due_for_renewal(session, utcnow() - timedelta(days=args.days)))
+        for round_id in due:
+            # through the queue: a worker does it when Redis is configured
+            runtime.services.jobs.enqueue("renew_archive", round_id)
+        print(f"{len(due)} document(s) queued for renewal")
+    finally:
+        runtime.close()
+    return EXIT_OK
+
+
 def cmd_demo(args, settings: Settings) -> int:
     from signflow.demo import run_demo
 
@@ -236,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = audit.add_parser("verify", help="re-check a round's hash chain")
     s.add_argument("round_id")
     s.set_defaults(func=cmd_audit_verify)
+    lta = sub.add_parser("lta").add_subparsers(dest="lta_command", required=True)
+    s = lta.add_parser("renew", help="re-timestamp archived documents (run it from cron)")
+    s.add_argument("--days", type=int, default=365,
+                   help="renew documents last timestamped more than this many days ago")
+    s.add_argument("--round", help="renew this round's document now")
+    s.set_defaults(func=cmd_lta_renew)
     s = sub.add_parser("demo", help="one whole round with simulator signers")
     s.add_argument("--out", default="signflow-demo.pdf")
     s.set_defaults(func=cmd_demo)

@@ -12,6 +12,7 @@ from signflow.core import rounds
 #: Job name → use case taking (session, services, *ids).
 JOBS: dict[str, Callable[..., None]] = {
     "apply_signatures": rounds.apply_signatures,
+    "renew_archive": rounds.renew_archive,
 }
 
 

@@ -47,6 +47,8 @@ class EventType(enum.StrEnum):
     SIGNER_DECLINED = "signer.declined"
     #: Validation data and document timestamp added; data: final hash.
     ROUND_COMPLETED = "round.completed"
+    #: The archived document got a new document timestamp (LTA renewal).
+    DOCUMENT_RENEWED = "document.renewed"
     ROUND_CANCELLED = "round.cancelled"
     ROUND_EXPIRED = "round.expired"
 

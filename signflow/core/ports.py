@@ -148,6 +148,10 @@ class PdfService(Protocol):
         """Add validation data and a document timestamp (PAdES B-LTA)."""
         ...
 
+    def renew(self, data: bytes) -> bytes:
+        """Add validation data for the last timestamp and a new document timestamp."""
+        ...
+
 
 class Clockwork:
     """The real clock."""

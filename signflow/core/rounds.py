@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from signflow.core import messages
@@ -501,3 +501,26 @@ def remind(session: Session, svc: Services, user: User, round_id: str) -> list[S
 def _require_manager(user: User) -> None:
     if user.role not in ("secretariat", "admin"):
         raise Forbidden("only the secretariat can change a round")
+
+
+def renew_archive(session: Session, svc: Services, round_id: str) -> None:
+    """Job: re-timestamp a completed round's document (idempotent per run)."""
+    round_ = _locked_round(session, round_id)
+    if round_.status != RoundStatus.COMPLETED.value or round_.current_document is None:
+        return
+    previous = round_.current_document
+    data = svc.pdf.renew(svc.blobs.get(previous.storage_key))
+    doc = _store(session, svc, round_, "final", data)
+    round_.current_document_id = doc.id
+    append_event(session, round_, EventType.DOCUMENT_RENEWED, SYSTEM,
+                 {"previous_sha256": previous.sha256, "sha256": doc.sha256})
+
+
+def rounds_due_for_renewal(session: Session, older_than: datetime) -> list[str]:
+    """Completed rounds whose document was last timestamped before *older_than*."""
+    latest = (select(Document.round_id, func.max(Document.created_at).label("at"))
+              .group_by(Document.round_id).subquery())
+    rows = session.execute(
+        select(Round.id).join(latest, latest.c.round_id == Round.id)
+        .where(Round.status == RoundStatus.COMPLETED.value, latest.c.at < older_than))
+    return [r[0] for r in rows]

@@ -71,3 +71,6 @@ class PdfWorks:
 
     def seal(self, data: bytes) -> bytes:
         return _sign.seal(data, pki=self.pki, timestamper=self.timestamper)
+
+    def renew(self, data: bytes) -> bytes:
+        return _sign.renew(data, pki=self.pki, timestamper=self.timestamper)

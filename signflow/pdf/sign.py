@@ -142,3 +142,17 @@ def _unique(certs):
             seen.add(c.sha256)
             out.append(c)
     return out
+
+
+def renew(data: bytes, *, pki: Pki, timestamper: TimeStamper) -> bytes:
+    """Re-timestamp an archived document (PAdES-LTA renewal).
+
+    Validation data for the last document timestamp goes into the DSS, then a
+    new document timestamp covers everything, so the evidence outlives the
+    previous TSA certificate and algorithms.
+    """
+    reader = PdfFileReader(io.BytesIO(data))
+    out = io.BytesIO()
+    signers.PdfTimeStamper(timestamper).update_archival_timestamp_chain(
+        reader, validation_context(pki), in_place=False, output=out)
+    return out.getvalue()

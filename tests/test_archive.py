@@ -1,0 +1,54 @@
+"""Keeping signed documents verifiable: LTA renewal."""
+
+from sqlalchemy import select
+
+from signflow import cli
+from signflow.core.models import Document
+from signflow.pdf.verify import verify_pdf
+from tests.conftest import SERVICES
+
+
+def test_lta_renew_adds_a_document_timestamp(completed_round, client, auth, runtime,
+                                             settings, monkeypatch, capsys):
+    body, before = completed_round
+    monkeypatch.setenv("SIGNFLOW_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(settings.keys_dir))
+    monkeypatch.setenv("SIGNFLOW_BASE_URL", settings.base_url)
+    if SERVICES:
+        monkeypatch.setenv("SIGNFLOW_REDIS_URL", settings.redis_url)
+        monkeypatch.setenv("SIGNFLOW_RQ_QUEUE", settings.rq_queue)
+    # nothing is due yet
+    assert cli.main(["lta", "renew", "--days", "30"]) == 0
+    assert "0 document(s)" in capsys.readouterr().out
+    assert cli.main(["lta", "renew", "--round", body["id"]]) == 0
+    import time
+
+    deadline = time.monotonic() + 60
+    after = before
+    while after == before and time.monotonic() < deadline:
+        after = client.get(f"/api/v1/rounds/{body['id']}/document", headers=auth).data
+        time.sleep(0.1)
+    assert after != before and after.startswith(before)  # an incremental update
+    report = verify_pdf(after, runtime.trust_anchors(), runtime.provider_roots())
+    assert report.valid
+    assert [s.kind for s in report.signatures].count("timestamp") == 2
+    events = client.get(f"/api/v1/rounds/{body['id']}/audit", headers=auth).get_json()
+    assert events["events"][-1]["type"] == "document.renewed"
+    assert events["intact"]
+    with runtime.sessions() as s:
+        kinds = [d.kind for d in s.scalars(select(Document).where(
+            Document.round_id == body["id"]))]
+    assert kinds.count("final") == 2
+
+
+def test_renewal_due_after_the_window(completed_round, runtime):
+    from datetime import timedelta
+
+    from signflow.core.models import utcnow
+    from signflow.core.rounds import rounds_due_for_renewal
+
+    body, _ = completed_round
+    with runtime.sessions() as s:
+        assert rounds_due_for_renewal(s, utcnow() - timedelta(days=1)) == []
+        assert body["id"] in rounds_due_for_renewal(s, utcnow() + timedelta(days=1))
