@@ -139,6 +139,10 @@ def cmd_verify(args, settings: Settings) -> int:
         else:
             print(f"unusable input: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    if args.pdf:
+        from signflow.pdf.report import report_pdf
+
+        Path(args.pdf).write_bytes(report_pdf(report))
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
     else:
@@ -254,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--json", action="store_true")
     s.add_argument("--trust", action="append", help="extra trusted root (PEM)")
+    s.add_argument("--pdf", metavar="REPORT.pdf", help="also write a one-page PDF report")
     s.set_defaults(func=cmd_verify)
     audit = sub.add_parser("audit").add_subparsers(dest="audit_command", required=True)
     s = audit.add_parser("verify", help="re-check a round's hash chain")

@@ -241,3 +241,17 @@ def test_footer_on_every_page(completed_round, tmp_path):
     assert len(pages) == 3
     for page in pages:
         assert f"Dokument-ID: {body['id']}" in page and "/verify" in page
+
+
+def test_pdf_report(completed_round, client, tmp_path):
+    _, pdf = completed_round
+    resp = client.post("/api/v1/verify?format=pdf",
+                       data={"document": (io.BytesIO(pdf), "x.pdf")})
+    assert resp.status_code == 200 and resp.mimetype == "application/pdf"
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext:
+        path = tmp_path / "report.pdf"
+        path.write_bytes(resp.data)
+        text = subprocess.run([pdftotext, str(path), "-"], capture_output=True,
+                              text=True).stdout
+        assert "Verifieringsrapport" in text and "GILTIG" in text and "Underskrift3" in text

@@ -134,6 +134,12 @@ def cancel(round_id: str):
 def verify():
     data = _upload()
     report = verify_isolated(data, runtime().trust_anchors(), runtime().provider_roots())
+    if request.args.get("format") == "pdf":
+        from signflow.pdf.report import report_pdf
+
+        lang = request.args.get("language", "sv")
+        return Response(report_pdf(report, lang), mimetype="application/pdf", headers={
+            "Content-Disposition": 'attachment; filename="verifiering.pdf"'})
     body = report.to_dict()
     doc = db().scalar(select(Document).where(Document.sha256 == report.sha256).limit(1))
     if doc is not None:
