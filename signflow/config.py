@@ -50,6 +50,18 @@ class Settings:
     bankid_root: str = ""
     #: RFC 3161 time-stamping authority; empty: the built-in dev TSA.
     tsa_url: str = ""
+    #: The service seal: certificate (PEM, chain may follow) and key (PEM or
+    #: PKCS#12 .p12/.pfx); empty: the development seal in the keys dir.
+    seal_cert: str = ""
+    seal_key: str = ""
+    seal_password: str = field(default="", repr=False)
+    #: The seal key in an HSM instead: PKCS#11 module, token label, key label, PIN.
+    seal_pkcs11_module: str = ""
+    seal_pkcs11_token: str = ""
+    seal_pkcs11_key: str = ""
+    seal_pkcs11_pin: str = field(default="", repr=False)
+    #: Extra trusted roots (PEM file) for verification, e.g. a commercial seal's CA.
+    trust_roots: str = ""
     #: Largest accepted upload in bytes.
     max_upload_bytes: int = 50 * 1024 * 1024
     #: Most pages accepted in one protocol.

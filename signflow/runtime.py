@@ -26,6 +26,7 @@ from signflow.db import make_engine, make_session_factory, session_scope
 from signflow.errors import ConfigError
 from signflow.pdf.keys import make_timestamper
 from signflow.pdf.pki import Pki, load_pki
+from signflow.pdf.seal import load_seal
 from signflow.pdf.service import PdfWorks
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ class Runtime:
 
     def trust_anchors(self) -> list[x509.Certificate]:
         """Roots that the service's signatures chain to (published and used to verify)."""
-        return [self.pki.root.cert]
+        extra = _read_pem_certs(self.settings.trust_roots) if self.settings.trust_roots else []
+        return [self.pki.root.cert, *extra]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -63,7 +65,8 @@ def build_runtime(settings: Settings) -> Runtime:
     services = Services(
         blobs=FileBlobStore(settings.data_dir / "documents"),
         pdf=PdfWorks(pki, make_timestamper(pki, settings.tsa_url), base_url=settings.base_url,
-                     max_bytes=settings.max_upload_bytes, max_pages=settings.max_pages),
+                     max_bytes=settings.max_upload_bytes, max_pages=settings.max_pages,
+                     seal=load_seal(settings, pki)),
         mailer=(SmtpMailer(settings.smtp_url, settings.mail_from) if settings.smtp_url
                 else OutboxMailer(settings.data_dir / "outbox", settings.mail_from)),
         jobs=None,  # type: ignore[arg-type]  # set just below: the queue needs the runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
 
 from signflow.core.ports import PreparedDocument, SignerBlock
@@ -27,7 +28,7 @@ class PdfWorks:
 
     def __init__(
         self, pki: Pki, timestamper: TimeStamper, *, base_url: str,
-        max_bytes: int, max_pages: int,
+        max_bytes: int, max_pages: int, seal: Signer | None = None,
     ) -> None:
         self.pki = pki
         self.timestamper = timestamper
@@ -35,7 +36,7 @@ class PdfWorks:
         self.max_bytes = max_bytes
         self.max_pages = max_pages
         # Parsed once: pyHanko's stock path re-parses the key on every signature.
-        self._seal = simple_signer(pki.seal, [pki.root.cert])
+        self._seal = seal or simple_signer(pki.seal, [pki.root.cert])
 
     def prepare(
         self, data: bytes, *, round_id: str, title: str, language: str, blocks: list[SignerBlock]
