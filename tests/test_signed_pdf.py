@@ -66,7 +66,10 @@ def test_our_verifier_says_valid(completed_round, client):
                                                        for s in body["signers"]}
     for s in report["signatures"]:
         assert s["intact"] and s["trusted"] and s["timestamp_time"]
-    assert report["round"]["id"] == body["id"] and report["round"]["transaction_ids_match"]
+    cross = report["round"]
+    assert cross["id"] == body["id"] and cross["transaction_ids_match"]
+    assert cross["all_required_signers_present"] and cross["times_match_audit_trail"]
+    assert cross["chain_intact"] and cross["signers_in_document"] == 3
 
 
 def test_a_changed_byte_is_not_valid(completed_round, client):

@@ -150,14 +150,34 @@ def verify():
 
 
 def _cross_check(round_: Round, report) -> dict:
-    """Compare a file we issued with our records (signers, transaction ids)."""
-    in_pdf = {s.transaction_id for s in report.signatures if s.transaction_id}
-    signed: list[Signer] = [s for s in round_.signers if s.status == "signed"]
-    missing = [s.id for s in signed if s.transaction_id not in in_pdf]
+    """Compare a file we issued with our records: signers, transactions, times, chain."""
+    from datetime import datetime
+
+    events = round_events(db(), round_.id)
+    signed_at = {e["data"].get("order_ref"): e["at"] for e in events
+                 if e["type"] == "signer.signed"}
+    in_pdf = {s.transaction_id: s for s in report.signatures if s.transaction_id}
+    signers: list[Signer] = list(round_.signers)
+
+    def same_time(a: str | None, b: str | None) -> bool:
+        if not a or not b:
+            return False
+        parse = datetime.fromisoformat
+        return abs((parse(a.replace("Z", "+00:00")) - parse(b.replace("Z", "+00:00")))
+                   .total_seconds()) < 1
+
+    missing = [s.id for s in signers if s.transaction_id not in in_pdf]
+    times_ok = all(
+        same_time(signed_at.get(s.transaction_id),
+                  in_pdf[s.transaction_id].evidence.completed_at
+                  if in_pdf[s.transaction_id].evidence else None)
+        for s in signers if s.transaction_id in in_pdf)
     return {"id": round_.id, "title": round_.title, "status": round_.status,
-            "signers_required": len(round_.signers), "signers_in_document": len(in_pdf),
-            "transaction_ids_match": not missing,
-            "chain_intact": verify_chain(round_events(db(), round_.id)).intact}
+            "signers_required": len(signers), "signers_in_document": len(in_pdf),
+            "all_required_signers_present": not missing,
+            "transaction_ids_match": set(in_pdf) <= set(signed_at),
+            "times_match_audit_trail": times_ok,
+            "chain_intact": verify_chain(events).intact}
 
 
 @bp.get("/trust-anchors")
