@@ -52,3 +52,36 @@ def test_renewal_due_after_the_window(completed_round, runtime):
     with runtime.sessions() as s:
         assert rounds_due_for_renewal(s, utcnow() - timedelta(days=1)) == []
         assert body["id"] in rounds_due_for_renewal(s, utcnow() + timedelta(days=1))
+
+
+def test_round_with_tsa_over_http(settings, live_server, protocol_pdf, worker):
+    """SIGNFLOW_TSA_URL pointing at an RFC 3161 service over HTTP (our dev TSA endpoint).
+
+    (In the RQ pass the worker process keeps its own configuration: there the
+    certification uses the HTTP TSA and the approvals the in-process one.)
+    """
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import create_round, make_user, sign_all, signers_spec, wait_for_status
+
+    settings = settings.with_overrides(tsa_url=f"{live_server}/tsa")
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "tsa@example.se")}
+        signers = signers_spec()
+        round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+        sign_all(client, rt, settings, signers)
+        wait_for_status(client, auth, round_id, "completed")
+        pdf = client.get(f"/api/v1/rounds/{round_id}/document", headers=auth).data
+        report = verify_pdf(pdf, rt.trust_anchors(), rt.provider_roots())
+        assert report.valid and all(s.timestamp_time for s in report.signatures)
+    finally:
+        rt.close()
+
+
+def test_tsa_endpoint_refuses_garbage(client):
+    resp = client.post("/tsa", data=b"junk", content_type="application/timestamp-query")
+    assert resp.status_code == 400
+    resp = client.post("/tsa", data=b"junk", content_type="text/plain")
+    assert resp.status_code == 400
