@@ -31,7 +31,12 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     if settings.dev_mode:
         app.register_blueprint(dev.bp)
     errors.register(app)
-    if runtime.simulator_app is not None:
-        app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, {"/bankid-sim": runtime.simulator_app})
+    mounts = {}
+    for name in runtime.providers:
+        build = runtime.providers.build(name) if (settings.dev_mode or name == "bankid") \
+            else None
+        if build is not None and build.simulator_app is not None:
+            mounts[build.mount] = build.simulator_app
+    if mounts:
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, mounts)  # type: ignore[method-assign]
     return app

@@ -224,13 +224,42 @@ def cmd_bankid_simulator(args, settings: Settings) -> int:
     from werkzeug.serving import run_simple
 
     from signflow.adapters.bankid_sim import Simulator, create_simulator_app
+    from signflow.adapters.tls import server_context
     from signflow.pdf.pki import init_keys, load_pki
 
     init_keys(settings.keys_dir, settings.base_url)
-    app = create_simulator_app(Simulator(load_pki(settings.keys_dir).bankid_sim))
-    print(f"BankID simulator (RP API v6) on http://{args.host}:{args.port}/rp/v6.0/")
-    run_simple(args.host, args.port, app, threaded=True)
+    pki = load_pki(settings.keys_dir)
+    sim = Simulator(pki.bankid_sim)
+    context = None
+    scheme = "http"
+    if args.tls:
+        server, client_ca = _simulator_tls_files(settings.keys_dir, pki)
+        context = server_context(str(server[0]), str(server[1]), str(client_ca))
+        scheme = "https"
+    app = create_simulator_app(sim, require_client_cert=args.tls)
+    print(f"BankID simulator (RP API v6) on {scheme}://{args.host}:{args.port}/rp/v6.0/")
+    if args.tls:
+        d = settings.keys_dir
+        print(f"  SIGNFLOW_BANKID_URL={scheme}://localhost:{args.port}\n"
+              f"  SIGNFLOW_BANKID_CERT={d / 'bankid-rp.pem'}\n"
+              f"  SIGNFLOW_BANKID_KEY={d / 'bankid-rp.key'}\n"
+              f"  SIGNFLOW_BANKID_CA={d / 'bankid-sim-ca.pem'}")
+    run_simple(args.host, args.port, app, threaded=True, ssl_context=context)
     return EXIT_OK
+
+
+def _simulator_tls_files(keys_dir: Path, pki):
+    """The simulator's server certificate and an RP client certificate, made once."""
+    from signflow.pdf.pki import issue_tls_certificate, write_pair
+
+    server = keys_dir / "bankid-sim-server.pem", keys_dir / "bankid-sim-server.key"
+    if not server[0].exists():
+        write_pair(keys_dir, "bankid-sim-server",
+                   issue_tls_certificate(pki.bankid_sim, "localhost", server=True))
+    if not (keys_dir / "bankid-rp.pem").exists():
+        write_pair(keys_dir, "bankid-rp",
+                   issue_tls_certificate(pki.bankid_sim, "signflow RP (test)", server=False))
+    return server, keys_dir / "bankid-sim-ca.pem"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bankid-simulator", help="the BankID simulator on its own")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=5001)
+    s.add_argument("--tls", action="store_true",
+                   help="HTTPS, and 401 without an RP client certificate (made in keys dir)")
     s.set_defaults(func=cmd_bankid_simulator)
     return p
 

@@ -48,6 +48,16 @@ class Settings:
     bankid_ca: str = ""
     #: PEM of the root BankID's XML signatures chain to; empty: the simulator's.
     bankid_root: str = ""
+    #: Freja eID+ RP API base; empty: a built-in stand-in, in development only.
+    freja_url: str = ""
+    freja_cert: str = ""
+    freja_key: str = ""
+    freja_cert_password: str = field(default="", repr=False)
+    freja_ca: str = ""
+    #: PEM of the certificate(s) Freja signs its results (JWS) with.
+    freja_jws_cert: str = ""
+    #: Workflow templates (``*.toml``).
+    workflows_dir: Path = Path("workflows")
     #: RFC 3161 time-stamping authority; empty: the built-in dev TSA.
     tsa_url: str = ""
     #: The service seal: certificate (PEM, chain may follow) and key (PEM or

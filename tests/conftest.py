@@ -104,7 +104,7 @@ def settings(database_url, data_dir, keys_dir, base_url, queue_name, tmp_path) -
 
 
 @pytest.fixture(scope="session")
-def worker(data_dir, keys_dir, base_url, queue_name, template_db):
+def worker(data_dir, keys_dir, base_url, queue_name, template_db, tmp_path_factory):
     """A real `signflow worker` process when the suite runs with Redis."""
     if not SERVICES:
         yield None
@@ -113,9 +113,12 @@ def worker(data_dir, keys_dir, base_url, queue_name, template_db):
                SIGNFLOW_RQ_QUEUE=queue_name, SIGNFLOW_DATA_DIR=str(data_dir),
                SIGNFLOW_KEYS_DIR=str(keys_dir), SIGNFLOW_BASE_URL=base_url,
                SIGNFLOW_SECRET_KEY="test-secret")
+    # a file, not a pipe: an unread pipe fills up and blocks the worker mid-suite
+    log = open(tmp_path_factory.mktemp("worker") / "worker.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "signflow.cli", "worker"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT)
     yield proc
+    log.close()
     proc.terminate()
     try:
         proc.wait(timeout=10)

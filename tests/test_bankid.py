@@ -8,7 +8,7 @@ import requests
 from werkzeug.serving import make_server
 
 from signflow.adapters.bankid import BankIDClient
-from signflow.adapters.bankid_sim import PERSONAS, Simulator, create_simulator_app, qr_data
+from signflow.adapters.bankid_sim import PERSONAS, Simulator, create_simulator_app
 from signflow.adapters.bankid_xml import check_signature
 from signflow.core.ports import SignRequest
 from signflow.errors import ProviderError
@@ -119,7 +119,7 @@ def test_unreachable_bankid_is_a_clear_error():
 
 
 def test_qr_data_is_bankids_format():
-    data = qr_data("67df3917-fa0d-44e5-b327-edcc928297f8",
+    data = BankIDClient("http://x").qr_payload("67df3917-fa0d-44e5-b327-edcc928297f8",
                    "d28db9a7-4cde-429e-a983-359be676944c", 0)
     assert data == ("bankid.67df3917-fa0d-44e5-b327-edcc928297f8.0."
                     "dc69358e712458a66a7525beef148ae8526b1c71610eff2c16cdffb4cdac9bf8")
@@ -166,3 +166,118 @@ def _wrong_person(sim, order_ref):
     order.personal_number = ""
     sim.approve(order_ref, PERSONAS[1])
     order.personal_number = required
+
+
+def test_maintenance_is_retried_silently(simulator):
+    sim, url = simulator
+    client = BankIDClient(url, retry_pause=0.01)
+    sim.inject_fault("sign", 503, "maintenance", times=2)
+    assert client.start_sign(request()).order_ref  # third attempt goes through
+
+
+def test_maintenance_gives_up_after_three(simulator):
+    sim, url = simulator
+    client = BankIDClient(url, retry_pause=0.01)
+    sim.inject_fault("sign", 503, "maintenance", times=3)
+    with pytest.raises(ProviderError) as err:
+        client.start_sign(request())
+    assert err.value.fields["error_code"] == "maintenance"
+
+
+@pytest.mark.parametrize("status,code", [(500, "internalError"), (408, "requestTimeout")])
+def test_no_retry_on_internal_error_or_timeout(simulator, status, code):
+    sim, url = simulator
+    client = BankIDClient(url, retry_pause=0.01)
+    sim.inject_fault("sign", status, code, times=1)
+    with pytest.raises(ProviderError) as err:
+        client.start_sign(request())
+    assert err.value.fields["error_code"] == code
+    assert client.start_sign(request()).order_ref  # the one fault was not retried away
+
+
+def test_auth_and_phone_endpoints(simulator):
+    sim, url = simulator
+    client = BankIDClient(url, roots=[sim.ca.cert])
+    auth = client.start_auth("192.0.2.1")
+    assert auth.qr_start_token and auth.auto_start_token
+    phone = client.start_phone_sign(request(PERSONAS[0].personal_number))
+    assert phone.order_ref and not phone.qr_start_token
+    approve_over_http(url, phone.order_ref)
+    done = client.collect(phone.order_ref)
+    assert done.status == "complete" and done.signature_valid
+    assert client.start_phone_auth(PERSONAS[1].personal_number).order_ref
+    r = requests.post(f"{url}/rp/v6.0/phone/auth", json={"personalNumber":
+                      PERSONAS[2].personal_number, "callInitiator": "nobody"}, timeout=5)
+    assert r.status_code == 400 and r.json()["errorCode"] == "invalidParameters"
+
+
+def test_requirement_and_web_are_validated(simulator):
+    _, url = simulator
+    base = {"endUserIp": "192.0.2.1", "userVisibleData": "eA=="}
+    for extra in ({"requirement": {"pinCode": "yes"}},
+                  {"requirement": {"certificatePolicies": "1.2.3"}},
+                  {"requirement": {"color": "red"}},
+                  {"web": {"browser": "x"}}):
+        r = requests.post(f"{url}/rp/v6.0/sign", json=base | extra, timeout=5)
+        assert r.status_code == 400, extra
+
+
+def test_sign_request_carries_requirement_and_web(keys_dir):
+    """What goes over the wire, seen by a recording server."""
+    import json as _json
+
+    from flask import Flask
+    from flask import request as flask_request
+
+    seen = {}
+    app = Flask("recorder")
+
+    @app.post("/rp/v6.0/sign")
+    def sign():
+        seen["content_type"] = flask_request.headers["Content-Type"]
+        seen["body"] = _json.loads(flask_request.data)
+        return {"orderRef": "o", "autoStartToken": "a", "qrStartToken": "q",
+                "qrStartSecret": "s"}
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = BankIDClient(f"http://127.0.0.1:{server.server_port}",
+                              certificate_policies=("1.2.3.4.25",))
+        client.start_sign(SignRequest(
+            end_user_ip="192.0.2.1", visible_text="# Rubrik", non_visible_data=b"\0" * 32,
+            personal_number=PERSONAS[0].personal_number, return_url="https://x/y",
+            user_agent="UA", referring_domain="signflow.example", device_id="d" * 64))
+    finally:
+        server.shutdown()
+    body = seen["body"]
+    assert seen["content_type"] == "application/json"
+    assert body["userVisibleDataFormat"] == "simpleMarkdownV1"
+    assert base64.b64decode(body["userVisibleData"]) == b"# Rubrik"
+    assert base64.b64decode(body["userNonVisibleData"]) == b"\0" * 32
+    assert body["requirement"] == {"pinCode": True,
+                                   "personalNumber": PERSONAS[0].personal_number,
+                                   "certificatePolicies": ["1.2.3.4.25"]}
+    assert body["web"] == {"userAgent": "UA", "referringDomain": "signflow.example",
+                           "deviceIdentifier": "d" * 64}
+    assert body["returnUrl"] == "https://x/y"
+
+
+def test_hint_and_error_codes_have_messages_in_both_languages():
+    from signflow.adapters.bankid_messages import CODES, RFA, user_message
+
+    hints = ["outstandingTransaction", "noClient", "started", "userSign", "userMrtd",
+             "userCallConfirm", "userCancel", "cancelled", "expiredTransaction",
+             "certificateErr", "startFailed", "userDeclinedCall", "notSupportedByUserApp"]
+    errors = ["alreadyInProgress", "requestTimeout", "maintenance", "internalError",
+              "invalidParameters", "unauthorized"]
+    for code in hints + errors:
+        assert code in CODES, code
+        sv, en = user_message(code, "sv"), user_message(code, "en")
+        assert sv and en and sv != en
+    assert {f"RFA{n}" for n in (1, 2, 3, 4, 5, 6, 8, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                22, 23)} <= set(RFA)
+    assert user_message("somethingNew", "sv") == RFA["RFA22"][0]
+    assert user_message("somethingNew", "en", pending=True) == RFA["RFA21"][1]
+    assert user_message("startFailed", "sv") == RFA["RFA17"][0]
+    assert user_message("alreadyInProgress", "en") == RFA["RFA4"][1]

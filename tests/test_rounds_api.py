@@ -221,7 +221,7 @@ def test_double_completion_records_one_signature(client, auth, runtime, settings
     # the same completion arrives again (a retried poll, a second tab)
     with runtime.sessions() as s:
         signer = s.scalar(select(Signer).where(Signer.email == signers[0]["email"]))
-        result = runtime.services.identity.collect(order_ref["ref"])
+        result = runtime.services.providers["bankid"].collect(order_ref["ref"])
         assert rounds.record_signature(s, runtime.services, signer, result) is None
         s.commit()
         assert s.scalar(select(func.count()).select_from(BankIDEvidence)
@@ -255,3 +255,16 @@ def test_english_round(client, auth, runtime, settings, protocol_pdf):
             if signers[0]["email"] in m.read_text()][-1]
     assert "Please sign" in json.loads(mail.read_text())["subject"]
     assert body["language"] == "en"
+
+
+def test_qr_code_animates(client, auth, protocol_pdf, settings):
+    signers = signers_spec()
+    create_round(client, auth, protocol_pdf, signers=signers)
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    assert client.get(f"/sign/{token}/bankid/qr.svg").status_code == 404  # nothing started
+    assert client.post(f"/sign/{token}/bankid").status_code == 200
+    svg = client.get(f"/sign/{token}/bankid/qr.svg")
+    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    assert svg.headers["Cache-Control"] == "no-store"
+    assert client.post(f"/sign/{token}/bankid/cancel").get_json()["status"] == "cancelled"
+    assert client.get(f"/sign/{token}/bankid/qr.svg").status_code == 404

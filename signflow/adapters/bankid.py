@@ -7,6 +7,8 @@ server CA pinned) and to signflow's simulator (plain HTTP or in-process).
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import logging
 import time
@@ -15,7 +17,7 @@ from typing import Any
 import requests
 from cryptography import x509
 
-from signflow.adapters.bankid_xml import check_signature
+from signflow.adapters.evidence_checks import CHECKS
 from signflow.core.ports import CollectResult, OrderStart, SignRequest
 from signflow.errors import ProviderError
 
@@ -37,9 +39,12 @@ class BankIDClient:
         cert: tuple[str, str] | None = None, ca: str | None = None,
         timeout: tuple[float, float] = (5.0, 20.0), retry_pause: float = 0.5,
         roots: list[x509.Certificate] | None = None,
+        certificate_policies: tuple[str, ...] = (),
     ) -> None:
         #: Roots BankID's XML signatures must chain to; empty: not checked.
         self.roots = roots or []
+        #: Only these BankID certificate policies may sign (e.g. Mobile BankID's).
+        self.certificate_policies = certificate_policies
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
         if cert:
@@ -75,18 +80,62 @@ class BankIDClient:
                                 error_code=error_code, status=resp.status_code)
         raise AssertionError("unreachable")
 
+    def _requirement(self, personal_number: str) -> dict[str, Any]:
+        requirement: dict[str, Any] = {"pinCode": True}
+        if personal_number:
+            requirement["personalNumber"] = personal_number
+        if self.certificate_policies:
+            requirement["certificatePolicies"] = list(self.certificate_policies)
+        return requirement
+
     def start_sign(self, request: SignRequest) -> OrderStart:
+        """``/sign``: the person approves the visible text and the hidden document hash."""
         body: dict[str, Any] = {
             "endUserIp": request.end_user_ip,
             "userVisibleData": _b64(request.visible_text.encode("utf-8")),
             "userVisibleDataFormat": "simpleMarkdownV1",
             "userNonVisibleData": _b64(request.non_visible_data),
+            "requirement": self._requirement(request.personal_number),
         }
-        if request.personal_number:
-            body["requirement"] = {"personalNumber": request.personal_number}
         if request.return_url:
             body["returnUrl"] = request.return_url
-        data = self._post("sign", body)
+        web = {k: v for k, v in (("userAgent", request.user_agent),
+                                 ("referringDomain", request.referring_domain),
+                                 ("deviceIdentifier", request.device_id)) if v}
+        if web:
+            body["web"] = web
+        return self._order(self._post("sign", body))
+
+    def start_auth(self, end_user_ip: str, personal_number: str = "",
+                   visible_text: str = "") -> OrderStart:
+        """``/auth``: identification only (login to the secretariat's pages)."""
+        body: dict[str, Any] = {"endUserIp": end_user_ip,
+                                "requirement": self._requirement(personal_number)}
+        if visible_text:
+            body["userVisibleData"] = _b64(visible_text.encode("utf-8"))
+            body["userVisibleDataFormat"] = "simpleMarkdownV1"
+        return self._order(self._post("auth", body))
+
+    def start_phone_sign(self, request: SignRequest, *, call_initiator: str = "RP"
+                         ) -> OrderStart:
+        """``/phone/sign``: a signature over the phone (the person is known by number)."""
+        body = {
+            "personalNumber": request.personal_number, "callInitiator": call_initiator,
+            "userVisibleData": _b64(request.visible_text.encode("utf-8")),
+            "userVisibleDataFormat": "simpleMarkdownV1",
+            "userNonVisibleData": _b64(request.non_visible_data),
+            "requirement": {k: v for k, v in self._requirement("").items()},
+        }
+        return self._order(self._post("phone/sign", body))
+
+    def start_phone_auth(self, personal_number: str, *, call_initiator: str = "RP"
+                         ) -> OrderStart:
+        """``/phone/auth``: identify a caller (or the person we call)."""
+        body = {"personalNumber": personal_number, "callInitiator": call_initiator,
+                "requirement": self._requirement("")}
+        return self._order(self._post("phone/auth", body))
+
+    def _order(self, data: dict[str, Any]) -> OrderStart:
         try:
             return OrderStart(
                 order_ref=str(data["orderRef"]),
@@ -97,6 +146,12 @@ class BankIDClient:
         except KeyError:
             raise ProviderError("BankID answered without orderRef",
                                 code="bankid_bad_response") from None
+
+    def qr_payload(self, qr_start_token: str, qr_start_secret: str, seconds: int) -> str:
+        """The animated QR: a new HMAC every second; the secret stays on the server."""
+        code = hmac.new(qr_start_secret.encode(), str(seconds).encode(),
+                        hashlib.sha256).hexdigest()
+        return f"bankid.{qr_start_token}.{seconds}.{code}"
 
     def collect(self, order_ref: str) -> CollectResult:
         data = self._post("collect", {"orderRef": order_ref})
@@ -111,20 +166,15 @@ class BankIDClient:
         return self._checked(result)
 
     def _checked(self, result: CollectResult) -> CollectResult:
-        try:
-            xml = base64.b64decode(str(result.completion.get("signature", "")), validate=True)
-        except ValueError:
-            xml = b""
-        check = check_signature(xml, self.roots or [])
-        valid: bool | None = check.valid
-        if not self.roots:
-            # Kept, and marked unverified: nothing to chain to.
-            valid = None
+        found = CHECKS["bankid"](str(result.completion.get("signature", "")), self.roots,
+                                 result.order_ref)
         return CollectResult(
             order_ref=result.order_ref, status=result.status, hint_code=result.hint_code,
-            completion=result.completion, signature_valid=valid,
-            signed_visible=check.visible_b64, signed_non_visible=check.non_visible_b64,
-            signature_problems=check.problems,
+            completion=result.completion,
+            # no root configured: kept, and marked unverified
+            signature_valid=found.valid if self.roots else None,
+            signed_visible=found.visible_b64, signed_non_visible=found.non_visible_b64,
+            signature_problems=found.problems,
         )
 
     def cancel(self, order_ref: str) -> None:
@@ -141,3 +191,40 @@ def _error_of(resp: requests.Response) -> tuple[str, str]:
         return str(body.get("errorCode") or "unknown"), str(body.get("details") or "")
     except ValueError:
         return ("unauthorized" if resp.status_code == 401 else f"http{resp.status_code}"), ""
+
+
+SIMULATOR_URL = "http://bankid-simulator.invalid"
+#: "Mobilt BankID" on the signature page is made true by asking BankID for
+#: Mobile BankID certificates only (test and production policy OIDs).
+MOBILE_POLICIES = {
+    "appapi2.test.bankid.com": ("1.2.3.4.25",),
+    "appapi2.bankid.com": ("1.2.752.78.1.5",),
+}
+
+
+def build(settings, pki):
+    """Entry point ``bankid``: the RP API client, or the in-process simulator."""
+    from signflow.adapters.bankid_sim import Simulator, create_simulator_app
+    from signflow.adapters.certs import read_pem_certs
+    from signflow.adapters.providers import ProviderBuild
+    from signflow.adapters.tls import client_session
+    from signflow.adapters.wsgi_transport import in_process_session
+
+    roots = read_pem_certs(settings.bankid_root) if settings.bankid_root else []
+    if not settings.bankid_url:
+        sim = Simulator(pki.bankid_sim)
+        app = create_simulator_app(sim)
+        client = BankIDClient(SIMULATOR_URL, session=in_process_session(app, SIMULATOR_URL),
+                              roots=roots or [pki.bankid_sim.cert])
+        if not settings.dev_mode:
+            log.warning("BankID is the built-in SIMULATOR: set SIGNFLOW_BANKID_URL for real use")
+        return ProviderBuild(client, simulator=sim, simulator_app=app, mount="/bankid-sim")
+    if settings.bankid_url.startswith("http://") and not any(
+            h in settings.bankid_url for h in ("127.0.0.1", "localhost")):
+        log.warning("SIGNFLOW_BANKID_URL is plain http: only for simulators")
+    session = client_session(cert=settings.bankid_cert, key=settings.bankid_key,
+                             password=settings.bankid_cert_password, ca=settings.bankid_ca)
+    policies = next((p for host, p in MOBILE_POLICIES.items() if host in settings.bankid_url),
+                    ())
+    return ProviderBuild(BankIDClient(settings.bankid_url, session=session, roots=roots,
+                                      certificate_policies=policies))

@@ -23,6 +23,12 @@ RFA: dict[str, tuple[str, str]] = {
     "RFA9": ("Skriv in din säkerhetskod i BankID-appen och välj Skriv under.",
              "Enter your security code in the BankID app and select Sign."),
     "RFA13": ("Försöker starta BankID-appen.", "Trying to start your BankID app."),
+    "RFA14": ("Söker efter BankID, det kan ta en liten stund … Om det har gått några sekunder "
+              "och inget BankID har hittats har du sannolikt inget BankID som går att använda "
+              "här. Skaffa i så fall ett hos din bank.",
+              "Searching for BankID, it may take a little while … If a few seconds have passed "
+              "and still no BankID has been found, you probably don't have a BankID that can "
+              "be used here. Get one from your bank."),
     "RFA15": ("Söker efter BankID, det kan ta en liten stund …",
               "Searching for BankID, it may take a little while …"),
     "RFA16": ("Det BankID du försöker använda är för gammalt eller spärrat. Använd ett annat "
@@ -33,6 +39,15 @@ RFA: dict[str, tuple[str, str]] = {
               "Kontrollera att BankID-appen är uppdaterad.",
               "Failed to scan the QR code. Start the BankID app and scan the QR code. Check "
               "that the BankID app is up to date."),
+    "RFA18": ("Starta BankID-appen", "Start the BankID app"),
+    "RFA19": ("Vill du identifiera dig eller skriva under med BankID på den här datorn eller "
+              "med ett Mobilt BankID?", "Would you like to identify yourself or sign with a "
+              "BankID on this computer, or with a Mobile BankID?"),
+    "RFA20": ("Vill du identifiera dig eller skriva under med ett BankID på den här enheten "
+              "eller med ett BankID på en annan enhet?", "Would you like to identify yourself "
+              "or sign with a BankID on this device or with a BankID on another device?"),
+    "RFA21": ("Identifiering eller underskrift pågår.",
+              "Identification or signing in progress."),
     "RFA22": ("Okänt fel. Försök igen.", "Unknown error. Please try again."),
     "RFA23": ("Fotografera och läs av din ID-handling med BankID-appen.",
               "Process your machine-readable travel document using the BankID app."),
@@ -44,6 +59,8 @@ CODES = {
     "userCancel": "RFA6", "cancelled": "RFA3", "expiredTransaction": "RFA8",
     "certificateErr": "RFA16", "startFailed": "RFA17", "alreadyInProgress": "RFA4",
     "requestTimeout": "RFA5", "maintenance": "RFA5", "internalError": "RFA5",
+    "userDeclinedCall": "RFA6", "notSupportedByUserApp": "RFA3", "unreachable": "RFA5",
+    "invalidParameters": "RFA22", "unauthorized": "RFA22",
 }
 #: signflow's own refusals, shown the same way.
 OWN = {
@@ -60,10 +77,5 @@ def user_message(code: str, language: str, *, pending: bool = False) -> str:
     idx = 0 if language == "sv" else 1
     if code in OWN:
         return OWN[code][idx]
-    rfa = CODES.get(code)
-    if rfa is None:
-        rfa = "RFA21" if pending else "RFA22"
-    if rfa == "RFA21":
-        return ("Identifiering eller underskrift pågår.", "Identification or signing in "
-                "progress.")[idx]
+    rfa = CODES.get(code) or ("RFA21" if pending else "RFA22")
     return RFA[rfa][idx]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import ipaddress
 import threading
 import time
@@ -89,15 +88,17 @@ class Simulator:
         self.ca = ca
         self.clock = clock
         self.orders: dict[str, Order] = {}
+        #: Injected failures (tests): endpoint → list of (status, errorCode).
+        self.faults: dict[str, list[tuple[int, str]]] = {}
         self._lock = threading.Lock()
         self._user_keys: dict[str, tuple[ec.EllipticCurvePrivateKey, x509.Certificate]] = {}
 
     # --- RP API -------------------------------------------------------------
     def start(self, kind: str, body: dict[str, Any]) -> dict[str, str]:
         ip = body.get("endUserIp")
-        if not isinstance(ip, str) or not _is_ip(ip):
+        if not kind.startswith("phone/") and (not isinstance(ip, str) or not _is_ip(ip)):
             raise ApiError(400, "invalidParameters", "Invalid endUserIp.")
-        visible = _b64_field(body, "userVisibleData", 40_000, required=(kind == "sign"))
+        visible = _b64_field(body, "userVisibleData", 40_000, required=kind.endswith("sign"))
         non_visible = _b64_field(body, "userNonVisibleData", 200_000, required=False)
         fmt = body.get("userVisibleDataFormat")
         if fmt not in (None, "simpleMarkdownV1"):
@@ -105,6 +106,14 @@ class Simulator:
         requirement = body.get("requirement") or {}
         if not isinstance(requirement, dict):
             raise ApiError(400, "invalidParameters", "Invalid requirement.")
+        _check_requirement(requirement)
+        _check_web(body.get("web"))
+        if kind.startswith("phone/"):
+            if body.get("callInitiator") not in ("user", "RP"):
+                raise ApiError(400, "invalidParameters", "Invalid callInitiator.")
+            if not body.get("personalNumber"):
+                raise ApiError(400, "invalidParameters", "Missing personalNumber.")
+            requirement = dict(requirement, personalNumber=body["personalNumber"])
         pnr = requirement.get("personalNumber", "")
         if pnr:
             try:
@@ -122,12 +131,15 @@ class Simulator:
                     raise ApiError(400, "alreadyInProgress",
                                    "Order already in progress for pno.")
             order = Order(
-                order_ref=str(uuid.uuid4()), kind=kind, end_user_ip=ip, visible_b64=visible,
+                order_ref=str(uuid.uuid4()), kind=kind, end_user_ip=ip or "",
+                visible_b64=visible,
                 non_visible_b64=non_visible, personal_number=pnr,
                 qr_start_token=str(uuid.uuid4()), qr_start_secret=str(uuid.uuid4()),
                 auto_start_token=str(uuid.uuid4()), created=self.clock(),
             )
             self.orders[order.order_ref] = order
+        if kind.startswith("phone/"):
+            return {"orderRef": order.order_ref}
         return {"orderRef": order.order_ref, "autoStartToken": order.auto_start_token,
                 "qrStartToken": order.qr_start_token, "qrStartSecret": order.qr_start_secret}
 
@@ -167,6 +179,17 @@ class Simulator:
     def _fail(self, order: Order, hint: str) -> None:
         order.status, order.hint, order.finished = "failed", hint, self.clock()
 
+    def inject_fault(self, endpoint: str, status: int, error_code: str, times: int = 1) -> None:
+        with self._lock:
+            self.faults.setdefault(endpoint, []).extend([(status, error_code)] * times)
+
+    def take_fault(self, endpoint: str) -> None:
+        with self._lock:
+            pending = self.faults.get(endpoint)
+            if pending:
+                status, code = pending.pop(0)
+                raise ApiError(status, code, f"Simulated {code}.")
+
     # --- the person's side (phone page and test API) -------------------------
     def open_orders(self) -> list[Order]:
         with self._lock:
@@ -205,7 +228,8 @@ class Simulator:
         xml = build_signature(visible_b64=order.visible_b64,
                               non_visible_b64=order.non_visible_b64, key=key,
                               chain=[cert, self.ca.cert],
-                              func="Signing" if order.kind == "sign" else "Identification")
+                              func="Signing" if order.kind.endswith("sign")
+                              else "Identification")
         return {
             "user": {"personalNumber": persona.personal_number, "name": persona.name,
                      "givenName": persona.given_name, "surname": persona.surname},
@@ -254,12 +278,6 @@ class Simulator:
         return resp.public_bytes(serialization.Encoding.DER)
 
 
-def qr_data(qr_start_token: str, qr_start_secret: str, seconds: int) -> str:
-    """BankID's animated QR payload for *seconds* since the order started."""
-    code = hmac.new(qr_start_secret.encode(), str(seconds).encode(), hashlib.sha256).hexdigest()
-    return f"bankid.{qr_start_token}.{seconds}.{code}"
-
-
 def _persona_for(personal_number: str) -> Persona:
     for p in PERSONAS:
         if p.personal_number == personal_number:
@@ -267,6 +285,26 @@ def _persona_for(personal_number: str) -> Persona:
     if personal_number:
         return Persona(personal_number, "Test", "Person")
     return PERSONAS[0]
+
+
+def _check_requirement(requirement: dict[str, Any]) -> None:
+    known = {"personalNumber", "pinCode", "mrtd", "certificatePolicies", "cardReader"}
+    if set(requirement) - known:
+        raise ApiError(400, "invalidParameters", "Unknown requirement.")
+    for flag in ("pinCode", "mrtd"):
+        if flag in requirement and not isinstance(requirement[flag], bool):
+            raise ApiError(400, "invalidParameters", f"Invalid {flag}.")
+    policies = requirement.get("certificatePolicies", [])
+    if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+        raise ApiError(400, "invalidParameters", "Invalid certificatePolicies.")
+
+
+def _check_web(web: object) -> None:
+    if web is None:
+        return
+    if not isinstance(web, dict) or set(web) - {"deviceIdentifier", "referringDomain",
+                                                  "userAgent"}:
+        raise ApiError(400, "invalidParameters", "Invalid web.")
 
 
 def _is_ip(value: str) -> bool:
@@ -292,9 +330,19 @@ def _b64_field(body: dict[str, Any], key: str, limit: int, *, required: bool) ->
     return value
 
 
-def create_simulator_app(sim: Simulator) -> Flask:
-    """The simulator as a WSGI app (RP API, test API, phone page)."""
+def create_simulator_app(sim: Simulator, *, require_client_cert: bool = False) -> Flask:
+    """The simulator as a WSGI app (RP API, test API, phone page).
+
+    With *require_client_cert* (TLS on), RP calls without a client certificate
+    that the server's TLS layer verified are answered 401, as BankID does.
+    """
     app = Flask(__name__, template_folder=str(Path(__file__).parent.parent / "templates"))
+
+    @app.before_request
+    def _client_cert():
+        if require_client_cert and request.path.startswith("/rp/") \
+                and not request.environ.get("SSL_CLIENT_CERT"):
+            raise ApiError(401, "unauthorized", "A client certificate is required.")
 
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError):
@@ -309,8 +357,17 @@ def create_simulator_app(sim: Simulator) -> Flask:
             raise ApiError(400, "invalidParameters", "Body must be a JSON object.")
         return body
 
+    @app.post("/rp/v6.0/phone/<endpoint>")
+    def phone_rp(endpoint: str):
+        sim.take_fault(f"phone/{endpoint}")
+        body = _json()
+        if endpoint not in ("sign", "auth"):
+            raise ApiError(404, "notFound", "No such endpoint.")
+        return jsonify(sim.start(f"phone/{endpoint}", body))
+
     @app.post("/rp/v6.0/<endpoint>")
     def rp(endpoint: str):
+        sim.take_fault(endpoint)
         body = _json()
         if endpoint in ("sign", "auth"):
             return jsonify(sim.start(endpoint, body))
@@ -319,6 +376,16 @@ def create_simulator_app(sim: Simulator) -> Flask:
         if endpoint == "cancel":
             return jsonify(sim.cancel(body))
         raise ApiError(404, "notFound", "No such endpoint.")
+
+    @app.post("/sim/faults")
+    def faults():
+        body = request.get_json(silent=True) or {}
+        try:
+            sim.inject_fault(str(body["endpoint"]), int(body["status"]),
+                             str(body["errorCode"]), int(body.get("times", 1)))
+        except (KeyError, ValueError):
+            raise ApiError(400, "invalidParameters", "endpoint, status, errorCode") from None
+        return jsonify(ok=True)
 
     @app.get("/sim/orders")
     def orders():

@@ -102,6 +102,9 @@ class Round(Base):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     title: Mapped[str] = mapped_column(String(300))
     workflow: Mapped[str] = mapped_column(String(100), default="standard")
+    #: Identity provider the signers use (from the workflow): ``bankid``, ``freja``…
+    provider: Mapped[str] = mapped_column(String(50), default="bankid",
+                                          server_default="bankid")
     #: ``sv`` or ``en``: the signature page, e-mails and signing page.
     language: Mapped[str] = mapped_column(String(2), default="sv")
     #: ``parallel`` or ``sequential``.
@@ -181,7 +184,8 @@ class BankIDEvidence(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     signer_id: Mapped[str] = mapped_column(ForeignKey("signers.id"), unique=True)
     order_ref: Mapped[str] = mapped_column(String(64))
-    provider: Mapped[str] = mapped_column(String(50), default="bankid")
+    provider: Mapped[str] = mapped_column(String(50), default="bankid",
+                                          server_default="bankid")
     #: SHA-256 of the prepared document the signer approved.
     document_sha256: Mapped[str] = mapped_column(String(64))
     #: The ``completionData`` object as JSON.

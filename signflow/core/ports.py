@@ -26,6 +26,11 @@ class SignRequest:
     personal_number: str = ""
     #: Where the app should send the person back (same-device flow).
     return_url: str = ""
+    #: The browser's User-Agent, the site's domain and a stable device id
+    #: (BankID's ``web`` parameters, which help it spot fraud).
+    user_agent: str = ""
+    referring_domain: str = ""
+    device_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,10 @@ class IdentityProvider(Protocol):
     def collect(self, order_ref: str) -> CollectResult: ...
 
     def cancel(self, order_ref: str) -> None: ...
+
+    def qr_payload(self, qr_start_token: str, qr_start_secret: str, seconds: int) -> str:
+        """What the QR code shows *seconds* after the order started."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,10 @@ class Services:
     pdf: PdfService
     mailer: Mailer
     jobs: JobQueue
-    identity: IdentityProvider
+    #: Identity providers by name (a round uses its workflow's provider).
+    providers: Mapping[str, IdentityProvider]
+    #: Workflow templates by name.
+    workflows: Mapping[str, Any]
     clock: Clock
     base_url: str
     invitation_days: int = 30

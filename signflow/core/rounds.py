@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,6 +26,7 @@ from signflow.core.models import BankIDEvidence, Document, Round, Signer, User, 
 from signflow.core.people import canonical_role, normalize_personal_number, role_label
 from signflow.core.ports import CollectResult, OrderStart, Services, SignerBlock, SignRequest
 from signflow.core.states import RoundStatus, SignerStatus, transition
+from signflow.core.workflows import workflow_named
 from signflow.db import after_commit
 from signflow.errors import Forbidden, IllegalTransition, InvalidInput, NotFound, ProviderError
 
@@ -47,7 +49,8 @@ class RoundSpec:
     title: str
     signers: tuple[SignerSpec, ...]
     language: str = "sv"
-    order: str = "parallel"
+    #: ``parallel``/``sequential``; empty: the workflow's.
+    order: str = ""
     workflow: str = "standard"
     message: str = ""
 
@@ -80,8 +83,8 @@ def parse_round_spec(raw: Any) -> RoundSpec:
     language = raw.get("language", "sv") or "sv"
     if language not in ("sv", "en"):
         raise InvalidInput("language must be 'sv' or 'en'", field="language")
-    order = raw.get("order", "parallel") or "parallel"
-    if order not in ("parallel", "sequential"):
+    order = raw.get("order") or ""
+    if order not in ("", "parallel", "sequential"):
         raise InvalidInput("order must be 'parallel' or 'sequential'", field="order")
     signers_raw = raw.get("signers")
     if not isinstance(signers_raw, list) or not signers_raw:
@@ -134,15 +137,20 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     """Create a round: check and prepare the PDF, certify it, invite the signers."""
     if user.role not in ("secretariat", "admin"):
         raise Forbidden("only the secretariat can start a round")
+    workflow = workflow_named(dict(svc.workflows), spec.workflow)
+    order = spec.order or workflow.order
+    provider = workflow.provider
+    svc.providers[provider]  # an unknown or misconfigured provider fails before any work
     now = svc.clock.now()
     round_ = Round(
         id=new_id(),
         organisation_id=user.organisation_id,
         created_by_id=user.id,
         title=spec.title,
-        workflow=spec.workflow,
+        workflow=workflow.name,
+        provider=provider,
         language=spec.language,
-        order=spec.order,
+        order=order,
         message=spec.message,
         status=RoundStatus.PENDING.value,
         created_at=now,
@@ -168,8 +176,8 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     round_.document_sha256 = doc.sha256
     actor = f"user:{user.email}"
     append_event(session, round_, EventType.ROUND_CREATED, actor, {
-        "title": spec.title, "language": spec.language, "order": spec.order,
-        "workflow": spec.workflow, "original_sha256": original.sha256,
+        "title": spec.title, "language": spec.language, "order": order,
+        "workflow": workflow.name, "provider": provider, "original_sha256": original.sha256,
         "pages": prepared.page_count,
         "signers": [{"id": s.id, "name": s.name, "role": s.role, "email": s.email}
                     for s in round_.signers],
@@ -177,7 +185,7 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     append_event(session, round_, EventType.DOCUMENT_PREPARED, SYSTEM, {
         "sha256": doc.sha256, "size": doc.size,
     })
-    first = round_.signers if spec.order == "parallel" else round_.signers[:1]
+    first = round_.signers if order == "parallel" else round_.signers[:1]
     for signer in first:
         invite(session, svc, signer, actor=actor)
     return round_
@@ -266,18 +274,22 @@ def visible_text(signer: Signer) -> str:
 
 
 def start_signing(
-    session: Session, svc: Services, signer: Signer, *, end_user_ip: str, return_url: str = ""
+    session: Session, svc: Services, signer: Signer, *, end_user_ip: str, return_url: str = "",
+    user_agent: str = "", device_id: str = "",
 ) -> OrderStart:
     """Start an identity-provider sign order for *signer* over the prepared document."""
     _require_can_sign(signer)
     if signer.pending_order_ref:
-        _cancel_order(svc, signer.pending_order_ref)
-    order = svc.identity.start_sign(SignRequest(
+        _cancel_order(svc, signer, signer.pending_order_ref)
+    order = _provider(svc, signer).start_sign(SignRequest(
         end_user_ip=end_user_ip,
         visible_text=visible_text(signer),
         non_visible_data=bytes.fromhex(signer.round.document_sha256),
         personal_number=signer.personal_number,
         return_url=return_url,
+        user_agent=user_agent[:256],
+        referring_domain=urlsplit(svc.base_url).hostname or "",
+        device_id=device_id,
     ))
     signer.pending_order_ref = order.order_ref
     signer.pending_qr_token = order.qr_start_token
@@ -288,9 +300,24 @@ def start_signing(
     return order
 
 
-def _cancel_order(svc: Services, order_ref: str) -> None:
+def cancel_signing(session: Session, svc: Services, signer: Signer) -> None:
+    """The signer left or pressed cancel: end the open order; they may start again."""
+    order_ref = signer.pending_order_ref
+    if not order_ref:
+        return
+    _cancel_order(svc, signer, order_ref)
+    signer.pending_order_ref = None
+    append_event(session, signer.round, EventType.BANKID_FAILED, f"signer:{signer.id}",
+                 {"signer": signer.id, "order_ref": order_ref, "hint_code": "cancelled"})
+
+
+def _provider(svc: Services, signer: Signer):
+    return svc.providers[signer.round.provider]
+
+
+def _cancel_order(svc: Services, signer: Signer, order_ref: str) -> None:
     try:
-        svc.identity.cancel(order_ref)
+        _provider(svc, signer).cancel(order_ref)
     except ProviderError:
         pass  # already finished or unknown to the provider: nothing left to cancel
 
@@ -300,7 +327,7 @@ def poll_signing(session: Session, svc: Services, signer: Signer) -> CollectResu
     order_ref = signer.pending_order_ref
     if not order_ref:
         raise IllegalTransition("no signing in progress", code="no_order")
-    result = svc.identity.collect(order_ref)
+    result = _provider(svc, signer).collect(order_ref)
     if result.status == "failed":
         signer.pending_order_ref = None
         append_event(session, signer.round, EventType.BANKID_FAILED, f"signer:{signer.id}",
@@ -340,12 +367,12 @@ def record_signature(
     transition(signer, SignerStatus.SIGNED)
     signer.signed_at = now
     signer.transaction_id = result.order_ref
-    signer.method = svc.identity.method_name
+    signer.method = _provider(svc, signer).method_name
     signer.verified_name = str(user.get("name") or signer.name)
     signer.pending_order_ref = None
     signer.token_expires_at = round_.expires_at
     session.add(BankIDEvidence(
-        signer_id=signer.id, order_ref=result.order_ref, provider=svc.identity.method_name,
+        signer_id=signer.id, order_ref=result.order_ref, provider=signer.method,
         document_sha256=round_.document_sha256,
         completion_json=json.dumps(dict(result.completion), sort_keys=True),
         signature_verified=result.signature_valid, completed_at=now,
@@ -391,7 +418,8 @@ def evidence_for(session: Session, signer: Signer) -> dict[str, Any]:
     if ev is None:
         return {}
     return {
-        "provider": ev.provider, "order_ref": ev.order_ref,
+        "provider": ev.provider, "provider_id": signer.round.provider,
+        "order_ref": ev.order_ref,
         "document_sha256": ev.document_sha256,
         "completed_at": ev.completed_at.isoformat(),
         "signature_verified": ev.signature_verified,
@@ -450,7 +478,7 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     session.refresh(signer)
     _require_can_sign(signer)
     if signer.pending_order_ref:
-        _cancel_order(svc, signer.pending_order_ref)
+        _cancel_order(svc, signer, signer.pending_order_ref)
         signer.pending_order_ref = None
     transition(signer, SignerStatus.DECLINED)
     signer.decline_reason = reason
@@ -479,7 +507,7 @@ def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
         return round_  # cancelled already: nothing more to do or record
     for s in round_.signers:
         if s.pending_order_ref:
-            _cancel_order(svc, s.pending_order_ref)
+            _cancel_order(svc, s, s.pending_order_ref)
             s.pending_order_ref = None
     _revoke_links(round_)
     append_event(session, round_, EventType.ROUND_CANCELLED, f"user:{user.email}", {})

@@ -27,6 +27,7 @@ def evidence_document(evidence: Mapping[str, Any]) -> bytes:
     completion = evidence.get("completion", {})
     doc = {
         "provider": evidence.get("provider"),
+        "providerId": evidence.get("provider_id"),
         "orderRef": evidence.get("order_ref"),
         "completedAt": evidence.get("completed_at"),
         "documentSha256": evidence.get("document_sha256"),

@@ -7,6 +7,7 @@ the signer CA stays ours, since it certifies each BankID-identified act.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -223,3 +224,29 @@ def make_crl(ca: KeyPair, *, days: int = 7) -> x509.CertificateRevocationList:
         )
         .sign(ca.key, hashes.SHA256())
     )
+
+
+def issue_tls_certificate(
+    ca: KeyPair, common_name: str, *, server: bool, days: int = 825,
+) -> KeyPair:
+    """A TLS server (localhost) or client certificate from *ca* (simulators and tests)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    b = (
+        _builder(_name(common_name), ca, key.public_key(), days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(
+            [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False)
+    )
+    if server:
+        b = b.add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ]), critical=False)
+    return KeyPair(b.sign(ca.key, hashes.SHA256()), key)
+
+
+def write_pair(directory: Path, stem: str, pair: KeyPair) -> tuple[Path, Path]:
+    """Write a certificate and its private key (0600); return both paths."""
+    _write(directory, stem, pair)
+    return directory / f"{stem}.pem", directory / f"{stem}.key"

@@ -298,7 +298,7 @@ def _judge_timestamp(sig, field: str, roots: list) -> SignatureReport:
 
 def _judge_evidence(sig, context: _FileContext, tx_id: str | None) -> EvidenceReport | None:
     """Check the provider evidence in *sig* against this file and the provider's root."""
-    from signflow.adapters.bankid_xml import check_signature
+    from signflow.adapters.evidence_checks import CHECKS
     from signflow.pdf.evidence import read_evidence
 
     ev = read_evidence(sig.signer_info)
@@ -315,14 +315,12 @@ def _judge_evidence(sig, context: _FileContext, tx_id: str | None) -> EvidenceRe
     if tx_id is not None and ev.get("orderRef") != tx_id:
         problems.append("the identity evidence names another transaction than the certificate")
     valid: bool | None = None
-    if context.provider_roots:
-        try:
-            xml = base64.b64decode(str(ev.get("signature") or ""), validate=True)
-        except ValueError:
-            xml = b""
-        check = check_signature(xml, context.provider_roots)
+    check = CHECKS.get(str(ev.get("providerId") or "bankid"))
+    if context.provider_roots and check is not None:
+        found = check(str(ev.get("signature") or ""), context.provider_roots,
+                      str(ev.get("orderRef") or ""))
         expected = base64.b64encode(bytes.fromhex(claimed)).decode() if claimed else None
-        valid = check.valid and check.non_visible_b64 == expected
+        valid = found.valid and found.non_visible_b64 == expected
         if not valid:
             problems.append("the identity provider's signature does not verify or does not "
                             "cover this document")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
+import secrets
 
 import segno
 from flask import Blueprint, Response, jsonify, render_template, request, send_file
 
 from signflow.adapters.bankid_messages import user_message
-from signflow.adapters.bankid_sim import qr_data
 from signflow.core import rounds
 from signflow.core.models import Signer
 from signflow.core.people import role_label
@@ -20,20 +21,20 @@ bp = Blueprint("sign", __name__, url_prefix="/sign")
 
 TEXTS = {
     "sv": {
-        "heading": "Signera protokoll", "role": "Din roll", "sign": "Signera med BankID",
+        "heading": "Signera protokoll", "role": "Din roll", "sign": "Signera med {app}",
         "decline": "Neka signering", "reason": "Skäl (visas för sekretariatet)",
         "done": "Du har signerat", "declined": "Du har nekat att signera.",
-        "closed": "Signeringen är avslutad", "scan": "Skanna QR-koden med BankID-appen",
-        "same_device": "Öppna BankID på den här enheten", "cancel": "Avbryt",
+        "closed": "Signeringen är avslutad", "scan": "Skanna QR-koden med {app}-appen",
+        "same_device": "Öppna {app} på den här enheten", "cancel": "Avbryt",
         "missing": "Länken är ogiltig eller har gått ut.", "document": "Dokumentet",
         "open_pdf": "Öppna PDF", "transaction": "Transaktions-ID",
     },
     "en": {
-        "heading": "Sign the minutes", "role": "Your role", "sign": "Sign with BankID",
+        "heading": "Sign the minutes", "role": "Your role", "sign": "Sign with {app}",
         "decline": "Decline to sign", "reason": "Reason (shown to the secretariat)",
         "done": "You have signed", "declined": "You declined to sign.",
-        "closed": "Signing has ended", "scan": "Scan the QR code with the BankID app",
-        "same_device": "Open BankID on this device", "cancel": "Cancel",
+        "closed": "Signing has ended", "scan": "Scan the QR code with the {app} app",
+        "same_device": "Open {app} on this device", "cancel": "Cancel",
         "missing": "The link is invalid or has expired.", "document": "The document",
         "open_pdf": "Open PDF", "transaction": "Transaction ID",
     },
@@ -57,9 +58,11 @@ def page(token: str):
         return render_template("sign_missing.html", t=TEXTS[lang], lang=lang), 404
     round_ = signer.round
     lang = round_.language
+    app_name = "Freja eID" if round_.provider == "freja" else "BankID"
+    texts = {k: v.format(app=app_name) for k, v in TEXTS[lang].items()}
     return render_template(
-        "sign.html", t=TEXTS[lang], lang=lang, signer=signer, round=round_, token=token,
-        role=role_label(signer.role, lang),
+        "sign.html", t=texts, lang=lang, signer=signer, round=round_, token=token,
+        role=role_label(signer.role, lang), provider=round_.provider,
     )
 
 
@@ -74,15 +77,37 @@ def document(token: str):
                      download_name=f"{signer.round.id}.pdf")
 
 
+DEVICE_COOKIE = "sf_device"
+
+
 @bp.post("/<token>/bankid")
 def start(token: str):
     session = db()
     signer = _signer(token)
-    order = rounds.start_signing(session, runtime().services, signer, end_user_ip=_client_ip())
+    device = request.cookies.get(DEVICE_COOKIE, "")
+    if not (16 <= len(device) <= 64):
+        device = secrets.token_urlsafe(24)
+    order = rounds.start_signing(
+        session, runtime().services, signer, end_user_ip=_client_ip(),
+        user_agent=request.headers.get("User-Agent", ""),
+        device_id=hashlib.sha256(device.encode()).hexdigest())
     session.commit()
-    return jsonify(order_ref=order.order_ref, auto_start_token=order.auto_start_token,
+    resp = jsonify(order_ref=order.order_ref, auto_start_token=order.auto_start_token,
                    status="pending", hint_code="outstandingTransaction",
                    message=user_message("outstandingTransaction", signer.round.language))
+    resp.set_cookie(DEVICE_COOKIE, device, max_age=365 * 86400, httponly=True,
+                    samesite="Lax", secure=request.is_secure)
+    return resp
+
+
+@bp.post("/<token>/bankid/cancel")
+def cancel(token: str):
+    """The signer pressed cancel or left the page: cancel the open order."""
+    session = db()
+    signer = _signer(token)
+    rounds.cancel_signing(session, runtime().services, signer)
+    session.commit()
+    return jsonify(status="cancelled")
 
 
 @bp.get("/<token>/bankid")
@@ -103,11 +128,12 @@ def status(token: str):
 @bp.get("/<token>/bankid/qr.svg")
 def qr(token: str):
     signer = _signer(token)
-    if not (signer.pending_qr_token and signer.pending_qr_secret and signer.pending_started_at):
+    if not (signer.pending_order_ref and signer.pending_qr_token and signer.pending_started_at):
         raise NotFound("no signing in progress")
     elapsed = runtime().services.clock.now() - signer.pending_started_at
-    seconds = max(0, math.floor(elapsed.total_seconds()))
-    payload = qr_data(signer.pending_qr_token, signer.pending_qr_secret, seconds)
+    provider = runtime().services.providers[signer.round.provider]
+    payload = provider.qr_payload(signer.pending_qr_token, signer.pending_qr_secret or "",
+                                  max(0, math.floor(elapsed.total_seconds())))
     buf = io.BytesIO()
     segno.make(payload, error="l").save(buf, kind="svg", scale=5, border=2)
     return Response(buf.getvalue(), mimetype="image/svg+xml",

@@ -1,0 +1,202 @@
+"""A stand-in for Freja eID's Signature Services API (development and tests).
+
+It follows our reading of Freja's RP API: form-encoded base64 JSON requests,
+``signRef`` references, the status names, and a JWS result.  The result and
+the person's signature are signed by the development identity CA; the real
+Freja's formats are to be confirmed against its test environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, jsonify, request
+
+from signflow.adapters import jws
+from signflow.adapters.bankid_sim import PERSONAS, Persona
+from signflow.pdf.pki import KeyPair
+
+ORDER_TIMEOUT = 180.0
+
+
+@dataclass
+class FrejaOrder:
+    sign_ref: str
+    ssn: str
+    text_b64: str
+    binary_b64: str
+    created: float
+    status: str = "STARTED"
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class FrejaError(Exception):
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class FrejaFake:
+    def __init__(self, ca: KeyPair, *, clock=time.monotonic) -> None:
+        self.ca = ca
+        self.clock = clock
+        self.orders: dict[str, FrejaOrder] = {}
+        self._lock = threading.Lock()
+
+    def init_signature(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("userInfoType") not in ("SSN", "INFERRED", "EMAIL", "PHONE"):
+            raise FrejaError(422, 1001, "Invalid or missing userInfoType.")
+        ssn = ""
+        if body["userInfoType"] == "SSN":
+            try:
+                info = json.loads(base64.b64decode(str(body.get("userInfo")), validate=True))
+                ssn = str(info["ssn"])
+            except (ValueError, KeyError, TypeError):
+                raise FrejaError(422, 1002, "Invalid or missing userInfo.") from None
+        data = body.get("dataToSign") or {}
+        if body.get("dataToSignType") not in ("SIMPLE_UTF8_TEXT", "EXTENDED_UTF8_TEXT") \
+                or not isinstance(data, dict) or not data.get("text"):
+            raise FrejaError(422, 1003, "Invalid or missing dataToSign.")
+        with self._lock:
+            self._expire()
+            if ssn and any(o.ssn == ssn and o.status in ("STARTED", "DELIVERED_TO_MOBILE")
+                           for o in self.orders.values()):
+                raise FrejaError(422, 2000, "A signature request for this user is already "
+                                            "in progress.")
+            order = FrejaOrder(sign_ref=str(uuid.uuid4()), ssn=ssn, text_b64=str(data["text"]),
+                               binary_b64=str(data.get("binaryData", "")), created=self.clock())
+            self.orders[order.sign_ref] = order
+        return {"signRef": order.sign_ref}
+
+    def _order(self, body: dict[str, Any]) -> FrejaOrder:
+        order = self.orders.get(str(body.get("signRef")))
+        if order is None:
+            raise FrejaError(422, 1100, "Invalid reference (for example, nonexistent or "
+                                        "expired).")
+        return order
+
+    def get_one_result(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._expire()
+            order = self._order(body)
+            return {"signRef": order.sign_ref, "status": order.status, **order.result}
+
+    def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            order = self._order(body)
+            if order.status in ("STARTED", "DELIVERED_TO_MOBILE"):
+                order.status = "RP_CANCELED"
+        return {}
+
+    def _expire(self) -> None:
+        for o in self.orders.values():
+            if o.status in ("STARTED", "DELIVERED_TO_MOBILE") and \
+                    self.clock() - o.created > ORDER_TIMEOUT:
+                o.status = "EXPIRED"
+
+    # --- the person's side -------------------------------------------------
+    def open(self, sign_ref: str) -> None:
+        with self._lock:
+            self._pending(sign_ref).status = "DELIVERED_TO_MOBILE"
+
+    def user_cancel(self, sign_ref: str) -> None:
+        with self._lock:
+            self._pending(sign_ref).status = "CANCELED"
+
+    def approve(self, sign_ref: str, persona: Persona | None = None) -> None:
+        with self._lock:
+            order = self._pending(sign_ref)
+            persona = persona or next((p for p in PERSONAS if p.personal_number == order.ssn),
+                                      PERSONAS[0])
+            if order.ssn and persona.personal_number != order.ssn:
+                raise FrejaError(409, 3000, "The request is for another person.")
+            user_sig = jws.sign_es256({"text": order.text_b64, "binaryData": order.binary_b64},
+                                      self.ca.key, self.ca.cert)
+            details = jws.sign_es256({
+                "signRef": sign_ref, "status": "APPROVED", "userInfoType": "SSN",
+                "userInfo": persona.personal_number, "minRegistrationLevel": "PLUS",
+                "signatureType": "EXTENDED", "timestamp": int(time.time() * 1000),
+                "signatureData": {"userSignature": user_sig, "certificateStatus": "GOOD"},
+            }, self.ca.key, self.ca.cert)
+            order.status = "APPROVED"
+            order.result = {"details": details, "requestedAttributes": {
+                "basicUserInfo": {"name": persona.given_name, "surname": persona.surname},
+                "ssn": {"ssn": persona.personal_number, "country": "SE"}}}
+
+    def _pending(self, sign_ref: str) -> FrejaOrder:
+        self._expire()
+        order = self.orders.get(sign_ref)
+        if order is None or order.status not in ("STARTED", "DELIVERED_TO_MOBILE"):
+            raise FrejaError(404, 1100, "No pending request with that reference.")
+        return order
+
+    def open_orders(self) -> list[FrejaOrder]:
+        with self._lock:
+            self._expire()
+            return [o for o in self.orders.values()
+                    if o.status in ("STARTED", "DELIVERED_TO_MOBILE")]
+
+
+FIELDS = {"initSignature": "initSignRequest", "getOneResult": "getOneSignResultRequest",
+          "cancel": "cancelSignRequest"}
+
+
+def create_freja_fake_app(fake: FrejaFake) -> Flask:
+    app = Flask(__name__)
+
+    @app.errorhandler(FrejaError)
+    def _error(err: FrejaError):
+        return jsonify(code=err.code, message=err.message), err.status
+
+    @app.post("/sign/1.0/<endpoint>")
+    def api(endpoint: str):
+        if endpoint not in FIELDS:
+            raise FrejaError(404, 1000, "No such method.")
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise FrejaError(400, 1000, "Expected a form-encoded request.")
+        try:
+            body = json.loads(base64.b64decode(request.form[FIELDS[endpoint]], validate=True))
+        except (KeyError, ValueError):
+            raise FrejaError(400, 1000, f"Missing or invalid {FIELDS[endpoint]}.") from None
+        if not isinstance(body, dict):
+            raise FrejaError(400, 1000, "The request must be a JSON object.")
+        handler = {"initSignature": fake.init_signature, "getOneResult": fake.get_one_result,
+                   "cancel": fake.cancel}[endpoint]
+        return jsonify(handler(body))
+
+    @app.get("/sim/orders")
+    def orders():
+        return jsonify(orders=[{"orderRef": o.sign_ref, "personalNumber": o.ssn,
+                                "status": o.status} for o in fake.open_orders()])
+
+    @app.post("/sim/orders/<ref>/<action>")
+    def act(ref: str, action: str):
+        body = request.get_json(silent=True) or request.form.to_dict() or {}
+        if action == "open":
+            fake.open(ref)
+        elif action == "cancel":
+            fake.user_cancel(ref)
+        elif action == "approve":
+            pnr = body.get("personalNumber")
+            persona = next((p for p in PERSONAS if p.personal_number == pnr), None)
+            fake.approve(ref, persona)
+        else:
+            raise FrejaError(404, 1000, "No such action.")
+        return jsonify(ok=True)
+
+    @app.get("/")
+    def page():
+        rows = "".join(f"<li>{o.sign_ref} ({o.ssn or 'QR'}) "
+                       f"<form method=post action='{request.script_root}/sim/orders/"
+                       f"{o.sign_ref}/approve'><button>Godkänn</button></form></li>"
+                       for o in fake.open_orders())
+        return (f"<!doctype html><meta charset=utf-8><title>Freja stand-in</title>"
+                f"<h1>Freja eID stand-in</h1><ul>{rows or '<li>Inga förfrågningar.</li>'}</ul>")
+
+    return app
