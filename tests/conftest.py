@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,27 @@ def completed_round(client, auth, runtime, settings, protocol_pdf):
     body = wait_for_status(client, auth, round_id, "completed")
     pdf = client.get(f"/api/v1/rounds/{round_id}/document", headers=auth).data
     return body, pdf
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    pdf: bytes
+    stdout: str
+    env: dict[str, str]
+    path: Path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, keys_dir, base_url) -> DemoRun:
+    """`signflow demo`, run once as a user would, in a process of its own."""
+    tmp = tmp_path_factory.mktemp("demo")
+    out = tmp / "demo.pdf"
+    env = {"PATH": "/usr/bin:/bin", "SIGNFLOW_KEYS_DIR": str(keys_dir),
+           "SIGNFLOW_BASE_URL": base_url, "SIGNFLOW_DATA_DIR": str(tmp / "data")}
+    proc = subprocess.run([sys.executable, "-m", "signflow.cli", "demo", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    return DemoRun(out.read_bytes(), proc.stdout, env, out)
 
 
 @pytest.fixture(scope="session")

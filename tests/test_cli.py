@@ -55,17 +55,11 @@ def test_audit_verify(settings, monkeypatch, capsys, completed_round, runtime):
     assert cli.main(["audit", "verify", "nosuchround"]) == 2
 
 
-def test_demo_writes_a_valid_pdf(tmp_path, keys_dir, base_url):
-    out = tmp_path / "demo.pdf"
-    env = {"PATH": "/usr/bin:/bin", "SIGNFLOW_KEYS_DIR": str(keys_dir),
-           "SIGNFLOW_BASE_URL": base_url,
-           "SIGNFLOW_DATA_DIR": str(tmp_path / "d")}
-    proc = subprocess.run([sys.executable, "-m", "signflow.cli", "demo", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "round status: completed" in proc.stdout
-    check = subprocess.run([sys.executable, "-m", "signflow.cli", "verify", str(out), "--json"],
-                           capture_output=True, text=True, timeout=120, env=env)
+def test_demo_writes_a_valid_pdf(demo_run):
+    assert "round status: completed" in demo_run.stdout
+    check = subprocess.run([sys.executable, "-m", "signflow.cli", "verify", str(demo_run.path),
+                            "--json"], capture_output=True, text=True, timeout=120,
+                           env=demo_run.env)
     assert check.returncode == 0, check.stdout + check.stderr
     assert json.loads(check.stdout)["valid"] is True
 

@@ -15,25 +15,11 @@ from tests.conftest import ROOT, tamper
 PYHANKO = shutil.which("pyhanko") or str(ROOT / ".venv/bin/pyhanko")
 
 
-@pytest.fixture(scope="session")
-def demo_pdf(tmp_path_factory, keys_dir, base_url) -> bytes:
-    """The PDF `signflow demo` writes, made once by the real command."""
-    tmp = tmp_path_factory.mktemp("demo")
-    out = tmp / "demo.pdf"
-    env = {"PATH": "/usr/bin:/bin", "SIGNFLOW_KEYS_DIR": str(keys_dir),
-           "SIGNFLOW_BASE_URL": base_url,
-           "SIGNFLOW_DATA_DIR": str(tmp / "data")}
-    proc = subprocess.run([sys.executable, "-m", "signflow.cli", "demo", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp)
-    assert proc.returncode == 0, proc.stderr
-    return out.read_bytes()
-
-
 @pytest.fixture(params=["api-round", "demo"])
 def signed_pdf(request) -> bytes:
     """A final PDF from a round driven over HTTP, and the one `signflow demo` writes."""
     if request.param == "demo":
-        return request.getfixturevalue("demo_pdf")
+        return request.getfixturevalue("demo_run").pdf
     return request.getfixturevalue("completed_round")[1]
 
 
