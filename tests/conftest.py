@@ -246,9 +246,16 @@ def demo_run(tmp_path_factory, keys_dir, base_url) -> DemoRun:
     return DemoRun(out.read_bytes(), proc.stdout, env, out)
 
 
+@dataclass
+class LiveApp:
+    url: str
+    runtime: object
+    settings: Settings
+
+
 @pytest.fixture(scope="session")
-def live_server(base_url, keys_dir, tmp_path_factory):
-    """The app on a real socket at the base URL the certificates name (CRLs, TSA)."""
+def live_app(base_url, keys_dir, tmp_path_factory):
+    """The app on a real socket at the base URL the certificates name (CRLs, TSA, browser)."""
     from werkzeug.serving import make_server
 
     data = tmp_path_factory.mktemp("live")
@@ -260,9 +267,14 @@ def live_server(base_url, keys_dir, tmp_path_factory):
     server = make_server("127.0.0.1", port, create_app(settings, rt), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield base_url
+    yield LiveApp(base_url, rt, settings)
     server.shutdown()
     rt.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app) -> str:
+    return live_app.url
 
 
 def tamper(pdf: bytes) -> bytes:
