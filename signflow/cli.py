@@ -130,8 +130,18 @@ def cmd_verify(args, settings: Settings) -> int:
     for pem in [settings.bankid_root] if settings.bankid_root else \
             ([str(sim_root)] if sim_root.exists() else []):
         provider_roots.extend(x509.load_pem_x509_certificates(Path(pem).read_bytes()))
+    at = None
+    if args.at:
+        from datetime import UTC, datetime
+
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            print(f"--at wants an ISO date, not {args.at!r}", file=sys.stderr)
+            return EXIT_USAGE
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
     try:
-        report = verify_isolated(data, roots, provider_roots)
+        report = verify_isolated(data, roots, provider_roots, at=at)
     except SignflowError as exc:
         if args.json:
             print(json.dumps({"valid": False, "error": {"code": exc.code,
@@ -157,7 +167,8 @@ def _print_report(report) -> None:
         tx = f"  Transaktions-ID {s.transaction_id}" if s.transaction_id else ""
         print(f"[{mark}] {s.field} ({s.kind}) {s.signer}  {when}{tx}")
         print(f"      intact={s.intact} trusted={s.trusted} "
-              f"changes-after={s.modification_level} level={s.pades_level or '-'}")
+              f"changes-after={s.modification_level} level={s.pades_level or '-'} "
+              f"long-term={s.ades_indication or '-'}")
         if s.evidence:
             e = s.evidence
             print(f"      {e.provider} evidence: matches document={e.matches_document} "
@@ -288,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--trust", action="append", help="extra trusted root (PEM)")
     s.add_argument("--pdf", metavar="REPORT.pdf", help="also write a one-page PDF report")
+    s.add_argument("--at", metavar="DATE", help="judge as of this date (ISO 8601): how an "
+                   "auditor years from now will see the file")
     s.set_defaults(func=cmd_verify)
     audit = sub.add_parser("audit").add_subparsers(dest="audit_command", required=True)
     s = audit.add_parser("verify", help="re-check a round's hash chain")

@@ -85,3 +85,37 @@ def test_tsa_endpoint_refuses_garbage(client):
     assert resp.status_code == 400
     resp = client.post("/tsa", data=b"junk", content_type="text/plain")
     assert resp.status_code == 400
+
+
+def test_still_valid_long_after_the_signer_certificates_expired(completed_round, runtime):
+    """Per-act certificates live one day; the file's own validation data carries them."""
+    from datetime import UTC, datetime, timedelta
+
+    from signflow.pdf.pki import SIGNER_CERT_VALIDITY
+
+    _, pdf = completed_round
+    assert SIGNER_CERT_VALIDITY <= timedelta(days=1)
+    for days in (2, 300):
+        at = datetime.now(UTC) + timedelta(days=days)
+        report = verify_pdf(pdf, runtime.trust_anchors(), runtime.provider_roots(), at=at)
+        assert report.valid, (days, [(s.field, s.problems) for s in report.signatures])
+        for s in report.signatures:
+            if s.kind != "timestamp":
+                assert s.ades_indication == "PASSED"
+
+
+def test_cli_verify_as_of_a_future_date(completed_round, tmp_path, keys_dir, monkeypatch,
+                                        capsys):
+    from signflow import cli
+
+    _, pdf = completed_round
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(pdf)
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(keys_dir))
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path))
+    from datetime import UTC, datetime, timedelta
+
+    later = (datetime.now(UTC) + timedelta(days=200)).date().isoformat()
+    assert cli.main(["verify", str(path), "--at", later]) == 0
+    assert "long-term=PASSED" in capsys.readouterr().out
+    assert cli.main(["verify", str(path), "--at", "not-a-date"]) == 2

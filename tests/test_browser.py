@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import uuid
 
 import pytest
 import requests
@@ -32,7 +33,7 @@ def browser():
 @pytest.fixture
 def live_round(live_app, protocol_pdf):
     rt = live_app.runtime
-    token = make_user(rt, f"browser-{id(object())}@example.se")
+    token = make_user(rt, f"browser-{uuid.uuid4().hex[:8]}@example.se")
     signers = signers_spec()
     resp = requests.post(f"{live_app.url}/api/v1/rounds",
                          headers={"Authorization": f"Bearer {token}"},

@@ -22,8 +22,10 @@ from signflow.errors import ConfigError
 
 #: Sweden Connect's OID for the identity provider's transaction identifier.
 OID_TRANSACTION_ID = ObjectIdentifier("1.2.752.201.3.2")
-#: Validity of a per-signer certificate, counted from its issue.
-SIGNER_CERT_VALIDITY = timedelta(days=3 * 365)
+#: Validity of a per-signer certificate: it serves one signing act, right away.
+#: Validators place the signature in time by its timestamp and the CRL embedded
+#: with it (PAdES B-LT/LTA), not by a long certificate life.
+SIGNER_CERT_VALIDITY = timedelta(days=1)
 
 FILES = {
     "root": "root-ca",

@@ -68,6 +68,7 @@ class PdfWorks:
                                cls=EvidenceSigner, evidence=carried)
         return _sign.approve(data, block, signer=signer, timestamper=self.timestamper,
                              language=language, reason=REASONS["approve"][language],
+                             validation=_sign.validation_context(self.pki),
                              extra_bytes=len(carried))
 
     def seal(self, data: bytes) -> bytes:

@@ -15,6 +15,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
+from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.stamp import TextStampStyle
@@ -27,6 +28,7 @@ from signflow.pdf.pki import Pki, make_crl
 from signflow.pdf.prepare import FieldPlacement
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
+ROOT_CRL_DAYS = 400
 SEAL_FIELD = "Certifiering"
 
 LABELS = {
@@ -83,13 +85,22 @@ def certify(
 
 def approve(
     data: bytes, block: SignerBlock, *, signer: signers.Signer, timestamper: TimeStamper,
-    language: str, reason: str, extra_bytes: int = 0,
+    language: str, reason: str, validation: ValidationContext, extra_bytes: int = 0,
 ) -> bytes:
-    """Fill *block*'s field with the signer's PAdES signature and visible block."""
+    """Fill *block*'s field with the signer's PAdES signature and visible block.
+
+    The signer's chain and the CRLs current at this moment go into the DSS of
+    the same revision (B-LT per signature): the per-act certificate expires
+    within a day, and with that CRL a validator can place the signature in
+    time decades later.
+    """
     writer = IncrementalPdfFileWriter(io.BytesIO(data))
     meta = signers.PdfSignatureMetadata(
         field_name=block.field_name, subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
-        name=block.name, reason=reason,
+        name=block.name, reason=reason, embed_validation_info=True,
+        validation_context=validation,
+        dss_settings=DSSContentSettings(
+            placement=SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE, include_vri=False),
     )
     params = {
         "name": block.name, "method": block.method, "organisation": block.organisation or "-",
@@ -107,7 +118,10 @@ def approve(
 
 def validation_context(pki: Pki) -> ValidationContext:
     """Our trust root with fresh CRLs of our CAs, for embedding and checking."""
-    crls = [make_crl(pki.root), make_crl(pki.signer_ca)]
+    # The root's CRL (it lists only CAs and the TSA) is long-lived, so an archived
+    # document checks out offline for a year; `lta renew` refreshes it before then.
+    # The signer CA's CRL only has to be fresh at each signature's timestamp.
+    crls = [make_crl(pki.root, days=ROOT_CRL_DAYS), make_crl(pki.signer_ca)]
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return ValidationContext(

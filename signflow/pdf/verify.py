@@ -6,13 +6,14 @@ switched on after a signature (shadow attacks).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -64,6 +65,10 @@ class SignatureReport:
     problems: tuple[str, ...] = ()
     #: PAdES baseline level reached: B-B, B-T, B-LT or B-LTA.
     pades_level: str | None = None
+    #: ETSI EN 319 102-1 long-term (LTA) validation result at the validation
+    #: time, from the file's own validation data (nothing fetched): PASSED, or
+    #: INDETERMINATE/FAILED with the sub-indication.
+    ades_indication: str | None = None
     #: The identity provider's evidence carried in the signature, as checked.
     evidence: EvidenceReport | None = None
 
@@ -129,7 +134,7 @@ def _transaction_id(cert: asn1_x509.Certificate) -> str | None:
 
 def verify_pdf(
     data: bytes, trust_roots: Sequence[x509.Certificate],
-    provider_roots: Sequence[x509.Certificate] = (),
+    provider_roots: Sequence[x509.Certificate] = (), *, at: datetime | None = None,
 ) -> VerificationReport:
     """Judge every signature in *data* against *trust_roots*.
 
@@ -153,7 +158,7 @@ def verify_pdf(
             valid=False, signatures=(), sha256=sha,
             problems=(f"a signature in the file is malformed and cannot be checked: {exc}",))
     roots = [asn1_cert(c) for c in trust_roots]
-    context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root)
+    context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root, at)
     reports = tuple(_judge(sig, roots, context) for sig in sigs)
     problems: list[str] = []
     if not reports:
@@ -166,15 +171,17 @@ def verify_pdf(
 
 def verify_pdf_der(
     data: bytes, *, roots_der: Sequence[bytes], provider_roots_der: Sequence[bytes] = (),
+    at: datetime | None = None,
 ) -> VerificationReport:
     """:func:`verify_pdf` with DER roots (for the isolated child process)."""
     load = x509.load_der_x509_certificate
-    return verify_pdf(data, [load(d) for d in roots_der], [load(d) for d in provider_roots_der])
+    return verify_pdf(data, [load(d) for d in roots_der], [load(d) for d in provider_roots_der],
+                      at=at)
 
 
 def verify_isolated(
     data: bytes, trust_roots: Sequence[x509.Certificate],
-    provider_roots: Sequence[x509.Certificate] = (),
+    provider_roots: Sequence[x509.Certificate] = (), *, at: datetime | None = None,
 ) -> VerificationReport:
     """:func:`verify_pdf` in a child process with memory, CPU and time limits."""
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -183,7 +190,7 @@ def verify_isolated(
 
     report = isolate.run(
         "verify", data, roots_der=[c.public_bytes(Encoding.DER) for c in trust_roots],
-        provider_roots_der=[c.public_bytes(Encoding.DER) for c in provider_roots])
+        provider_roots_der=[c.public_bytes(Encoding.DER) for c in provider_roots], at=at)
     assert isinstance(report, VerificationReport)
     return report
 
@@ -196,6 +203,8 @@ class _FileContext:
     sigs: list
     provider_roots: list
     has_dss: bool
+    #: Validation time (None: now).
+    at: datetime | None = None
 
     def prepared_sha256(self) -> str | None:
         """Hash of the certified revision: the document every signer approved."""
@@ -216,8 +225,52 @@ class _FileContext:
         return "B-LT" if self.has_dss else "B-T"
 
 
-def _context(roots: list) -> ValidationContext:
-    return ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
+def _context(roots: list, at: datetime | None = None) -> ValidationContext:
+    return ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail",
+                             moment=at)
+
+
+def _ades_lta(sig, roots: list, at: datetime | None) -> str:
+    """AdES long-term validation from the file's own validation data only.
+
+    Nothing is fetched: a hostile file must not make the verifier call URLs.
+    """
+    from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY
+    from pyhanko.sign.validation.ades import ades_lta_validation
+    from pyhanko.sign.validation.policy_decl import (
+        PdfSignatureValidationSpec,
+        RevinfoOnlineFetchingRule,
+        RevocationInfoGatheringSpec,
+        SignatureValidationSpec,
+    )
+    from pyhanko_certvalidator.context import CertValidationPolicySpec
+    from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+    from pyhanko_certvalidator.policy_decl import (
+        REQUIRE_REVINFO,
+        CertRevTrustPolicy,
+        FreshnessReqType,
+    )
+    from pyhanko_certvalidator.registry import SimpleTrustManager
+
+    policy = CertValidationPolicySpec(
+        trust_manager=SimpleTrustManager.build(trust_roots=roots),
+        revinfo_policy=CertRevTrustPolicy(
+            REQUIRE_REVINFO, freshness=None,
+            freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION))
+    spec = PdfSignatureValidationSpec(
+        SignatureValidationSpec(
+            cert_validation_policy=policy,
+            revinfo_gathering_policy=RevocationInfoGatheringSpec(
+                online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY)),
+        diff_policy=DEFAULT_DIFF_POLICY)
+    when = at or datetime.now(UTC)
+    timing = ValidationTimingInfo(when, when, point_in_time_validation=False)
+    result = asyncio.run(ades_lta_validation(sig, spec, timing_info=timing))
+    indication = result.ades_subindic
+    if indication is None:
+        return "UNKNOWN"
+    name = type(indication).__name__.removeprefix("AdES").upper()
+    return "PASSED" if name == "PASSED" else f"{name}:{indication.name}"
 
 
 def _judge(sig, roots: list, context: _FileContext) -> SignatureReport:
@@ -226,7 +279,7 @@ def _judge(sig, roots: list, context: _FileContext) -> SignatureReport:
         "certification" if sig.docmdp_level is not None else "approval")
     try:
         if kind == "timestamp":
-            return _judge_timestamp(sig, field, roots)
+            return _judge_timestamp(sig, field, roots, context.at)
         return _judge_signature(sig, field, kind, roots, context)
     except Exception as exc:  # a hostile file must yield a verdict, never a crash
         log.info("signature %s could not be validated: %s", field, exc)
@@ -237,13 +290,13 @@ def _judge(sig, roots: list, context: _FileContext) -> SignatureReport:
                                problems=(f"the signature cannot be validated: {exc}",))
 
 
-def _common_problems(status) -> list[str]:
+def _common_problems(status, trusted: bool) -> list[str]:
     problems = []
     if not status.intact:
         problems.append("the signed content has changed")
     elif not status.valid:
         problems.append("the signature value does not verify")
-    if not status.trusted:
+    if not trusted:
         problems.append("the certificate does not chain to a trusted root")
     level = status.modification_level
     if level is None or level.name not in ACCEPTABLE_LEVELS:
@@ -255,10 +308,13 @@ def _common_problems(status) -> list[str]:
 
 def _judge_signature(sig, field: str, kind: str, roots: list,
                      context: _FileContext) -> SignatureReport:
-    vc = _context(roots)
-    status = validate_pdf_signature(sig, signer_validation_context=vc,
-                                    ts_validation_context=_context(roots))
-    problems = _common_problems(status)
+    status = validate_pdf_signature(sig, signer_validation_context=_context(roots, context.at),
+                                    ts_validation_context=_context(roots, context.at))
+    ades = _ades_lta(sig, roots, context.at) if context.has_dss else None
+    # Long-term validation places the signature in time (its timestamp, the CRLs
+    # embedded with it): a per-act certificate that has since expired still holds.
+    trusted = bool(status.trusted) or ades == "PASSED"
+    problems = _common_problems(status, trusted)
     ts = status.timestamp_validity
     if ts is not None and not (ts.intact and ts.valid):
         problems.append("the signature's timestamp does not verify")
@@ -268,22 +324,22 @@ def _judge_signature(sig, field: str, kind: str, roots: list,
         problems.extend(evidence.problems)
     level = status.modification_level
     return SignatureReport(
-        pades_level=context.level(sig, ts is not None), evidence=evidence,
+        pades_level=context.level(sig, ts is not None), evidence=evidence, ades_indication=ades,
         field=field, kind=kind, signer=_cn(status.signing_cert),
         signer_subject=status.signing_cert.subject.human_friendly,
         signing_time=_iso(status.signer_reported_dt),
         timestamp_time=_iso(ts.timestamp) if ts else None,
-        intact=bool(status.intact and status.valid), trusted=bool(status.trusted),
+        intact=bool(status.intact and status.valid), trusted=trusted,
         modification_level=level.name if level else None,
         coverage=status.coverage.name if status.coverage else None,
         docmdp_ok=status.docmdp_ok, transaction_id=tx_id,
-        valid=bool(status.bottom_line) and not problems, problems=tuple(problems),
+        valid=not problems, problems=tuple(problems),
     )
 
 
-def _judge_timestamp(sig, field: str, roots: list) -> SignatureReport:
-    status = validate_pdf_timestamp(sig, validation_context=_context(roots))
-    problems = _common_problems(status)
+def _judge_timestamp(sig, field: str, roots: list, at: datetime | None) -> SignatureReport:
+    status = validate_pdf_timestamp(sig, validation_context=_context(roots, at))
+    problems = _common_problems(status, bool(status.trusted))
     level = status.modification_level
     return SignatureReport(
         field=field, kind="timestamp", signer=_cn(status.signing_cert),

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 from signflow.errors import InvalidInput, NotFound
 from signflow.pdf.keys import dev_timestamper
 from signflow.pdf.pki import FILES, make_crl
+from signflow.pdf.sign import ROOT_CRL_DAYS
 from signflow.web import runtime
 
 bp = Blueprint("pki", __name__)
@@ -27,7 +28,8 @@ def _pair(stem: str):
 def crl(stem: str):
     if stem not in (FILES["root"], FILES["signer_ca"]):
         raise NotFound("no such CRL")
-    der = make_crl(_pair(stem)).public_bytes(Encoding.DER)
+    days = ROOT_CRL_DAYS if stem == FILES["root"] else 7
+    der = make_crl(_pair(stem), days=days).public_bytes(Encoding.DER)
     return Response(der, mimetype="application/pkix-crl",
                     headers={"Cache-Control": "public, max-age=3600"})
 
