@@ -43,6 +43,7 @@ def test_sign_collect_complete(simulator, keys_dir):
     pending = client.collect(order.order_ref)
     assert pending.status == "pending" and pending.hint_code == "outstandingTransaction"
     requests.post(f"{url}/sim/orders/{order.order_ref}/open", json={}, timeout=5)
+    assert client.collect(order.order_ref).hint_code == "started"
     assert client.collect(order.order_ref).hint_code == "userSign"
     approve_over_http(url, order.order_ref, PERSONAS[2].personal_number)
     done = client.collect(order.order_ref)
@@ -281,3 +282,67 @@ def test_hint_and_error_codes_have_messages_in_both_languages():
     assert user_message("somethingNew", "en", pending=True) == RFA["RFA21"][1]
     assert user_message("startFailed", "sv") == RFA["RFA17"][0]
     assert user_message("alreadyInProgress", "en") == RFA["RFA4"][1]
+
+
+def test_hint_sequence_and_qr_scan(simulator):
+    sim, url = simulator
+    client = BankIDClient(url, roots=[sim.ca.cert])
+    order = client.start_sign(request())
+    assert client.collect(order.order_ref).hint_code == "outstandingTransaction"
+    qr = client.qr_payload(order.qr_start_token, order.qr_start_secret, 3)
+    r = requests.post(f"{url}/sim/scan", json={"qr": qr}, timeout=5)
+    assert r.status_code == 200 and r.json()["orderRef"] == order.order_ref
+    assert client.collect(order.order_ref).hint_code == "started"
+    assert client.collect(order.order_ref).hint_code == "userSign"
+    forged = qr[:-1] + ("0" if qr[-1] != "0" else "1")
+    assert requests.post(f"{url}/sim/scan", json={"qr": forged}, timeout=5).status_code == 404
+
+
+def test_never_opened_fails_as_start_failed_and_old_orders_are_gone(keys_dir):
+    from signflow.adapters.wsgi_transport import in_process_session
+
+    now = [1000.0]
+    sim = Simulator(load_pki(keys_dir).bankid_sim, clock=lambda: now[0])
+    app = create_simulator_app(sim)
+    client = BankIDClient("http://s.invalid", session=in_process_session(app, "http://s.invalid"))
+    order = client.start_sign(request())
+    now[0] += 181
+    result = client.collect(order.order_ref)
+    assert (result.status, result.hint_code) == ("failed", "startFailed")
+    opened = client.start_sign(request())
+    sim.open(opened.order_ref)
+    now[0] += 181
+    assert client.collect(opened.order_ref).hint_code == "expiredTransaction"
+    done = client.start_sign(request())
+    sim.approve(done.order_ref)
+    now[0] += 10
+    assert client.collect(done.order_ref).status == "complete"  # just completed: again
+    now[0] += 200  # minutes later: the order is gone
+    with pytest.raises(ProviderError) as err:
+        client.collect(done.order_ref)
+    assert err.value.fields["error_code"] == "invalidParameters"
+
+
+def test_signer_can_try_again_after_an_expired_order(client, auth, runtime, settings,
+                                                     protocol_pdf):
+    from signflow.demo import links_in_outbox
+    from tests.conftest import create_round, signers_spec
+
+    signers = signers_spec()
+    create_round(client, auth, protocol_pdf, signers=signers)
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    sim = runtime.simulator
+    real_clock = sim.clock
+    offset = [0.0]
+    sim.clock = lambda: real_clock() + offset[0]
+    try:
+        assert client.post(f"/sign/{token}/bankid").status_code == 200
+        offset[0] = 200.0
+        body = client.get(f"/sign/{token}/bankid").get_json()
+        assert body["status"] == "failed" and body["hint_code"] == "startFailed"
+        assert "QR" in body["message"]
+        again = client.post(f"/sign/{token}/bankid").get_json()
+        sim.approve(again["order_ref"])
+        assert client.get(f"/sign/{token}/bankid").get_json()["status"] == "complete"
+    finally:
+        sim.clock = real_clock

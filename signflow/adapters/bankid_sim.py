@@ -152,6 +152,9 @@ class Simulator:
                 out["completionData"] = order.completion
             else:
                 out["hintCode"] = order.hint
+                if order.hint == "started":
+                    # the app has found the order; it asks for the code next
+                    order.hint = "userSign"
             return out
 
     def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -197,9 +200,29 @@ class Simulator:
             return [o for o in self.orders.values() if o.status == "pending"]
 
     def open(self, order_ref: str) -> None:
+        """The person opened the app (scanned the QR code or used autostart)."""
         with self._lock:
             order = self._pending(order_ref)
-            order.opened, order.hint = True, "userSign"
+            order.opened, order.hint = True, "started"
+
+    def order_for_qr(self, qr_data: str) -> str:
+        """The order a scanned ``bankid.<token>.<time>.<code>`` belongs to (code checked)."""
+        import hashlib
+        import hmac
+
+        parts = qr_data.strip().split(".")
+        if len(parts) != 4 or parts[0] != "bankid":
+            raise ApiError(400, "invalidParameters", "Not BankID QR data.")
+        _, token, seconds, code = parts
+        with self._lock:
+            self._expire()
+            for o in self.orders.values():
+                if o.qr_start_token == token and o.status == "pending":
+                    expected = hmac.new(o.qr_start_secret.encode(), seconds.encode(),
+                                        hashlib.sha256).hexdigest()
+                    if hmac.compare_digest(expected, code):
+                        return o.order_ref
+        raise ApiError(404, "notFound", "No open order for that QR code.")
 
     def user_cancel(self, order_ref: str) -> None:
         with self._lock:
@@ -386,6 +409,18 @@ def create_simulator_app(sim: Simulator, *, require_client_cert: bool = False) -
         except (KeyError, ValueError):
             raise ApiError(400, "invalidParameters", "endpoint, status, errorCode") from None
         return jsonify(ok=True)
+
+    @app.post("/sim/scan")
+    def scan():
+        """The phone scanned a QR code: open its order (and approve, if asked)."""
+        body = request.get_json(silent=True) or request.form.to_dict() or {}
+        ref = sim.order_for_qr(str(body.get("qr", "")))
+        sim.open(ref)
+        if body.get("approve"):
+            sim.approve(ref, _persona_from(body))
+        if request.form:
+            return ("", 303, {"Location": (request.script_root or "") + "/"})
+        return jsonify(orderRef=ref)
 
     @app.get("/sim/orders")
     def orders():
