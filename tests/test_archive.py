@@ -119,3 +119,42 @@ def test_cli_verify_as_of_a_future_date(completed_round, tmp_path, keys_dir, mon
     assert cli.main(["verify", str(path), "--at", later]) == 0
     assert "long-term=PASSED" in capsys.readouterr().out
     assert cli.main(["verify", str(path), "--at", "not-a-date"]) == 2
+
+
+def test_ocsp_responder_answers_for_our_certificates(completed_round, client, keys_dir):
+    """The test PKI has OCSP: the responder answers 'good', and the signer's response
+    is embedded in the PDF's validation data."""
+    import io
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from signflow.pdf.pki import load_pki
+
+    _, pdf = completed_round
+    sig = next(s for s in PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+               if str(s.field_name) == "Underskrift1")
+    cert = x509.load_der_x509_certificate(sig.signer_cert.dump())
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    dss = DocumentSecurityStore.read_dss(PdfFileReader(io.BytesIO(pdf)))
+    embedded = [ocsp.load_der_ocsp_response(ref.get_object().data) for ref in dss.ocsps]
+    assert cert.serial_number in {r.serial_number for r in embedded}
+    signer_ca = load_pki(keys_dir).signer_ca.cert
+    req = ocsp.OCSPRequestBuilder().add_certificate(cert, signer_ca, hashes.SHA256()).build()
+    resp = client.post("/pki/ocsp", data=req.public_bytes(serialization.Encoding.DER),
+                       content_type="application/ocsp-request")
+    assert resp.status_code == 200 and resp.mimetype == "application/ocsp-response"
+    answer = ocsp.load_der_ocsp_response(resp.data)
+    assert answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert answer.serial_number == cert.serial_number
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    signer_ca.public_key().verify(answer.signature, answer.tbs_response_bytes,
+                                  ec.ECDSA(hashes.SHA256()))
+    bad = client.post("/pki/ocsp", data=b"junk", content_type="application/ocsp-request")
+    assert ocsp.load_der_ocsp_response(bad.data).response_status == \
+        ocsp.OCSPResponseStatus.MALFORMED_REQUEST

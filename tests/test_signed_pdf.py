@@ -151,7 +151,7 @@ def nss_db(tmp_path, keys_dir):
     return db
 
 
-def test_pdfsig_says_valid_and_trusted(signed_pdf, nss_db, tmp_path):
+def test_pdfsig_says_valid_and_trusted(signed_pdf, nss_db, tmp_path, live_server):
     pdfsig = _need("pdfsig")
     pdf = signed_pdf
     path = tmp_path / "signed.pdf"
@@ -165,7 +165,7 @@ def test_pdfsig_says_valid_and_trusted(signed_pdf, nss_db, tmp_path):
         assert "Certificate Validation: Certificate is Trusted." in block, out
 
 
-def test_pdfsig_sees_a_changed_byte(signed_pdf, nss_db, tmp_path):
+def test_pdfsig_sees_a_changed_byte(signed_pdf, nss_db, tmp_path, live_server):
     pdfsig = _need("pdfsig")
     pdf = signed_pdf
     path = tmp_path / "tampered.pdf"

@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from signflow.errors import ConfigError
@@ -65,6 +66,13 @@ def _name(cn: str, org: str = "signflow") -> x509.Name:
 
 def crl_url(base_url: str, which: str) -> str:
     return f"{base_url.rstrip('/')}/pki/{FILES[which]}.crl"
+
+
+def ocsp_url(base_url: str) -> str:
+    """Our OCSP responder. Certificates do not name it (no AIA): with it, Poppler
+    22.12's pdfsig judged some signatures "Unknown issue" although every answer
+    was a good one; the responses are embedded in the PDF instead."""
+    return f"{base_url.rstrip('/')}/pki/ocsp"
 
 
 def _builder(subject: x509.Name, issuer: KeyPair | None, pub, days: int) -> x509.CertificateBuilder:
@@ -252,3 +260,59 @@ def write_pair(directory: Path, stem: str, pair: KeyPair) -> tuple[Path, Path]:
     """Write a certificate and its private key (0600); return both paths."""
     _write(directory, stem, pair)
     return directory / f"{stem}.pem", directory / f"{stem}.key"
+
+
+def ocsp_good(ca: KeyPair, cert: x509.Certificate, *, hours: int = 24 * 7) -> bytes:
+    """A signed OCSP response: *cert*, issued by *ca*, is not revoked."""
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    return (
+        ocsp.OCSPResponseBuilder()
+        .add_response(cert=cert, issuer=ca.cert, algorithm=hashes.SHA256(),
+                      cert_status=ocsp.OCSPCertStatus.GOOD, this_update=now,
+                      next_update=now + timedelta(hours=hours), revocation_time=None,
+                      revocation_reason=None)
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert)
+        .sign(ca.key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+
+def answer_ocsp(request_der: bytes, cas: list[KeyPair]) -> bytes:
+    """Answer an OCSP request for a certificate of one of *cas*.
+
+    signflow never revokes: its CAs issue one-day certificates for single
+    signing acts and keep the seal, TSA and signer CA until they expire, so
+    the answer is "good" (RFC 6960 2.2) for any serial of a known issuer, and
+    "unauthorized" for any other issuer.
+    """
+    try:
+        req = ocsp.load_der_ocsp_request(request_der)
+    except ValueError:
+        return ocsp.OCSPResponseBuilder.build_unsuccessful(
+            ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(serialization.Encoding.DER)
+    for ca in cas:
+        digest = hashes.Hash(req.hash_algorithm)
+        digest.update(ca.cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+            if isinstance(ca.key, rsa.RSAPrivateKey) else _ec_point(ca.cert))
+        if digest.finalize() == req.issuer_key_hash:
+            now = datetime.now(UTC) - timedelta(minutes=1)
+            builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+                issuer_name_hash=req.issuer_name_hash, issuer_key_hash=req.issuer_key_hash,
+                serial_number=req.serial_number, algorithm=req.hash_algorithm,
+                cert_status=ocsp.OCSPCertStatus.GOOD, this_update=now,
+                next_update=now + timedelta(days=7), revocation_time=None,
+                revocation_reason=None,
+            ).responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert)
+            for ext in req.extensions:
+                if isinstance(ext.value, x509.OCSPNonce):
+                    builder = builder.add_extension(ext.value, critical=False)
+            return builder.sign(ca.key, hashes.SHA256()).public_bytes(
+                serialization.Encoding.DER)
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(
+        ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
+
+
+def _ec_point(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(serialization.Encoding.X962,
+                                          serialization.PublicFormat.UncompressedPoint)

@@ -15,7 +15,7 @@ from signflow.pdf import prepare as _prepare
 from signflow.pdf import sign as _sign
 from signflow.pdf.evidence import EvidenceSigner, evidence_document
 from signflow.pdf.keys import simple_signer
-from signflow.pdf.pki import Pki, issue_signer_certificate
+from signflow.pdf.pki import Pki, issue_signer_certificate, ocsp_good
 
 REASONS = {
     "certify": {"sv": "Certifierat av signflow", "en": "Certified by signflow"},
@@ -68,7 +68,8 @@ class PdfWorks:
                                cls=EvidenceSigner, evidence=carried)
         return _sign.approve(data, block, signer=signer, timestamper=self.timestamper,
                              language=language, reason=REASONS["approve"][language],
-                             validation=_sign.validation_context(self.pki),
+                             validation=_sign.validation_context(
+                                 self.pki, ocsps=[ocsp_good(self.pki.signer_ca, pair.cert)]),
                              extra_bytes=len(carried))
 
     def seal(self, data: bytes) -> bytes:

@@ -116,8 +116,8 @@ def approve(
     return out.getvalue()
 
 
-def validation_context(pki: Pki) -> ValidationContext:
-    """Our trust root with fresh CRLs of our CAs, for embedding and checking."""
+def validation_context(pki: Pki, ocsps: Sequence[bytes] = ()) -> ValidationContext:
+    """Our trust root with fresh CRLs (and OCSP responses) of our CAs."""
     # The root's CRL (it lists only CAs and the TSA) is long-lived, so an archived
     # document checks out offline for a year; `lta renew` refreshes it before then.
     # The signer CA's CRL only has to be fresh at each signature's timestamp.
@@ -128,6 +128,7 @@ def validation_context(pki: Pki) -> ValidationContext:
         trust_roots=[asn1_cert(pki.root.cert)],
         other_certs=[asn1_cert(pki.signer_ca.cert), asn1_cert(pki.tsa.cert)],
         crls=[c.public_bytes(Encoding.DER) for c in crls],
+        ocsps=list(ocsps),
         allow_fetching=False,
         revocation_mode="hard-fail",
     )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+from urllib.parse import unquote
+
 from asn1crypto import tsp
 from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Blueprint, Response, request
 
 from signflow.errors import InvalidInput, NotFound
 from signflow.pdf.keys import dev_timestamper
-from signflow.pdf.pki import FILES, make_crl
+from signflow.pdf.pki import FILES, answer_ocsp, make_crl
 from signflow.pdf.sign import ROOT_CRL_DAYS
 from signflow.web import runtime
 
@@ -37,6 +40,30 @@ def crl(stem: str):
 @bp.get("/pki/<stem>.pem")
 def certificate(stem: str):
     return Response(_pair(stem).cert.public_bytes(Encoding.PEM), mimetype="application/x-pem-file")
+
+
+@bp.post("/pki/ocsp")
+def ocsp_post():
+    """OCSP (RFC 6960) for the root and the signer CA."""
+    if request.content_type != "application/ocsp-request":
+        raise InvalidInput("Content-Type must be application/ocsp-request")
+    return _ocsp(request.get_data(cache=False)[:8192])
+
+
+@bp.get("/pki/ocsp/<path:encoded>")
+def ocsp_get(encoded: str):
+    try:
+        body = base64.b64decode(unquote(encoded), validate=False)
+    except ValueError:
+        raise InvalidInput("not a base64 OCSP request") from None
+    return _ocsp(body[:8192])
+
+
+def _ocsp(body: bytes) -> Response:
+    pki = runtime().pki
+    return Response(answer_ocsp(body, [pki.signer_ca, pki.root]),
+                    mimetype="application/ocsp-response",
+                    headers={"Cache-Control": "no-store"})
 
 
 @bp.post("/tsa")
