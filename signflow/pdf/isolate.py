@@ -34,10 +34,15 @@ TASKS = {
     "prepare_clean": "signflow.pdf.prepare:prepare_clean",
     "verify": "signflow.pdf.verify:verify_pdf_der",
 }
+#: Verification runs difference analysis over every page for every signature:
+#: about 5 s for a 1000-page protocol here, so it gets more time than intake.
+DEFAULT_LIMITS = {"prepare_clean": Limits(),
+                  "verify": Limits(cpu_seconds=90, wall_seconds=60.0)}
 
 
-def run(task: str, data: bytes, limits: Limits = Limits(), **kwargs: object) -> object:
+def run(task: str, data: bytes, limits: Limits | None = None, **kwargs: object) -> object:
     """Run ``TASKS[task](data, **kwargs)`` in a limited child and return its result."""
+    limits = limits or DEFAULT_LIMITS[task]
     payload = pickle.dumps((task, data, kwargs, limits), protocol=pickle.HIGHEST_PROTOCOL)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNFLOW_")}
     try:

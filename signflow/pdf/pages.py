@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ def font_data(bold: bool) -> FontData:
 
 def _font(pdf: pikepdf.Pdf, bold: bool) -> pikepdf.Object:
     f = font_data(bold)
-    file = pdf.make_stream(f.data)
+    file = flate_stream(pdf, f.data)
     file[Name.Length1] = len(f.data)
     descriptor = pdf.make_indirect(Dictionary(
         Type=Name.FontDescriptor, FontName=Name("/" + f.name), Flags=32,
@@ -118,7 +119,7 @@ def add_text_page(
         Type=Name.Page,
         MediaBox=[0, 0, A4[0], A4[1]],
         Resources=Dictionary(Font=Dictionary(F1=regular, F2=bold)),
-        Contents=pdf.make_stream(content),
+        Contents=flate_stream(pdf, content),
     ))
     pdf.pages.append(page)
     return pdf.pages[-1]
@@ -139,23 +140,35 @@ def qr_ops(payload: str, x: float, y: float, size: float) -> bytes:
     return ("q 0 g " + " ".join(rects) + " f Q").encode()
 
 
+def flate_stream(pdf: pikepdf.Pdf, data: bytes) -> pikepdf.Stream:
+    """A stream we write ourselves, compressed (the upload's are copied untouched)."""
+    stream = pdf.make_stream(zlib.compress(data, 6))
+    stream[Name.Filter] = Name.FlateDecode
+    return stream
+
+
 def add_footer(pdf: pikepdf.Pdf, text: str, qr_payload: str = "") -> None:
-    """Stamp *text* (and a QR code) at the bottom of every page, isolated from its state."""
+    """Stamp *text* (and a QR code) at the bottom of every page, isolated from its state.
+
+    Pages of one size share one QR stream, so a 1000-page protocol carries it once.
+    """
     regular, _ = _fonts(pdf)
-    qr_cache: dict[tuple[float, float], bytes] = {}
+    save = pdf.make_indirect(flate_stream(pdf, b"q"))
+    qr_streams: dict[tuple[float, float], pikepdf.Object] = {}
     for page in pdf.pages:
         name = page.add_resource(regular, Name.Font, prefix="SfFoot")
         box = page.mediabox
         x0, y0, x1 = float(box[0]), float(box[1]), float(box[2])
-        ops = (b"q BT " + f"{name} 7 Tf 0.35 g 1 0 0 1 {x0 + 36:.2f} "
+        ops = (b"Q q BT " + f"{name} 7 Tf 0.35 g 1 0 0 1 {x0 + 36:.2f} "
                f"{y0 + 14:.2f} Tm ".encode() + pdf_string(text) + b" Tj ET Q")
+        page.contents_add(save, prepend=True)
+        page.contents_add(flate_stream(pdf, ops), prepend=False)
         if qr_payload:
             key = (x1, y0)
-            if key not in qr_cache:
-                qr_cache[key] = qr_ops(qr_payload, x1 - 36 - 34, y0 + 8, 34)
-            ops += b"\n" + qr_cache[key]
-        page.contents_add(pdf.make_stream(b"q"), prepend=True)
-        page.contents_add(pdf.make_stream(b"Q\n" + ops), prepend=False)
+            if key not in qr_streams:
+                qr_streams[key] = pdf.make_indirect(flate_stream(
+                    pdf, qr_ops(qr_payload, x1 - 36 - 34, y0 + 8, 34)))
+            page.contents_add(qr_streams[key], prepend=False)
 
 
 def wrap(text: str, width: int) -> list[str]:
