@@ -1,9 +1,11 @@
 """The command line: keys, users, audit, demo."""
 
 import json
+import shutil
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import update
 
 from signflow import cli
@@ -69,3 +71,47 @@ def test_worker_without_redis_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SIGNFLOW_REDIS_URL", raising=False)
     assert cli.main(["worker"]) == 2
     assert "SIGNFLOW_REDIS_URL" in capsys.readouterr().err
+
+
+def test_bankid_simulator_command_over_tls(tmp_path, keys_dir):
+    """`signflow bankid-simulator --tls`: HTTPS, and 401 without the RP certificate."""
+    import time
+
+    import requests as rq
+
+    from signflow.adapters.bankid import BankIDClient
+    from signflow.adapters.tls import client_session
+    from signflow.core.ports import SignRequest
+    from signflow.errors import ProviderError
+    from tests.conftest import free_port
+
+    keys = tmp_path / "keys"
+    shutil.copytree(keys_dir, keys)
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "SIGNFLOW_KEYS_DIR": str(keys),
+           "SIGNFLOW_DATA_DIR": str(tmp_path / "d")}
+    proc = subprocess.Popen([sys.executable, "-m", "signflow.cli", "bankid-simulator",
+                             "--port", str(port), "--tls"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"https://localhost:{port}"
+        ca = str(keys / "bankid-sim-ca.pem")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                rq.get(url + "/", verify=ca, timeout=1)
+                break
+            except rq.RequestException:
+                time.sleep(0.2)
+        request = SignRequest(end_user_ip="192.0.2.1", visible_text="x",
+                              non_visible_data=b"\0" * 32)
+        bare = BankIDClient(url, session=client_session(ca=ca))
+        with pytest.raises(ProviderError) as err:
+            bare.start_sign(request)
+        assert err.value.fields["status"] == 401
+        rp = BankIDClient(url, session=client_session(
+            cert=str(keys / "bankid-rp.pem"), key=str(keys / "bankid-rp.key"), ca=ca))
+        assert rp.start_sign(request).order_ref
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
