@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from signflow.core.models import AuditEvent, Round
@@ -165,9 +165,3 @@ def round_events(session: Session, round_id: str) -> list[dict[str, Any]]:
         select(AuditEvent).where(AuditEvent.round_id == round_id).order_by(AuditEvent.seq)
     )
     return [event_dict(e) for e in rows]
-
-
-def event_count(session: Session, round_id: str) -> int:
-    return session.scalar(
-        select(func.count()).select_from(AuditEvent).where(AuditEvent.round_id == round_id)
-    ) or 0

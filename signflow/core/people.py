@@ -70,11 +70,3 @@ def luhn_ok(ten_digits: str) -> bool:
         n = int(ch) * (2 if i % 2 == 0 else 1)
         total += n - 9 if n > 9 else n
     return total % 10 == 0
-
-
-def with_check_digit(nine: str) -> str:
-    """Complete nine digits (YYMMDDNNN) with their Luhn digit (for test personas)."""
-    for c in "0123456789":
-        if luhn_ok(nine + c):
-            return nine + c
-    raise AssertionError("unreachable")

@@ -68,13 +68,6 @@ def crl_url(base_url: str, which: str) -> str:
     return f"{base_url.rstrip('/')}/pki/{FILES[which]}.crl"
 
 
-def ocsp_url(base_url: str) -> str:
-    """Our OCSP responder. Certificates do not name it (no AIA): with it, Poppler
-    22.12's pdfsig judged some signatures "Unknown issue" although every answer
-    was a good one; the responses are embedded in the PDF instead."""
-    return f"{base_url.rstrip('/')}/pki/ocsp"
-
-
 def _builder(subject: x509.Name, issuer: KeyPair | None, pub, days: int) -> x509.CertificateBuilder:
     now = datetime.now(UTC) - timedelta(minutes=5)
     b = (
@@ -283,7 +276,10 @@ def answer_ocsp(request_der: bytes, cas: list[KeyPair]) -> bytes:
     signflow never revokes: its CAs issue one-day certificates for single
     signing acts and keep the seal, TSA and signer CA until they expire, so
     the answer is "good" (RFC 6960 2.2) for any serial of a known issuer, and
-    "unauthorized" for any other issuer.
+    "unauthorized" for any other issuer.  Certificates do not name this
+    responder (no AIA): with it, Poppler 22.12's pdfsig judged some signatures
+    "Unknown issue" although every answer was good; the responses are embedded
+    in the PDF instead.
     """
     try:
         req = ocsp.load_der_ocsp_request(request_der)
