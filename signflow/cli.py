@@ -201,6 +201,22 @@ def cmd_audit_verify(args, settings: Settings) -> int:
     return EXIT_OK if report.intact else EXIT_FAIL
 
 
+def cmd_rounds_expire(args, settings: Settings) -> int:
+    """End pending rounds past their deadline (run it from cron, e.g. hourly)."""
+    from signflow.core.rounds import expire_due
+    from signflow.db import session_scope
+    from signflow.runtime import build_runtime
+
+    runtime = build_runtime(settings)
+    try:
+        with session_scope(runtime.sessions) as session:
+            due = expire_due(session, runtime.services)
+        print(f"{len(due)} round(s) expired")
+    finally:
+        runtime.close()
+    return EXIT_OK
+
+
 def cmd_lta_renew(args, settings: Settings) -> int:
     """Re-timestamp completed documents whose last timestamp is older than --days."""
     from datetime import timedelta
@@ -306,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = audit.add_parser("verify", help="re-check a round's hash chain")
     s.add_argument("round_id")
     s.set_defaults(func=cmd_audit_verify)
+    rounds_cmd = sub.add_parser("rounds").add_subparsers(dest="rounds_command", required=True)
+    rounds_cmd.add_parser("expire", help="end pending rounds past their deadline (cron)"
+                          ).set_defaults(func=cmd_rounds_expire)
     lta = sub.add_parser("lta").add_subparsers(dest="lta_command", required=True)
     s = lta.add_parser("renew", help="re-timestamp archived documents (run it from cron)")
     s.add_argument("--days", type=int, default=365,

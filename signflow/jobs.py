@@ -13,6 +13,7 @@ from signflow.core import rounds
 JOBS: dict[str, Callable[..., None]] = {
     "apply_signatures": rounds.apply_signatures,
     "renew_archive": rounds.renew_archive,
+    "expire_due": lambda session, services: rounds.expire_due(session, services),
 }
 
 

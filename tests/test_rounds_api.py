@@ -268,3 +268,35 @@ def test_qr_code_animates(client, auth, protocol_pdf, settings):
     assert svg.headers["Cache-Control"] == "no-store"
     assert client.post(f"/sign/{token}/bankid/cancel").get_json()["status"] == "cancelled"
     assert client.get(f"/sign/{token}/bankid/qr.svg").status_code == 404
+
+
+def test_rounds_expire_after_their_deadline(client, auth, runtime, settings, protocol_pdf,
+                                            monkeypatch, capsys):
+    from datetime import timedelta
+
+    from signflow import cli
+    from signflow.core.models import utcnow
+    from signflow.core.rounds import expire_due
+
+    signers = signers_spec()
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    with runtime.sessions() as s:
+        assert expire_due(s, runtime.services, utcnow()) == []  # not yet
+        s.commit()
+    monkeypatch.setenv("SIGNFLOW_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(settings.keys_dir))
+    monkeypatch.delenv("SIGNFLOW_REDIS_URL", raising=False)
+    with runtime.sessions() as s:
+        assert expire_due(s, runtime.services, utcnow() + timedelta(days=31)) == [round_id]
+        s.commit()
+    body = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
+    assert body["status"] == "expired"
+    assert client.get(f"/sign/{token}").status_code == 404
+    events = client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()
+    assert events["events"][-1]["type"] == "round.expired" and events["intact"]
+    mail = json.loads(sorted((settings.data_dir / "outbox").glob("*.json"))[-1].read_text())
+    assert "gick ut" in mail["subject"]
+    assert cli.main(["rounds", "expire"]) == 0  # nothing further is due
+    assert "0 round(s) expired" in capsys.readouterr().out

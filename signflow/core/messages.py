@@ -57,3 +57,19 @@ def declined(lang: str, *, to: str, title: str, name: str, role: str, reason: st
     subject, body = _DECLINED[lang]
     fields = dict(title=title, name=name, role=role, reason=reason or "-")
     return Mail(to=to, subject=subject.format(**fields), body=body.format(**fields))
+
+
+_EXPIRED = {
+    "sv": ("Signeringen gick ut: {title}",
+           "Signeringen av \"{title}\" gick ut innan alla hade signerat.\n"
+           "Har inte signerat: {unsigned}\n"),
+    "en": ("Signing expired: {title}",
+           "Signing \"{title}\" expired before everyone had signed.\n"
+           "Not signed: {unsigned}\n"),
+}
+
+
+def expired(lang: str, *, to: str, title: str, unsigned: list[str]) -> Mail:
+    subject, body = _EXPIRED[lang]
+    return Mail(to=to, subject=subject.format(title=title),
+                body=body.format(title=title, unsigned=", ".join(unsigned) or "-"))

@@ -552,3 +552,26 @@ def rounds_due_for_renewal(session: Session, older_than: datetime) -> list[str]:
         select(Round.id).join(latest, latest.c.round_id == Round.id)
         .where(Round.status == RoundStatus.COMPLETED.value, latest.c.at < older_than))
     return [r[0] for r in rows]
+
+
+def expire_due(session: Session, svc: Services, now: datetime | None = None) -> list[str]:
+    """Job: end every pending round past its deadline; the secretariat is told."""
+    now = now or svc.clock.now()
+    due = list(session.scalars(select(Round.id).where(
+        Round.status == RoundStatus.PENDING.value, Round.expires_at < now)))
+    for round_id in due:
+        round_ = _locked_round(session, round_id)
+        if not transition(round_, RoundStatus.EXPIRED):
+            continue
+        for s in round_.signers:
+            if s.pending_order_ref:
+                _cancel_order(svc, s, s.pending_order_ref)
+                s.pending_order_ref = None
+        _revoke_links(round_)
+        unsigned = [s.name for s in round_.signers if s.status != SignerStatus.SIGNED.value]
+        append_event(session, round_, EventType.ROUND_EXPIRED, SYSTEM,
+                     {"unsigned": unsigned, "expires_at": round_.expires_at.isoformat()})
+        mail = messages.expired(round_.language, to=round_.created_by.email,
+                                title=round_.title, unsigned=unsigned)
+        after_commit(session, lambda mail=mail: svc.mailer.send(mail))
+    return due
