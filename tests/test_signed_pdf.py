@@ -244,3 +244,14 @@ def test_pdf_report(completed_round, client, tmp_path):
         text = subprocess.run([pdftotext, str(path), "-"], capture_output=True,
                               text=True).stdout
         assert "Verifieringsrapport" in text and "GILTIG" in text and "Underskrift3" in text
+
+
+def test_signature_blocks_reuse_the_pages_font(completed_round):
+    """Stamps refer to the embedded SignflowSans instead of embedding it again."""
+    import pikepdf
+
+    _, pdf = completed_round
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        font_files = [o for o in doc.objects if isinstance(o, pikepdf.Dictionary)
+                      and o.get("/Type") == "/FontDescriptor"]
+        assert len(font_files) == 2  # regular and bold, once each

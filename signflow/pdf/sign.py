@@ -9,7 +9,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from pyhanko.pdf_utils import layout
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
@@ -23,9 +22,9 @@ from pyhanko_certvalidator import ValidationContext
 
 from signflow.core.ports import SignerBlock
 from signflow.pdf.keys import asn1_cert
-from signflow.pdf.pages import FONT_FILES
 from signflow.pdf.pki import Pki, make_crl
 from signflow.pdf.prepare import FieldPlacement
+from signflow.pdf.stampfont import StampFontFactory
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 ROOT_CRL_DAYS = 400
@@ -52,8 +51,7 @@ def _stamp_style(language: str) -> TextStampStyle:
     """The visible block: our embedded font, left-aligned lines like the seed's page."""
     text = "\n".join(f"{label}: %({key})s" for label, key in zip(LABELS[language], KEYS,
                                                                   strict=True))
-    font = GlyphAccumulatorFactory(str(FONT_FILES[False]), font_size=9)
-    box = TextBoxStyle(font=font, font_size=9, leading=12)
+    box = TextBoxStyle(font=StampFontFactory(font_size=9), font_size=9, leading=12)
     left = layout.SimpleBoxLayoutRule(
         x_align=layout.AxisAlignment.ALIGN_MIN, y_align=layout.AxisAlignment.ALIGN_MID,
         margins=layout.Margins(left=12, right=12, top=6, bottom=6))
