@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from signflow.core import rounds
+from signflow.core import rounds, signing
 
 #: Job name → use case taking (session, services, *ids).
 JOBS: dict[str, Callable[..., None]] = {
-    "apply_signatures": rounds.apply_signatures,
+    "apply_signatures": signing.apply_signatures,
     "renew_archive": rounds.renew_archive,
     "expire_due": lambda session, services: rounds.expire_due(session, services),
 }

@@ -203,7 +203,7 @@ def test_evidence_zip(client, auth, completed_round):
 
 
 def test_double_completion_records_one_signature(client, auth, runtime, settings, protocol_pdf):
-    from signflow.core import rounds
+    from signflow.core import signing
     from signflow.core.models import BankIDEvidence, Signer
     from signflow.demo import sign_over_http
     from tests.conftest import approve_with
@@ -222,7 +222,7 @@ def test_double_completion_records_one_signature(client, auth, runtime, settings
     with runtime.sessions() as s:
         signer = s.scalar(select(Signer).where(Signer.email == signers[0]["email"]))
         result = runtime.services.providers["bankid"].collect(order_ref["ref"])
-        assert rounds.record_signature(s, runtime.services, signer, result) is None
+        assert signing.record_signature(s, runtime.services, signer, result) is None
         s.commit()
         assert s.scalar(select(func.count()).select_from(BankIDEvidence)
                         .where(BankIDEvidence.signer_id == signer.id)) == 1

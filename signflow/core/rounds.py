@@ -7,24 +7,21 @@ after commit.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from signflow.core import messages
 from signflow.core.audit import EventType, append_event
-from signflow.core.models import BankIDEvidence, Document, Round, Signer, User, new_id
+from signflow.core.models import Document, Round, Signer, User, new_id
 from signflow.core.people import canonical_role, normalize_personal_number, role_label
-from signflow.core.ports import CollectResult, OrderStart, Services, SignerBlock, SignRequest
+from signflow.core.ports import Services, SignerBlock
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.core.workflows import workflow_named
 from signflow.db import after_commit
@@ -264,53 +261,6 @@ def _require_can_sign(signer: Signer) -> None:
         raise IllegalTransition(f"you have already {signer.status}", code="signer_done")
 
 
-def visible_text(signer: Signer) -> str:
-    r = signer.round
-    if r.language == "en":
-        return (f"# Sign minutes\n\n*{r.title}*\n\nRole: {role_label(signer.role, 'en')}\n\n"
-                f"Document ID: {r.id}")
-    return (f"# Signera protokoll\n\n*{r.title}*\n\nRoll: {role_label(signer.role, 'sv')}\n\n"
-            f"Dokument-ID: {r.id}")
-
-
-def start_signing(
-    session: Session, svc: Services, signer: Signer, *, end_user_ip: str, return_url: str = "",
-    user_agent: str = "", device_id: str = "",
-) -> OrderStart:
-    """Start an identity-provider sign order for *signer* over the prepared document."""
-    _require_can_sign(signer)
-    if signer.pending_order_ref:
-        _cancel_order(svc, signer, signer.pending_order_ref)
-    order = _provider(svc, signer).start_sign(SignRequest(
-        end_user_ip=end_user_ip,
-        visible_text=visible_text(signer),
-        non_visible_data=bytes.fromhex(signer.round.document_sha256),
-        personal_number=signer.personal_number,
-        return_url=return_url,
-        user_agent=user_agent[:256],
-        referring_domain=urlsplit(svc.base_url).hostname or "",
-        device_id=device_id,
-    ))
-    signer.pending_order_ref = order.order_ref
-    signer.pending_qr_token = order.qr_start_token
-    signer.pending_qr_secret = order.qr_start_secret
-    signer.pending_started_at = svc.clock.now()
-    append_event(session, signer.round, EventType.BANKID_STARTED, f"signer:{signer.id}",
-                 {"signer": signer.id, "order_ref": order.order_ref})
-    return order
-
-
-def cancel_signing(session: Session, svc: Services, signer: Signer) -> None:
-    """The signer left or pressed cancel: end the open order; they may start again."""
-    order_ref = signer.pending_order_ref
-    if not order_ref:
-        return
-    _cancel_order(svc, signer, order_ref)
-    signer.pending_order_ref = None
-    append_event(session, signer.round, EventType.BANKID_FAILED, f"signer:{signer.id}",
-                 {"signer": signer.id, "order_ref": order_ref, "hint_code": "cancelled"})
-
-
 def _provider(svc: Services, signer: Signer):
     return svc.providers[signer.round.provider]
 
@@ -322,153 +272,12 @@ def _cancel_order(svc: Services, signer: Signer, order_ref: str) -> None:
         pass  # already finished or unknown to the provider: nothing left to cancel
 
 
-def poll_signing(session: Session, svc: Services, signer: Signer) -> CollectResult:
-    """Collect *signer*'s open order once; record the signature when complete."""
-    order_ref = signer.pending_order_ref
-    if not order_ref:
-        raise IllegalTransition("no signing in progress", code="no_order")
-    result = _provider(svc, signer).collect(order_ref)
-    if result.status == "failed":
-        signer.pending_order_ref = None
-        append_event(session, signer.round, EventType.BANKID_FAILED, f"signer:{signer.id}",
-                     {"signer": signer.id, "order_ref": order_ref, "hint_code": result.hint_code})
-    elif result.status == "complete":
-        refusal = record_signature(session, svc, signer, result)
-        if refusal:
-            return CollectResult(order_ref=order_ref, status="failed", hint_code=refusal)
-    return result
-
-
-def record_signature(
-    session: Session, svc: Services, signer: Signer, result: CollectResult
-) -> str | None:
-    """Store the provider's evidence and mark *signer* signed; PDF work follows as a job.
-
-    Returns ``None`` when recorded (or already recorded for this order), or the
-    refusal code when the completion cannot count: the provider's signature
-    does not cover what we sent, or the wrong person signed.  A refusal is
-    audited and leaves the signer free to try again.
-    """
-    round_ = _locked_round(session, signer.round_id)
-    session.refresh(signer)  # another request may have recorded it while we waited
-    if signer.status == SignerStatus.SIGNED.value and signer.transaction_id == result.order_ref:
-        return None  # a repeated completion of the same order records one signature
-    _require_can_sign(signer)
-    refusal = _refusal(signer, result)
-    if refusal:
-        signer.pending_order_ref = None
-        append_event(session, round_, EventType.BANKID_FAILED, f"signer:{signer.id}", {
-            "signer": signer.id, "order_ref": result.order_ref, "hint_code": refusal,
-            "problems": list(result.signature_problems),
-        })
-        return refusal
-    user = result.user
-    now = svc.clock.now()
-    transition(signer, SignerStatus.SIGNED)
-    signer.signed_at = now
-    signer.transaction_id = result.order_ref
-    signer.method = _provider(svc, signer).method_name
-    signer.verified_name = str(user.get("name") or signer.name)
-    signer.pending_order_ref = None
-    signer.token_expires_at = round_.expires_at
-    session.add(BankIDEvidence(
-        signer_id=signer.id, order_ref=result.order_ref, provider=signer.method,
-        document_sha256=round_.document_sha256,
-        completion_json=json.dumps(dict(result.completion), sort_keys=True),
-        signature_verified=result.signature_valid, completed_at=now,
-    ))
-    append_event(session, round_, EventType.SIGNER_SIGNED, f"signer:{signer.id}", {
-        "signer": signer.id, "name": signer.verified_name, "order_ref": result.order_ref,
-        "method": signer.method, "document_sha256": round_.document_sha256,
-        "personal_number_checked": bool(signer.personal_number),
-    }, at=now)
-    if round_.order == "sequential":
-        nxt = next((s for s in round_.signers if s.status == SignerStatus.WAITING.value), None)
-        if nxt is not None:
-            invite(session, svc, nxt, actor=SYSTEM)
-    round_id = round_.id
-    after_commit(session, lambda: svc.jobs.enqueue("apply_signatures", round_id))
-    return None
-
-
-def _refusal(signer: Signer, result: CollectResult) -> str | None:
-    """Why a completion cannot count as *signer*'s signature, or ``None``."""
-    if result.signature_valid is not None:
-        sent_visible = base64.b64encode(visible_text(signer).encode("utf-8")).decode()
-        sent_hidden = base64.b64encode(bytes.fromhex(signer.round.document_sha256)).decode()
-        if (not result.signature_valid or result.signed_visible != sent_visible
-                or result.signed_non_visible != sent_hidden):
-            return "evidenceMismatch"
-    personal_number = str(result.user.get("personalNumber", ""))
-    if signer.personal_number and personal_number != signer.personal_number:
-        return "personalNumberMismatch"
-    return None
-
-
 def _locked_round(session: Session, round_id: str) -> Round:
     stmt = select(Round).where(Round.id == round_id).with_for_update()
     round_ = session.execute(stmt).scalar_one_or_none()
     if round_ is None:
         raise NotFound("no such round")
     return round_
-
-
-def evidence_for(session: Session, signer: Signer) -> dict[str, Any]:
-    ev = session.scalar(select(BankIDEvidence).where(BankIDEvidence.signer_id == signer.id))
-    if ev is None:
-        return {}
-    return {
-        "provider": ev.provider, "provider_id": signer.round.provider,
-        "order_ref": ev.order_ref,
-        "document_sha256": ev.document_sha256,
-        "completed_at": ev.completed_at.isoformat(),
-        "signature_verified": ev.signature_verified,
-        "completion": json.loads(ev.completion_json),
-    }
-
-
-def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
-    """Job: write each recorded signature into the PDF; seal once all are in.
-
-    Idempotent: signatures already applied are skipped, and a sealed round is
-    left alone, so a retried or duplicated job changes nothing.
-    """
-    round_ = _locked_round(session, round_id)
-    if round_.status != RoundStatus.PENDING.value:
-        return
-    current = round_.current_document
-    assert current is not None
-    data = svc.blobs.get(current.storage_key)
-    changed = False
-    for signer in round_.signers:
-        if signer.status != SignerStatus.SIGNED.value or signer.applied_at is not None:
-            continue
-        data = svc.pdf.sign_field(
-            data, block=_block(signer, round_.language), language=round_.language,
-            evidence=evidence_for(session, signer),
-        )
-        doc = _store(session, svc, round_, "signed", data)
-        round_.current_document_id = doc.id
-        signer.applied_at = svc.clock.now()
-        changed = True
-        append_event(session, round_, EventType.SIGNATURE_APPLIED, SYSTEM,
-                     {"signer": signer.id, "field": signer.field_name, "sha256": doc.sha256})
-    if all(s.applied_at is not None for s in round_.signers):
-        _complete(session, svc, round_, data)
-    elif changed:
-        session.flush()
-
-
-def _complete(session: Session, svc: Services, round_: Round, data: bytes) -> None:
-    final = _store(session, svc, round_, "final", svc.pdf.seal(data))
-    round_.current_document_id = final.id
-    transition(round_, RoundStatus.COMPLETED)
-    round_.completed_at = svc.clock.now()
-    append_event(session, round_, EventType.ROUND_COMPLETED, SYSTEM,
-                 {"sha256": final.sha256, "size": final.size})
-    mail = messages.completed(round_.language, to=round_.created_by.email, title=round_.title,
-                              link=f"{svc.base_url}/api/v1/rounds/{round_.id}/document")
-    after_commit(session, lambda: svc.mailer.send(mail))
 
 
 def decline(session: Session, svc: Services, signer: Signer, reason: str) -> None:

@@ -9,7 +9,7 @@ import zipfile
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from sqlalchemy import select
 
-from signflow.core import rounds
+from signflow.core import rounds, signing
 from signflow.core.audit import round_events, verify_chain
 from signflow.core.models import Document, Round, Signer
 from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
@@ -104,7 +104,7 @@ def get_evidence(round_id: str):
             {"round": round_dict(round_), "events": events,
              "head": verify_chain(events).head}, ensure_ascii=False, indent=1))
         for signer in round_.signers:
-            evidence = rounds.evidence_for(session, signer)
+            evidence = signing.evidence_for(session, signer)
             if evidence:
                 zf.writestr(f"bankid/{signer.position}-{signer.id}.json",
                             json.dumps(evidence, ensure_ascii=False, indent=1))

@@ -11,7 +11,7 @@ import segno
 from flask import Blueprint, Response, jsonify, render_template, request, send_file
 
 from signflow.adapters.bankid_messages import user_message
-from signflow.core import rounds
+from signflow.core import rounds, signing
 from signflow.core.models import Signer
 from signflow.core.people import role_label
 from signflow.errors import NotFound
@@ -87,7 +87,7 @@ def start(token: str):
     device = request.cookies.get(DEVICE_COOKIE, "")
     if not (16 <= len(device) <= 64):
         device = secrets.token_urlsafe(24)
-    order = rounds.start_signing(
+    order = signing.start_signing(
         session, runtime().services, signer, end_user_ip=_client_ip(),
         user_agent=request.headers.get("User-Agent", ""),
         device_id=hashlib.sha256(device.encode()).hexdigest())
@@ -105,7 +105,7 @@ def cancel(token: str):
     """The signer pressed cancel or left the page: cancel the open order."""
     session = db()
     signer = _signer(token)
-    rounds.cancel_signing(session, runtime().services, signer)
+    signing.cancel_signing(session, runtime().services, signer)
     session.commit()
     return jsonify(status="cancelled")
 
@@ -117,7 +117,7 @@ def status(token: str):
     if signer.status == "signed":
         done = TEXTS[signer.round.language]["done"]
         return jsonify(status="complete", hint_code="", message=done)
-    result = rounds.poll_signing(session, runtime().services, signer)
+    result = signing.poll_signing(session, runtime().services, signer)
     session.commit()
     lang = signer.round.language
     message = "" if result.status == "complete" else user_message(
