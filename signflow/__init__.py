@@ -31,11 +31,11 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     if settings.dev_mode:
         app.register_blueprint(dev.bp)
     errors.register(app)
+    # The simulators' pages let anyone approve an order as anyone: development only.
     mounts = {}
-    for name in runtime.providers:
-        build = runtime.providers.build(name) if (settings.dev_mode or name == "bankid") \
-            else None
-        if build is not None and build.simulator_app is not None:
+    for name in runtime.providers if settings.dev_mode else ():
+        build = runtime.providers.build(name)
+        if build.simulator_app is not None:
             mounts[build.mount] = build.simulator_app
     if mounts:
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, mounts)  # type: ignore[method-assign]

@@ -23,6 +23,7 @@ from signflow.config import Settings
 from signflow.core.ports import Clockwork, Services
 from signflow.core.workflows import load_workflows
 from signflow.db import make_engine, make_session_factory, session_scope
+from signflow.errors import ConfigError
 from signflow.pdf.keys import make_timestamper
 from signflow.pdf.pki import Pki, load_pki
 from signflow.pdf.seal import load_seal
@@ -46,10 +47,17 @@ class Runtime:
         return self.providers.build("bankid").simulator
 
     def provider_roots(self) -> list[x509.Certificate]:
-        """Roots the identity providers' own signatures (BankID XML…) chain to."""
+        """Roots the identity providers' own signatures (BankID XML…) chain to.
+
+        A provider that is installed but not configured contributes none.
+        """
         roots: list[x509.Certificate] = []
         for name in self.providers:
-            roots.extend(getattr(self.providers[name], "roots", []) or [])
+            try:
+                provider = self.providers[name]
+            except ConfigError:
+                continue
+            roots.extend(getattr(provider, "roots", []) or [])
         return roots
 
     def trust_anchors(self) -> list[x509.Certificate]:

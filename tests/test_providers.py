@@ -75,3 +75,29 @@ def test_a_third_provider_registers_without_editing_signflow(tmp_path, monkeypat
     providers = Providers(settings, load_pki(keys_dir))
     assert providers["third"].method_name == "Third eID"
     sys.modules.pop("thirdid", None)
+
+
+def test_production_mode_without_freja(settings, protocol_pdf, worker):
+    """An installed but unconfigured provider neither breaks verification nor starts rounds."""
+    import io
+
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import make_user
+
+    settings = settings.with_overrides(dev_mode=False)
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        assert client.get("/freja-sim/").status_code == 404
+        assert client.get("/bankid-sim/").status_code == 404  # nobody approves as anyone
+        assert client.get("/dev/outbox").status_code == 404
+        resp = client.post("/api/v1/verify",
+                           data={"document": (io.BytesIO(protocol_pdf), "x.pdf")})
+        assert resp.status_code == 200 and resp.get_json()["valid"] is False
+        auth = {"Authorization": "Bearer " + make_user(rt, "prod@example.se")}
+        resp = create_round(client, auth, protocol_pdf, workflow="freja")
+        assert resp.status_code == 400
+        assert resp.get_json()["error"]["code"] == "provider_unavailable"
+    finally:
+        rt.close()

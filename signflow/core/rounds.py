@@ -25,7 +25,14 @@ from signflow.core.ports import Services, SignerBlock
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.core.workflows import workflow_named
 from signflow.db import after_commit
-from signflow.errors import Forbidden, IllegalTransition, InvalidInput, NotFound, ProviderError
+from signflow.errors import (
+    ConfigError,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    ProviderError,
+)
 
 MAX_SIGNERS = 20
 SYSTEM = "system"
@@ -137,7 +144,12 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     workflow = workflow_named(dict(svc.workflows), spec.workflow)
     order = spec.order or workflow.order
     provider = workflow.provider
-    svc.providers[provider]  # an unknown or misconfigured provider fails before any work
+    try:
+        svc.providers[provider]  # an unknown or unconfigured provider fails before any work
+    except ConfigError as exc:
+        raise InvalidInput(f"workflow {workflow.name!r} signs with {provider!r}, which is not "
+                           f"available here: {exc.message}", code="provider_unavailable",
+                           field="workflow") from None
     now = svc.clock.now()
     round_ = Round(
         id=new_id(),
