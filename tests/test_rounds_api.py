@@ -300,3 +300,26 @@ def test_rounds_expire_after_their_deadline(client, auth, runtime, settings, pro
     assert "gick ut" in mail["subject"]
     assert cli.main(["rounds", "expire"]) == 0  # nothing further is due
     assert "0 round(s) expired" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("limits,status,code", [
+    ({"max_upload_bytes": 2000}, 413, "too_large"),
+    ({"max_pages": 1}, 422, "too_many_pages"),
+])
+def test_size_and_page_limits(settings, protocol_pdf, worker, limits, status, code):
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import make_user
+
+    settings = settings.with_overrides(**limits)
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, f"lim-{code}@example.se")}
+        before = counts(rt)
+        resp = create_round(client, auth, protocol_pdf)
+        assert resp.status_code == status, resp.get_data(as_text=True)[:200]
+        assert resp.get_json()["error"]["code"] == code
+        assert counts(rt) == before
+    finally:
+        rt.close()
