@@ -257,3 +257,13 @@ def test_signature_blocks_reuse_the_pages_font(completed_round):
         assert names and all("SignflowSans" in n for n in names)
         # pyHanko's own embedding would add subsets named like ABCDEF+SignflowSans
         assert not [n for n in names if "+" in n], names
+
+
+def test_verify_page_in_the_browser_flow(completed_round, client):
+    _, pdf = completed_round
+    page = client.get("/verify?document=abc")
+    assert page.status_code == 200 and "abc" in page.get_data(as_text=True)
+    resp = client.post("/verify", data={"document": (io.BytesIO(pdf), "x.pdf")})
+    assert resp.status_code == 200 and "✔ Valid" in resp.get_data(as_text=True)
+    resp = client.post("/verify", data={})
+    assert resp.status_code == 400

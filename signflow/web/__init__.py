@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
+from signflow.errors import InvalidInput, UnsupportedDocument
 from signflow.runtime import Runtime
 
 
@@ -23,3 +24,18 @@ def close_db(_exc: BaseException | None = None) -> None:
     session = g.pop("db", None)
     if session is not None:
         session.close()
+
+
+def read_upload(field: str = "document") -> bytes:
+    """The uploaded file, read no further than the size limit allows."""
+    file = request.files.get(field)
+    if file is None:
+        raise InvalidInput(f"multipart field '{field}' (the PDF) is required", field=field)
+    limit = runtime().settings.max_upload_bytes
+    data = file.stream.read(limit + 1)
+    if len(data) > limit:
+        raise UnsupportedDocument(f"the file is larger than {limit // (1024 * 1024)} MB",
+                                  code="too_large")
+    if not data:
+        raise UnsupportedDocument("the file is empty", code="not_pdf")
+    return data

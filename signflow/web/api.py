@@ -12,28 +12,14 @@ from sqlalchemy import select
 from signflow.core import rounds, signing
 from signflow.core.audit import round_events, verify_chain
 from signflow.core.models import Document, Round, Signer
-from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
+from signflow.errors import InvalidInput, NotFound
 from signflow.pdf.verify import verify_isolated
-from signflow.web import db, runtime
+from signflow.web import db, read_upload, runtime
 from signflow.web.auth import require
 from signflow.web.serialize import round_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 READERS = ("secretariat", "auditor", "admin")
-
-
-def _upload(field: str = "document") -> bytes:
-    file = request.files.get(field)
-    if file is None:
-        raise InvalidInput(f"multipart field '{field}' (the PDF) is required", field=field)
-    limit = runtime().settings.max_upload_bytes
-    data = file.stream.read(limit + 1)
-    if len(data) > limit:
-        raise UnsupportedDocument(f"the file is larger than {limit // (1024 * 1024)} MB",
-                                  code="too_large")
-    if not data:
-        raise UnsupportedDocument("the file is empty", code="not_pdf")
-    return data
 
 
 @bp.post("/rounds")
@@ -46,7 +32,7 @@ def create_round():
         spec = rounds.parse_round_spec(json.loads(raw))
     except json.JSONDecodeError:
         raise InvalidInput("round is not valid JSON", field="round") from None
-    pdf = _upload()
+    pdf = read_upload()
     session = db()
     round_ = rounds.start_round(session, runtime().services, g.user, spec, pdf)
     session.commit()
@@ -132,7 +118,7 @@ def cancel(round_id: str):
 
 @bp.post("/verify")
 def verify():
-    data = _upload()
+    data = read_upload()
     report = verify_isolated(data, runtime().trust_anchors(), runtime().provider_roots())
     if request.args.get("format") == "pdf":
         from signflow.pdf.report import report_pdf

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from signflow.errors import InvalidInput
 from signflow.pdf.verify import verify_isolated
-from signflow.web import runtime
+from signflow.web import read_upload, runtime
 
 bp = Blueprint("pages", __name__)
 
@@ -24,10 +23,7 @@ def verify_form():
 
 @bp.post("/verify")
 def verify():
-    file = request.files.get("document")
-    if file is None:
-        raise InvalidInput("choose a PDF file")
-    data = file.stream.read(runtime().settings.max_upload_bytes + 1)
+    data = read_upload()
     report = verify_isolated(data, runtime().trust_anchors(), runtime().provider_roots())
     return render_template("verify.html", report=report)
 
