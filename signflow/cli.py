@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from signflow.config import Settings, ensure_secret_key, load_settings
@@ -16,6 +17,19 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 def _settings() -> Settings:
     return ensure_secret_key(load_settings())
+
+
+@contextmanager
+def _database(settings: Settings):
+    """A unit of work on the configured database, for commands that need no adapters."""
+    from signflow.db import make_engine, make_session_factory, session_scope
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def cmd_keys_init(args, settings: Settings) -> int:
@@ -36,16 +50,11 @@ def cmd_db_upgrade(args, settings: Settings) -> int:
 
 def cmd_users_add(args, settings: Settings) -> int:
     from signflow.core.accounts import add_user, issue_token
-    from signflow.db import make_engine, make_session_factory, session_scope
 
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            user = add_user(session, args.email, args.role, name=args.name or "",
-                            organisation=args.organisation or "Default")
-            token = issue_token(session, user, settings.api_token_days)
-    finally:
-        engine.dispose()
+    with _database(settings) as session:
+        user = add_user(session, args.email, args.role, name=args.name or "",
+                        organisation=args.organisation or "Default")
+        token = issue_token(session, user, settings.api_token_days)
     print(f"added {user.email} ({user.role}) to {args.organisation or 'Default'}")
     print(token)
     return EXIT_OK
@@ -57,18 +66,13 @@ def _ensure_dev_user(settings: Settings) -> None:
 
     from signflow.core.accounts import add_user, issue_token
     from signflow.core.models import User
-    from signflow.db import make_engine, make_session_factory, session_scope
 
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            if session.scalar(select(func.count()).select_from(User)):
-                return
-            user = add_user(session, "sekretariatet@example.se", "secretariat",
-                            name="Sekretariatet", organisation="Dev")
-            token = issue_token(session, user, settings.api_token_days)
-    finally:
-        engine.dispose()
+    with _database(settings) as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return
+        user = add_user(session, "sekretariatet@example.se", "secretariat",
+                        name="Sekretariatet", organisation="Dev")
+        token = issue_token(session, user, settings.api_token_days)
     path = settings.data_dir / "dev-token"
     path.write_text(token + "\n")
     path.chmod(0o600)
@@ -183,17 +187,12 @@ def _print_report(report) -> None:
 def cmd_audit_verify(args, settings: Settings) -> int:
     from signflow.core.audit import round_events, verify_chain
     from signflow.core.models import Round
-    from signflow.db import make_engine, make_session_factory, session_scope
 
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            if session.get(Round, args.round_id) is None:
-                print(f"no round {args.round_id}", file=sys.stderr)
-                return EXIT_USAGE
-            report = verify_chain(round_events(session, args.round_id))
-    finally:
-        engine.dispose()
+    with _database(settings) as session:
+        if session.get(Round, args.round_id) is None:
+            print(f"no round {args.round_id}", file=sys.stderr)
+            return EXIT_USAGE
+        report = verify_chain(round_events(session, args.round_id))
     for p in report.problems:
         print(f"- {p}")
     print(f"{report.count} events, head {report.head}: "

@@ -29,6 +29,11 @@ RETRYABLE = frozenset({"maintenance"})
 MAX_ATTEMPTS = 3
 
 
+def qr_auth_code(qr_start_secret: str, seconds: int | str) -> str:
+    """BankID's QR authentication code: HMAC-SHA256(qrStartSecret, seconds), hex."""
+    return hmac.new(qr_start_secret.encode(), str(seconds).encode(), hashlib.sha256).hexdigest()
+
+
 class BankIDClient:
     """One implementation of :class:`~signflow.core.ports.IdentityProvider`."""
 
@@ -149,9 +154,7 @@ class BankIDClient:
 
     def qr_payload(self, qr_start_token: str, qr_start_secret: str, seconds: int) -> str:
         """The animated QR: a new HMAC every second; the secret stays on the server."""
-        code = hmac.new(qr_start_secret.encode(), str(seconds).encode(),
-                        hashlib.sha256).hexdigest()
-        return f"bankid.{qr_start_token}.{seconds}.{code}"
+        return f"bankid.{qr_start_token}.{seconds}.{qr_auth_code(qr_start_secret, seconds)}"
 
     def collect(self, order_ref: str) -> CollectResult:
         data = self._post("collect", {"orderRef": order_ref})

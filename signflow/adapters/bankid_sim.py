@@ -207,8 +207,9 @@ class Simulator:
 
     def order_for_qr(self, qr_data: str) -> str:
         """The order a scanned ``bankid.<token>.<time>.<code>`` belongs to (code checked)."""
-        import hashlib
         import hmac
+
+        from signflow.adapters.bankid import qr_auth_code
 
         parts = qr_data.strip().split(".")
         if len(parts) != 4 or parts[0] != "bankid":
@@ -218,9 +219,7 @@ class Simulator:
             self._expire()
             for o in self.orders.values():
                 if o.qr_start_token == token and o.status == "pending":
-                    expected = hmac.new(o.qr_start_secret.encode(), seconds.encode(),
-                                        hashlib.sha256).hexdigest()
-                    if hmac.compare_digest(expected, code):
+                    if hmac.compare_digest(qr_auth_code(o.qr_start_secret, seconds), code):
                         return o.order_ref
         raise ApiError(404, "notFound", "No open order for that QR code.")
 

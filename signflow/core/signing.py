@@ -130,7 +130,6 @@ def record_signature(
     signer.method = _provider(svc, signer).method_name
     signer.verified_name = str(user.get("name") or signer.name)
     signer.pending_order_ref = None
-    signer.token_expires_at = round_.expires_at
     session.add(BankIDEvidence(
         signer_id=signer.id, order_ref=result.order_ref, provider=signer.method,
         document_sha256=round_.document_sha256,

@@ -138,8 +138,7 @@ def seal(data: bytes, *, pki: Pki, timestamper: TimeStamper) -> bytes:
     reader = PdfFileReader(io.BytesIO(data))
     certs = [asn1_cert(pki.root.cert), asn1_cert(pki.signer_ca.cert), asn1_cert(pki.tsa.cert)]
     for sig in reader.embedded_signatures:
-        certs.extend(sig.signed_data["certificates"].native and
-                     [c.chosen for c in sig.signed_data["certificates"]])
+        certs.extend(c.chosen for c in sig.signed_data["certificates"] or ())
     writer = IncrementalPdfFileWriter(io.BytesIO(data))
     DocumentSecurityStore.supply_dss_in_writer(
         writer, None, certs=_unique(certs), crls=list(vc.crls))

@@ -308,8 +308,7 @@ def _common_problems(status, trusted: bool) -> list[str]:
 
 def _judge_signature(sig, field: str, kind: str, roots: list,
                      context: _FileContext) -> SignatureReport:
-    status = validate_pdf_signature(sig, signer_validation_context=_context(roots, context.at),
-                                    ts_validation_context=_context(roots, context.at))
+    status = validate_pdf_signature(sig, signer_validation_context=_context(roots, context.at))
     ades = _ades_lta(sig, roots, context.at) if context.has_dss else None
     # Long-term validation places the signature in time (its timestamp, the CRLs
     # embedded with it): a per-act certificate that has since expired still holds.
