@@ -20,6 +20,7 @@ from pikepdf import Name
 
 from signflow.core.ports import SignerBlock
 from signflow.errors import UnsupportedDocument
+from signflow.pdf import hostile
 from signflow.pdf.pages import A4, MARGIN, Text, add_footer, add_text_page
 
 BLOCKS_PER_PAGE = 5
@@ -182,6 +183,7 @@ def _check(pdf: pikepdf.Pdf, max_pages: int) -> None:
     if _is_signed(pdf):
         raise UnsupportedDocument("the PDF is already signed", code="already_signed")
     _check_streams(pdf)
+    hostile.check(pdf)
 
 
 def _is_signed(pdf: pikepdf.Pdf) -> bool:
@@ -205,8 +207,6 @@ def _strip_active_content(pdf: pikepdf.Pdf) -> None:
     for key in (Name.OpenAction, Name.AA, Name.AcroForm, Name.Perms):
         if key in root:
             del root[key]
-    if Name.Outlines in root and _outline_loops(root.Outlines):
-        del root[Name.Outlines]  # a cyclic outline hangs viewers; bookmarks are expendable
     names = root.get(Name.Names)
     if names is not None:
         for key in (Name.JavaScript, Name.EmbeddedFiles):
@@ -218,27 +218,6 @@ def _strip_active_content(pdf: pikepdf.Pdf) -> None:
         annots = page.obj.get(Name.Annots)
         if annots is not None:
             page.obj[Name.Annots] = pikepdf.Array([a for a in annots if _harmless(a)])
-
-
-def _outline_loops(outlines: pikepdf.Object, budget: int = 10_000) -> bool:
-    """True when the outline tree revisits an item (or is absurdly large)."""
-    seen: set[tuple[int, int]] = set()
-    stack = [outlines]
-    while stack:
-        item = stack.pop()
-        if not isinstance(item, pikepdf.Dictionary):
-            continue
-        key = item.objgen
-        if key != (0, 0):
-            if key in seen:
-                return True
-            seen.add(key)
-        if len(seen) > budget:
-            return True
-        for link in (Name.First, Name.Next):
-            if link in item:
-                stack.append(item[link])
-    return False
 
 
 def _harmless(annot: pikepdf.Object) -> bool:
