@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from asn1crypto import cms, core
-from pyhanko.sign.signers import SimpleSigner
+
+from signflow.pdf import der
 
 #: Our attribute type: a UUID-based OID (ITU-T X.667, arc 2.25), needing no registry.
 OID_EVIDENCE = "2.25.327386542474370140082130654273375371535"
@@ -39,27 +40,9 @@ def evidence_document(evidence: Mapping[str, Any]) -> bytes:
                       separators=(",", ":")).encode("utf-8")
 
 
-class EvidenceSigner(SimpleSigner):
-    """A :class:`SimpleSigner` that adds the evidence as a signed attribute."""
-
-    def __init__(self, *args, evidence: bytes, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.evidence = evidence
-
-    def _signed_attr_providers(self, *args, **kwargs):
-        yield from super()._signed_attr_providers(*args, **kwargs)
-        yield _EvidenceProvider(self.evidence)
-
-
-class _EvidenceProvider:
-    attribute_type = OID_EVIDENCE
-
-    def __init__(self, evidence: bytes) -> None:
-        self.evidence = evidence
-
-    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute:
-        return cms.CMSAttribute({"type": OID_EVIDENCE,
-                                 "values": [core.OctetString(self.evidence)]})
+def evidence_attribute(evidence: bytes) -> bytes:
+    """The signed CMS attribute (DER) carrying *evidence* as an OCTET STRING."""
+    return der.attribute(OID_EVIDENCE, der.octets(evidence))
 
 
 def read_evidence(signer_info: cms.SignerInfo) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pyhanko.sign.signers import Signer
@@ -13,9 +14,16 @@ from signflow.errors import UnsupportedDocument
 from signflow.pdf import isolate
 from signflow.pdf import prepare as _prepare
 from signflow.pdf import sign as _sign
-from signflow.pdf.evidence import EvidenceSigner, evidence_document
-from signflow.pdf.keys import simple_signer
+from signflow.pdf.approval import Dss, fill_signature_field
+from signflow.pdf.cms import CertRef, pades_signature
+from signflow.pdf.evidence import evidence_attribute, evidence_document
+from signflow.pdf.keys import simple_signer, timestamp_token_for
+from signflow.pdf.pages import font_data
 from signflow.pdf.pki import Pki, issue_signer_certificate, ocsp_good
+
+#: Room for the CMS: three certificates, the timestamp token with two, the
+#: OCSP-free signed attributes (the evidence is added on top).
+RESERVED = 8192
 
 REASONS = {
     "certify": {"sv": "Certifierat av signflow", "en": "Certified by signflow"},
@@ -37,6 +45,8 @@ class PdfWorks:
         self.max_pages = max_pages
         # Parsed once: pyHanko's stock path re-parses the key on every signature.
         self._seal = seal or simple_signer(pki.seal, [pki.root.cert])
+        self._chain = [CertRef.of(pki.signer_ca.cert), CertRef.of(pki.root.cert)]
+        self._tsa_cert = CertRef.of(pki.tsa.cert).der
 
     def prepare(
         self, data: bytes, *, round_id: str, title: str, language: str, blocks: list[SignerBlock]
@@ -59,18 +69,33 @@ class PdfWorks:
     def sign_field(
         self, data: bytes, *, block: SignerBlock, language: str, evidence: Mapping[str, Any]
     ) -> bytes:
+        """The signer's PAdES signature (B-LT) in their field, as one incremental update.
+
+        Per signature: a certificate for this act, the evidence as a signed
+        attribute, a signature timestamp, and in the same revision the chain,
+        CRLs and an OCSP response for the new certificate.
+        """
         pair = issue_signer_certificate(
             self.pki, name=block.name, organisation=block.organisation, title=block.title,
             transaction_id=block.transaction_id, base_url=self.base_url,
         )
+        cert = CertRef.of(pair.cert)
         carried = evidence_document(evidence)
-        signer = simple_signer(pair, [self.pki.signer_ca.cert, self.pki.root.cert],
-                               cls=EvidenceSigner, evidence=carried)
-        return _sign.approve(data, block, signer=signer, timestamper=self.timestamper,
-                             language=language, reason=REASONS["approve"][language],
-                             validation=_sign.validation_context(
-                                 self.pki, ocsps=[ocsp_good(self.pki.signer_ca, pair.cert)]),
-                             extra_bytes=len(carried))
+
+        def sign(digest: bytes) -> bytes:
+            return pades_signature(
+                digest=digest, cert=cert, key=pair.key, chain=self._chain,
+                extra_attributes=[evidence_attribute(carried)],
+                timestamp=lambda imprint: timestamp_token_for(self.timestamper, imprint))
+
+        dss = Dss(certs=[cert.der, *(c.der for c in self._chain), self._tsa_cert],
+                  ocsps=[ocsp_good(self.pki.signer_ca, pair.cert)],
+                  crls=_sign.revocation_data(self.pki))
+        return fill_signature_field(
+            data, field_name=block.field_name, lines=_sign.stamp_lines(block, language),
+            signer_name=block.name, reason=REASONS["approve"][language],
+            signed_at=datetime.now(UTC), dss=dss, reserved=RESERVED + len(carried),
+            sign=sign, font_name=font_data(False).name)
 
     def seal(self, data: bytes) -> bytes:
         return _sign.seal(data, pki=self.pki, timestamper=self.timestamper)

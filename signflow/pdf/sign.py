@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import io
 from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pyhanko.pdf_utils import layout
+from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
-from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
-from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from signflow.core.ports import SignerBlock
 from signflow.pdf.keys import asn1_cert
 from signflow.pdf.pki import Pki, make_crl
 from signflow.pdf.prepare import FieldPlacement
-from signflow.pdf.stampfont import StampFontFactory
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 ROOT_CRL_DAYS = 400
@@ -44,19 +39,6 @@ def swedish_time(moment: datetime) -> str:
     local = moment.astimezone(STOCKHOLM)
     offset = local.strftime("%z")
     return local.strftime("%Y-%m-%d %H:%M:%S") + f" GMT{offset[:3]}:{offset[3:]}"
-
-
-@functools.cache
-def _stamp_style(language: str) -> TextStampStyle:
-    """The visible block: our embedded font, left-aligned lines like the seed's page."""
-    text = "\n".join(f"{label}: %({key})s" for label, key in zip(LABELS[language], KEYS,
-                                                                  strict=True))
-    box = TextBoxStyle(font=StampFontFactory(font_size=9), font_size=9, leading=12)
-    left = layout.SimpleBoxLayoutRule(
-        x_align=layout.AxisAlignment.ALIGN_MIN, y_align=layout.AxisAlignment.ALIGN_MID,
-        margins=layout.Margins(left=12, right=12, top=6, bottom=6))
-    return TextStampStyle(stamp_text=text, border_width=0, text_box_style=box,
-                          inner_content_layout=left)
 
 
 def certify(
@@ -81,51 +63,32 @@ def certify(
     return out.getvalue()
 
 
-def approve(
-    data: bytes, block: SignerBlock, *, signer: signers.Signer, timestamper: TimeStamper,
-    language: str, reason: str, validation: ValidationContext, extra_bytes: int = 0,
-) -> bytes:
-    """Fill *block*'s field with the signer's PAdES signature and visible block.
-
-    The signer's chain and the CRLs current at this moment go into the DSS of
-    the same revision (B-LT per signature): the per-act certificate expires
-    within a day, and with that CRL a validator can place the signature in
-    time decades later.
-    """
-    writer = IncrementalPdfFileWriter(io.BytesIO(data))
-    meta = signers.PdfSignatureMetadata(
-        field_name=block.field_name, subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
-        name=block.name, reason=reason, embed_validation_info=True,
-        validation_context=validation,
-        dss_settings=DSSContentSettings(
-            placement=SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE, include_vri=False),
-    )
-    params = {
+def stamp_lines(block: SignerBlock, language: str) -> list[str]:
+    """The visible block of a signed field, labelled like the seed's signature page."""
+    values = {
         "name": block.name, "method": block.method, "organisation": block.organisation or "-",
         "title": block.title or "-",
         "when": swedish_time(block.signed_at) if block.signed_at else "",
         "txid": block.transaction_id,
     }
-    pdf_signer = signers.PdfSigner(meta, signer, timestamper=timestamper,
-                                   stamp_style=_stamp_style(language))
-    # Reserved: CMS with chain and timestamp token (~5 KB), plus the evidence, as hex.
-    reserved = 16384 + 2 * extra_bytes + 1024
-    out = pdf_signer.sign_pdf(writer, appearance_text_params=params, bytes_reserved=reserved)
-    return out.getvalue()
+    return [f"{label}: {values[key]}" for label, key in zip(LABELS[language], KEYS, strict=True)]
+
+
+def revocation_data(pki: Pki) -> list[bytes]:
+    """Current CRLs of our CAs (DER): the root's long-lived, the signer CA's short."""
+    # The root's CRL (it lists only CAs and the TSA) is long-lived, so an archived
+    # document checks out offline for a year; `lta renew` refreshes it before then.
+    # The signer CA's CRL only has to be fresh at each signature's timestamp.
+    return [make_crl(pki.root, days=ROOT_CRL_DAYS).public_bytes(Encoding.DER),
+            make_crl(pki.signer_ca).public_bytes(Encoding.DER)]
 
 
 def validation_context(pki: Pki, ocsps: Sequence[bytes] = ()) -> ValidationContext:
     """Our trust root with fresh CRLs (and OCSP responses) of our CAs."""
-    # The root's CRL (it lists only CAs and the TSA) is long-lived, so an archived
-    # document checks out offline for a year; `lta renew` refreshes it before then.
-    # The signer CA's CRL only has to be fresh at each signature's timestamp.
-    crls = [make_crl(pki.root, days=ROOT_CRL_DAYS), make_crl(pki.signer_ca)]
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     return ValidationContext(
         trust_roots=[asn1_cert(pki.root.cert)],
         other_certs=[asn1_cert(pki.signer_ca.cert), asn1_cert(pki.tsa.cert)],
-        crls=[c.public_bytes(Encoding.DER) for c in crls],
+        crls=revocation_data(pki),
         ocsps=list(ocsps),
         allow_fetching=False,
         revocation_mode="hard-fail",

@@ -1,0 +1,142 @@
+"""Our own approval writer: the update it appends, the reader it uses, its refusals.
+
+Whole rounds through pyHanko's CLI, adesverify and pdfsig are in
+test_signed_pdf.py; these look at the pieces directly.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from datetime import UTC, datetime
+
+import pikepdf
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+
+from signflow.core.ports import SignerBlock
+from signflow.pdf.approval import ApprovalError
+from signflow.pdf.evidence import OID_EVIDENCE, read_evidence
+from signflow.pdf.keys import asn1_cert, dev_timestamper
+from signflow.pdf.pages import sample_protocol
+from signflow.pdf.pki import load_pki
+from signflow.pdf.rawpdf import Dict, RawPdf, RawPdfError, Ref
+from signflow.pdf.service import PdfWorks
+
+
+@pytest.fixture(scope="module")
+def works(keys_dir, base_url) -> PdfWorks:
+    pki = load_pki(keys_dir)
+    return PdfWorks(pki, dev_timestamper(pki), base_url=base_url, max_bytes=50 << 20,
+                    max_pages=100)
+
+
+@pytest.fixture(scope="module")
+def prepared(works) -> bytes:
+    blocks = [SignerBlock(i, f"Underskrift{i}", "Justerare") for i in (1, 2)]
+    return works.prepare(sample_protocol(), round_id="r-1", title="Protokoll", language="sv",
+                         blocks=blocks).data
+
+
+def block(i: int, name: str = "Anna Andersson", organisation: str = "Kommunen") -> SignerBlock:
+    return SignerBlock(i, f"Underskrift{i}", "Justerare", name=name, organisation=organisation,
+                       title="Nämndsekreterare", method="Mobilt BankID",
+                       signed_at=datetime.now(UTC), transaction_id=f"tx-{i}")
+
+
+def status(works: PdfWorks, pdf: bytes, field: str):
+    reader = PdfFileReader(io.BytesIO(pdf))
+    sig = next(s for s in reader.embedded_signatures if s.field_name == field)
+    vc = ValidationContext(trust_roots=[asn1_cert(works.pki.root.cert)], allow_fetching=False)
+    return sig, validate_pdf_signature(sig, signer_validation_context=vc)
+
+
+def test_the_reader_sees_what_qpdf_sees(prepared):
+    raw = RawPdf(prepared)
+    with pikepdf.open(io.BytesIO(prepared)) as pdf:
+        assert raw.trailer["/Size"] == int(pdf.trailer.Size)
+        compared = 0
+        for obj in pdf.objects:
+            if not isinstance(obj, pikepdf.Dictionary | pikepdf.Stream) or not obj.is_indirect:
+                continue
+            mine = raw.get(Ref(*obj.objgen))
+            if isinstance(obj, pikepdf.Stream):
+                assert raw.stream_bytes(Ref(*obj.objgen)) == obj.read_raw_bytes()
+            assert isinstance(mine, Dict)
+            assert set(mine) == set(obj.keys()), obj.objgen
+            for key in obj.keys():
+                value = obj[key]
+                if isinstance(value, pikepdf.String):
+                    assert mine[key] == bytes(value)
+                elif isinstance(value, pikepdf.Name):
+                    assert mine[key] == str(value)
+                elif isinstance(value, int) and not isinstance(value, bool):
+                    assert mine[key] == value or isinstance(mine[key], Ref)
+            compared += 1
+        assert compared >= 30  # every object of the sample, streams included
+
+
+def test_the_reader_refuses_what_it_does_not_handle(prepared):
+    with pytest.raises(RawPdfError):
+        RawPdf(b"not a pdf at all")
+    with pikepdf.open(io.BytesIO(prepared)) as pdf:
+        buf = io.BytesIO()
+        pdf.save(buf, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    with pytest.raises(RawPdfError, match="classic"):
+        RawPdf(buf.getvalue())
+
+
+def test_an_approval_is_intact_form_filling_and_carries_the_evidence(works, prepared):
+    signed = works.sign_field(prepared, block=block(1), language="sv",
+                              evidence={"provider": "bankid", "order_ref": "tx-1"})
+    assert signed.startswith(prepared)  # an incremental update, nothing rewritten
+    sig, st = status(works, signed, "Underskrift1")
+    assert st.intact and st.valid and st.trusted
+    assert st.modification_level.name == "NONE"
+    assert st.timestamp_validity is not None and st.timestamp_validity.intact
+    types = [a["type"].dotted for a in sig.signer_info["signed_attrs"]]
+    assert OID_EVIDENCE in types and "1.2.840.113549.1.9.16.2.47" in types  # ESS v2
+    assert "1.2.840.113549.1.9.5" not in types  # PAdES: no signing-time attribute
+    assert read_evidence(sig.signer_info)["orderRef"] == "tx-1"
+    # the certification still holds: form filling is what DocMDP 2 allows
+    _, seal = status(works, signed, "Certifiering")
+    assert seal.intact and seal.docmdp_ok and seal.modification_level.name == "FORM_FILLING"
+
+
+def test_the_second_signature_adds_only_new_validation_data(works, prepared):
+    one = works.sign_field(prepared, block=block(1), language="sv", evidence={})
+    two = works.sign_field(one, block=block(2, name="Bo Berg"), language="sv", evidence={})
+    dss = PdfFileReader(io.BytesIO(two)).root["/DSS"]
+    assert len(dss["/Certs"]) == 5  # two signers, signer CA, root, TSA
+    assert len(dss["/OCSPs"]) == 2
+    for field in ("Underskrift1", "Underskrift2"):
+        _, st = status(works, two, field)
+        assert st.intact and st.valid and st.modification_level.name in ("NONE",
+                                                                         "FORM_FILLING")
+
+
+def test_unusual_names_survive_in_the_dictionary_and_the_stamp(works, prepared, tmp_path):
+    name = "Åsa (Öst) \\ Ünal-Łukasz"
+    long_org = "Samordningsförbundet för kommunerna i nordvästra Skåne och Halland " * 2
+    signed = works.sign_field(prepared, block=block(1, name=name, organisation=long_org),
+                              language="sv", evidence={})
+    sig, st = status(works, signed, "Underskrift1")
+    assert st.intact and st.valid
+    assert sig.sig_object["/Name"] == name  # UTF-16 text string for what Latin-1 lacks
+    if shutil.which("pdftotext"):
+        (tmp_path / "s.pdf").write_bytes(signed)
+        text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "s.pdf"), "-"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "Namn: Åsa (Öst) \\ Ünal-?ukasz" in text  # Ł is outside the page font
+        assert "Transaktions-ID: tx-1" in text
+
+
+def test_wrong_fields_are_refused(works, prepared):
+    with pytest.raises(ApprovalError, match="no field"):
+        works.sign_field(prepared, block=block(7), language="sv", evidence={})
+    once = works.sign_field(prepared, block=block(1), language="sv", evidence={})
+    with pytest.raises(ApprovalError, match="already signed"):
+        works.sign_field(once, block=block(1), language="sv", evidence={})
