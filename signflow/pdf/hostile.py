@@ -155,6 +155,7 @@ def _action_loops(pdf: pikepdf.Pdf) -> None:
     start: list[pikepdf.Object] = _triggered(pdf.Root) + _actions(pdf.Root.get(Name.OpenAction))
     start += [page.obj for page in pdf.pages]
     budget = 100_000
+    done: set[tuple[int, int]] = set()  # explored without a loop: nothing new behind it
     for first in start:
         path: set[tuple[int, int]] = set()
         stack: list[tuple[pikepdf.Object, bool]] = [(first, True)]
@@ -163,6 +164,7 @@ def _action_loops(pdf: pikepdf.Pdf) -> None:
             key = node.objgen
             if not entering:
                 path.discard(key)
+                done.add(key)
                 continue
             budget -= 1
             if budget < 0:
@@ -170,6 +172,8 @@ def _action_loops(pdf: pikepdf.Pdf) -> None:
             if key != (0, 0):
                 if key in path:
                     raise _refuse("the PDF's actions trigger each other in a loop")
+                if key in done:
+                    continue
                 path.add(key)
                 stack.append((node, False))
             if node.get(Name.Type) == Name.Page:

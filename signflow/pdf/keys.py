@@ -31,11 +31,9 @@ def asn1_key(pair: KeyPair) -> asn1_keys.PrivateKeyInfo:
     ))
 
 
-def simple_signer(pair: KeyPair, chain: list[x509.Certificate],
-                  cls: type[SimpleSigner] = SimpleSigner, **extra) -> SimpleSigner:
+def simple_signer(pair: KeyPair, chain: list[x509.Certificate]) -> SimpleSigner:
     """A pyHanko signer holding an already parsed key (no re-parse per signature)."""
-    return cls(
-        **extra,
+    return SimpleSigner(
         signing_cert=asn1_cert(pair.cert),
         signing_key=asn1_key(pair),
         cert_registry=SimpleCertificateStore.from_certs([asn1_cert(c) for c in chain]),

@@ -21,9 +21,10 @@ from signflow.pdf.keys import simple_signer, timestamp_token_for
 from signflow.pdf.pages import font_data
 from signflow.pdf.pki import Pki, issue_signer_certificate, ocsp_good
 
-#: Room for the CMS: three certificates, the timestamp token with two, the
-#: OCSP-free signed attributes (the evidence is added on top).
-RESERVED = 8192
+#: Room for the CMS besides the evidence: ours is about 3.5 KB (three
+#: certificates, a token carrying two); an outside TSA's token with a longer
+#: RSA chain can take several KB more.
+RESERVED = 16384
 
 REASONS = {
     "certify": {"sv": "Certifierat av signflow", "en": "Certified by signflow"},
