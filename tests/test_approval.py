@@ -140,3 +140,23 @@ def test_wrong_fields_are_refused(works, prepared):
     once = works.sign_field(prepared, block=block(1), language="sv", evidence={})
     with pytest.raises(ApprovalError, match="already signed"):
         works.sign_field(once, block=block(1), language="sv", evidence={})
+
+
+@pytest.mark.parametrize("data", [
+    b"%PDF-1.7\n1 0 obj\n(abc\\",                 # a string cut off in an escape
+    b"%PDF-1.7\n1 0 obj\n<zz>\n",                 # a hex string that is not hex
+    b"%PDF-1.7\n1 0 obj\n<00",                    # a hex string without its end
+])
+def test_the_reader_reports_broken_objects_as_its_own_error(data):
+    body = data + b"\nendobj\n"
+    xref = len(body)
+    pdf = body + b"xref\n0 2\n0000000000 65535 f\r\n0000000009 00000 n\r\n" \
+        b"trailer\n<< /Size 2 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    with pytest.raises(RawPdfError):
+        RawPdf(pdf).get(Ref(1, 0))
+
+
+def test_the_reader_reads_line_ends_in_strings_as_lf():
+    from signflow.pdf.rawpdf import _Parser
+
+    assert _Parser(b"(a\r\nb\rc\\\r\nd)", 0).value() == b"a\nb\ncd"

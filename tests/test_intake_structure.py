@@ -159,3 +159,67 @@ def test_the_walk_is_iterative_not_recursive():
         node.append(nxt)
         node = nxt
     hostile.check(pikepdf.open(io.BytesIO(saved(pdf))))
+
+
+def test_links_that_point_back_by_design_are_accepted():
+    """LibreOffice's media links (rendition -> its own screen annotation), article
+    threads (beads in a ring) and PDF 2.0 structure references (/Ref both ways)."""
+    pdf = base()
+    page = pdf.pages[0].obj
+    screen = pdf.make_indirect(Dictionary(Type=Name.Annot, Subtype=Name.Screen, P=page,
+                                          Rect=Array([0, 0, 10, 10])))
+    screen.A = Dictionary(S=Name.Rendition, OP=0, AN=screen)
+    thread = pdf.make_indirect(Dictionary(Type=Name.Thread))
+    bead = pdf.make_indirect(Dictionary(Type=Name.Bead, T=thread, P=page,
+                                        R=Array([0, 0, 5, 5])))
+    bead.N, bead.V, thread.F = bead, bead, bead
+    link = pdf.make_indirect(Dictionary(Type=Name.Annot, Subtype=Name.Link, P=page,
+                                        Rect=Array([0, 0, 5, 5]),
+                                        A=Dictionary(S=Name.Thread, D=thread)))
+    page.Annots = Array([screen, link])
+    page.B = Array([bead])
+    pdf.Root.Threads = Array([thread])
+    note = pdf.make_indirect(Dictionary(Type=Name.StructElem, S=Name.FENote))
+    ref = pdf.make_indirect(Dictionary(Type=Name.StructElem, S=Name.Lbl, Ref=Array([note])))
+    note.Ref = Array([ref])
+    pdf.Root.StructTreeRoot = Dictionary(Type=Name.StructTreeRoot, K=Array([ref, note]))
+    accepted(pdf)
+
+
+def test_a_form_fields_validate_script_is_found():
+    pdf = base()
+    field = pdf.make_indirect(Dictionary(
+        FT=Name.Tx, T=pikepdf.String("belopp"),
+        AA=Dictionary(V=Dictionary(S=Name.JavaScript, JS=pikepdf.String("app.alert(1)")))))
+    pdf.Root.AcroForm = Dictionary(Fields=Array([field]))
+    assert refusal(pdf).code == "active_content"
+
+
+@pytest.mark.parametrize("code", [
+    b"{pop 1 2.0 and}",                    # and of an integer and a real
+    b"{1 99999999999999 bitshift}",        # a shift no 32-bit machine makes
+    b"{" + b"true {" * 3000 + b"}" + b" if}" * 3000,  # nesting deeper than a viewer's
+])
+def test_calculator_functions_fail_as_a_refusal_not_a_crash(code):
+    pdf = base()
+    calculator(pdf, code)
+    assert "calculator" in refusal(pdf).message
+
+
+def test_a_calculator_domain_that_is_not_numbers_is_refused():
+    pdf = base()
+    calculator(pdf, b"{dup}", domain=(Name.Zero, 1))
+    assert "calculator" in refusal(pdf).message
+
+
+def test_long_extends_chains_are_checked_in_linear_time():
+    pdf = base()
+    previous = None
+    for _ in range(3000):
+        stream = pikepdf.Stream(pdf, b"")
+        stream.Type, stream.N, stream.First = Name.ObjStm, 0, 0
+        if previous is not None:
+            stream.Extends = previous
+        previous = pdf.make_indirect(stream)
+    pdf.Root.Chain = previous
+    accepted(pdf)

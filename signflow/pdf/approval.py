@@ -91,7 +91,9 @@ def _font_ref(pdf: RawPdf, page: Dict, base_font: str) -> Ref:
     fonts = pdf.resolve(resources.get("/Font")) if isinstance(resources, Dict) else None
     if isinstance(fonts, Dict):
         for ref in fonts.values():
-            if isinstance(ref, Ref) and pdf.get(ref).get("/BaseFont") == "/" + base_font:
+            font = pdf.resolve(ref)
+            if isinstance(ref, Ref) and isinstance(font, Dict) and \
+                    font.get("/BaseFont") == "/" + base_font:
                 return ref
     raise ApprovalError("the signature page does not carry the embedded font")
 
@@ -171,13 +173,19 @@ def _fill(
     if not isinstance(root_ref, Ref) or not isinstance(root, Dict):
         raise ApprovalError("the document has no catalog")
     target_ref, target = _find_field(pdf, root, field_name)
-    x1, y1, x2, y2 = (float(v) for v in target["/Rect"])
+    rect = pdf.resolve(target.get("/Rect"))
+    if not (isinstance(rect, list) and len(rect) == 4 and
+            all(isinstance(v, int | float) and not isinstance(v, bool) for v in rect)):
+        raise ApprovalError(f"{field_name} has no usable /Rect")
+    x1, y1, x2, y2 = (float(v) for v in rect)
     width, height = abs(x2 - x1), abs(y2 - y1)
     page = pdf.resolve(target.get("/P"))
     if not isinstance(page, Dict):
         raise ApprovalError(f"{field_name} is on no page")
     font = _font_ref(pdf, page, font_name)
-    size = int(pdf.trailer["/Size"])
+    size = pdf.trailer.get("/Size")
+    if not isinstance(size, int) or size <= 0 or pdf.exists(size):
+        raise ApprovalError("the trailer's /Size does not match the document's objects")
     new = (Ref(n, 0) for n in itertools.count(size))
     update = _Update(len(data), not data.endswith(b"\n"))
 
@@ -243,6 +251,8 @@ def _fill(
     end = begin + len(contents)
     total = len(data) + len(out)
     byte_range = b"[0 %d %d %d]" % (begin, end, total - end)
+    if len(byte_range) > BYTE_RANGE_WIDTH:
+        raise ApprovalError("the document is too large for a signature here")
     out[range_at:range_at + BYTE_RANGE_WIDTH] = byte_range.ljust(BYTE_RANGE_WIDTH)
     digest = hashlib.sha256(data)
     digest.update(out[:contents_at])

@@ -41,7 +41,7 @@ def implicit_set(number: int, *parts: bytes, sort: bool = True) -> bytes:
 
 
 def integer(value: int) -> bytes:
-    size = value.bit_length() // 8 + 1  # room for the sign bit
+    size = (value if value >= 0 else ~value).bit_length() // 8 + 1  # room for the sign bit
     return tlv(0x02, value.to_bytes(size, "big", signed=True))
 
 

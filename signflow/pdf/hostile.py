@@ -25,11 +25,15 @@ from signflow.errors import UnsupportedDocument
 
 #: Keys that point back up or sideways, not down: following them finds the
 #: ordinary parent/child and previous/next cycles every PDF has.
+#: /AN: a rendition action's screen annotation (LibreOffice's media links point
+#: back at their own annotation); /Ref: PDF 2.0 structure elements referring to
+#: each other (footnotes); /V: a bead's previous bead, a field's value.
 BACK_LINKS = frozenset({Name.Parent, Name.P, Name.Prev, Name.V, Name.Threads, Name.B,
-                        Name.Last})
+                        Name.Last, Name.AN, Name.Ref})
 #: A page is reached through the page tree only; elsewhere it is a pointer
-#: (a destination, an annotation's page, a structure element's page).
-PAGE_TYPES = frozenset({Name.Page, Name.Pages})
+#: (a destination, an annotation's page, a structure element's page). Article
+#: threads and their beads are rings by design; they are pointed at, not walked.
+PAGE_TYPES = frozenset({Name.Page, Name.Pages, Name.Thread, Name.Bead})
 TREE_KEYS = frozenset({Name.Kids, Name.Pages})
 #: Actions that, run automatically, leave the document (and can come back to it).
 OTHER_DOCUMENT = frozenset({Name.GoToE, Name.GoToR, Name.Launch, Name.ImportData,
@@ -52,9 +56,12 @@ def _refuse(message: str, code: str = "hostile_structure") -> UnsupportedDocumen
 def _children(obj: pikepdf.Object, via: Name | None) -> Iterator[tuple[Name | None,
                                                                       pikepdf.Object]]:
     if isinstance(obj, pikepdf.Dictionary):
+        thread_action = obj.get(Name.S) == Name.Thread
         for key in obj.keys():
             name = Name(key)
-            if name not in BACK_LINKS:
+            if name == Name.V and via == Name.AA:
+                yield name, obj[name]  # a form field's validate action, not a value
+            elif name not in BACK_LINKS and not (thread_action and name == Name.D):
                 yield name, obj[name]
     elif isinstance(obj, pikepdf.Array):
         for item in obj:
@@ -105,16 +112,18 @@ def _walk(pdf: pikepdf.Pdf) -> None:
 
 
 def _object_stream_chains(pdf: pikepdf.Pdf) -> None:
+    done: set[tuple[int, int]] = set()  # chains already followed to their end
     for obj in pdf.objects:
         if not isinstance(obj, pikepdf.Stream) or obj.get(Name.Type) != Name.ObjStm:
             continue
-        seen = {obj.objgen}
+        chain = [obj.objgen]
         link = obj.get(Name.Extends)
-        while isinstance(link, pikepdf.Stream):
-            if link.objgen in seen:
+        while isinstance(link, pikepdf.Stream) and link.objgen not in done:
+            if link.objgen in chain:
                 raise _refuse("the PDF has object streams that extend each other in a loop")
-            seen.add(link.objgen)
+            chain.append(link.objgen)
             link = link.get(Name.Extends)
+        done.update(chain)
 
 
 # --- actions that trigger each other ------------------------------------------------
@@ -204,6 +213,7 @@ def _destination_page(pdf: pikepdf.Pdf, action: pikepdf.Dictionary) -> pikepdf.D
 # --- PostScript calculator functions (FunctionType 4) ---------------------------------
 
 MAX_STACK = 100  # the operand stack limit viewers implement (PDF 32000-1, annex C)
+MAX_NESTING = 100
 _TOKEN = re.compile(rb"[{}]|[^\s{}]+")
 
 
@@ -218,6 +228,8 @@ def _parse(code: bytes) -> list:
     stack: list[list] = [[]]
     for tok in tokens:
         if tok == b"{":
+            if len(stack) > MAX_NESTING:
+                raise _Invalid("procedures nested too deeply")
             stack.append([])
         elif tok == b"}":
             if len(stack) < 2:
@@ -292,10 +304,10 @@ _BINARY = {
     "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
     "gt": lambda a, b: _num(a) > _num(b), "ge": lambda a, b: _num(a) >= _num(b),
     "lt": lambda a, b: _num(a) < _num(b), "le": lambda a, b: _num(a) <= _num(b),
-    "and": lambda a, b: a & b if isinstance(a, bool | int) else _fail("type check"),
-    "or": lambda a, b: a | b if isinstance(a, bool | int) else _fail("type check"),
-    "xor": lambda a, b: a ^ b if isinstance(a, bool | int) else _fail("type check"),
-    "bitshift": lambda a, b: (_int(a) << _int(b)) if _int(b) >= 0 else _int(a) >> -_int(b),
+    "and": lambda a, b: _logical(a, b, lambda x, y: x & y),
+    "or": lambda a, b: _logical(a, b, lambda x, y: x | y),
+    "xor": lambda a, b: _logical(a, b, lambda x, y: x ^ y),
+    "bitshift": lambda a, b: _bitshift(_int(a), _int(b)),
 }
 _UNARY = {
     "abs": lambda a: abs(_num(a)), "neg": lambda a: -_num(a),
@@ -309,6 +321,20 @@ _UNARY = {
 }
 _STACK_OPS = {"pop", "exch", "dup", "copy", "index", "roll"}
 _OPS = set(_BINARY) | set(_UNARY) | _STACK_OPS
+
+
+def _logical(a: object, b: object, op) -> bool | int:
+    """and/or/xor: both booleans, or both integers."""
+    if isinstance(a, bool) and isinstance(b, bool):
+        return bool(op(a, b))
+    return op(_int(a), _int(b))
+
+
+def _bitshift(value: int, shift: int) -> int:
+    if abs(shift) > 31:
+        raise _Invalid("range check")
+    shifted = value << shift if shift >= 0 else value >> -shift
+    return (shifted + 2**31) % 2**32 - 2**31  # a 32-bit integer, as in PostScript
 
 
 def _fail(why: str):
@@ -406,7 +432,7 @@ def _calculator_functions(pdf: pikepdf.Pdf) -> None:
             lows, highs = domain[0::2], domain[1::2]
             for inputs in (lows, highs, [(a + b) / 2 for a, b in zip(lows, highs, strict=True)]):
                 _run(proc, list(inputs))
-        except _Invalid as exc:
+        except (_Invalid, TypeError, ValueError) as exc:
             raise _refuse(f"the PDF has a PostScript calculator function that cannot be "
                           f"run safely ({exc})") from None
         except pikepdf.PdfError:

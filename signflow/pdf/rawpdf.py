@@ -98,8 +98,10 @@ class _Parser:
         if c == b"(":
             return self._literal()
         if c == b"<":
-            end = data.index(b">", pos)
+            end = data.find(b">", pos)
             hexdigits = re.sub(rb"\s", b"", data[pos + 1:end])
+            if end < 0 or not re.fullmatch(rb"[0-9A-Fa-f]*", hexdigits):
+                raise RawPdfError(f"bad hex string at {pos}")
             self.pos = end + 1
             return bytes.fromhex((hexdigits + b"0" * (len(hexdigits) % 2)).decode())
         if c == b"/":
@@ -144,6 +146,8 @@ class _Parser:
         while pos < len(data):
             c = data[pos]
             if c == 0x5C:  # backslash
+                if pos + 1 >= len(data):
+                    break
                 nxt = data[pos + 1]
                 if nxt in _ESCAPES:
                     out += _ESCAPES[nxt]
@@ -157,6 +161,10 @@ class _Parser:
                 else:
                     pos += 1
                 continue
+            if c == 0x0D:  # an unescaped end of line reads as LF
+                out += b"\n"
+                pos += 2 if data[pos + 1:pos + 2] == b"\n" else 1
+                continue
             if c == 0x28:
                 depth += 1
             elif c == 0x29:
@@ -167,6 +175,20 @@ class _Parser:
             out.append(c)
             pos += 1
         raise RawPdfError("unterminated string")
+
+
+_OBJ = re.compile(rb"(\d+)\s+(\d+)\s+obj")
+_XREF_HEAD = re.compile(rb"(\d+)\s+(\d+)")
+
+
+def _parsed(parser: _Parser) -> object:
+    """One value, with any slip of the parser reported as :class:`RawPdfError`."""
+    try:
+        return parser.value()
+    except RawPdfError:
+        raise
+    except (IndexError, ValueError, AttributeError) as exc:
+        raise RawPdfError(f"unreadable object: {exc}") from None
 
 
 class RawPdf:
@@ -186,9 +208,11 @@ class RawPdf:
         at = self.data.find(b"trailer", offset)
         if at < 0:
             raise RawPdfError("cross-reference section without trailer")
-        trailer = _Parser(self.data, at + len(b"trailer")).value()
+        trailer = _parsed(_Parser(self.data, at + len(b"trailer")))
         if not isinstance(trailer, Dict):
             raise RawPdfError("trailer is not a dictionary")
+        if "/Encrypt" in trailer:
+            raise RawPdfError("the document is encrypted")
         return trailer
 
     def _lookup(self, num: int) -> tuple[int, int] | None:
@@ -199,16 +223,18 @@ class RawPdf:
             parser = _Parser(self.data, offset + len(b"xref"))
             while True:
                 parser.skip_space()
-                head = re.compile(rb"(\d+)\s+(\d+)").match(self.data, parser.pos)
+                head = _XREF_HEAD.match(self.data, parser.pos)
                 if not head:
                     break
                 start, count = int(head.group(1)), int(head.group(2))
                 parser.pos = head.end()
                 parser.skip_space()
                 if start <= num < start + count:
-                    entry = self.data[parser.pos + 20 * (num - start):][:20]
+                    at = parser.pos + 20 * (num - start)
+                    entry = self.data[at:at + 20]
                     fields = entry.split()
-                    if len(fields) != 3 or fields[2] not in (b"n", b"f"):
+                    if len(fields) != 3 or fields[2] not in (b"n", b"f") or \
+                            not (fields[0].isdigit() and fields[1].isdigit()):
                         raise RawPdfError(f"bad cross-reference entry for object {num}")
                     if fields[2] == b"f":
                         return None
@@ -218,31 +244,39 @@ class RawPdf:
             offset = prev if isinstance(prev, int) else None
         return None
 
-    def get(self, ref: Ref) -> object:
-        """The object *ref* points to (a stream's dictionary, for a stream)."""
+    def exists(self, num: int) -> bool:
+        """Whether object *num* is in use in the document."""
+        return self._lookup(num) is not None
+
+    def _body(self, ref: Ref) -> _Parser:
+        """A parser placed after ``N G obj`` of *ref*."""
         found = self._lookup(ref.num)
         if found is None or found[1] != ref.gen:
             raise RawPdfError(f"object {ref.num} {ref.gen} is not in the document")
-        head = re.compile(rb"(\d+)\s+(\d+)\s+obj").match(self.data, found[0])
-        if not head or int(head.group(1)) != ref.num:
+        head = _OBJ.match(self.data, found[0])
+        if not head or (int(head.group(1)), int(head.group(2))) != (ref.num, ref.gen):
             raise RawPdfError(f"object {ref.num} is not where the cross-reference says")
-        return _Parser(self.data, head.end()).value()
+        return _Parser(self.data, head.end())
+
+    def get(self, ref: Ref) -> object:
+        """The object *ref* points to (a stream's dictionary, for a stream)."""
+        return _parsed(self._body(ref))
 
     def resolve(self, value: object) -> object:
         return self.get(value) if isinstance(value, Ref) else value
 
     def stream_bytes(self, ref: Ref) -> bytes:
         """The raw (unfiltered) data of an unfiltered stream, as DSS entries are."""
-        found = self._lookup(ref.num)
-        if found is None:
-            raise RawPdfError(f"object {ref.num} is not in the document")
-        head = re.compile(rb"(\d+)\s+(\d+)\s+obj").match(self.data, found[0])
-        parser = _Parser(self.data, head.end() if head else found[0])
-        entries = parser.value()
+        parser = self._body(ref)
+        entries = _parsed(parser)
         length = self.resolve(entries.get("/Length")) if isinstance(entries, Dict) else None
         parser.skip_space()
         if not isinstance(length, int) or not self.data.startswith(b"stream", parser.pos):
             raise RawPdfError(f"object {ref.num} is not a stream")
         start = parser.pos + len(b"stream")
         start += 2 if self.data[start:start + 2] == b"\r\n" else 1
+        end = _Parser(self.data, start + length)
+        end.skip_space()
+        if length < 0 or not self.data.startswith(b"endstream", end.pos):
+            raise RawPdfError(f"object {ref.num}'s /Length does not end at endstream")
         return self.data[start:start + length]
