@@ -31,7 +31,7 @@ tools:
 	  else echo "WARNING: $(APT_TOOLS) missing and apt-get unavailable; the tests needing them will skip"; fi; \
 	fi
 
-test: $(STAMP) tools
+test: $(STAMP) tools lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-services
 
@@ -47,8 +47,10 @@ test-services: $(STAMP)
 	echo "== test suite on PostgreSQL + Redis/RQ =="; \
 	env $$urls $(BIN)/python -m pytest -q
 
+# STYLE.md: ruff and mypy clean in CI (`make test` runs this first).
 lint: $(STAMP)
 	$(BIN)/ruff check signflow tests benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

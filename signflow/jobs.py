@@ -10,7 +10,7 @@ from collections.abc import Callable
 from signflow.core import rounds, signing
 
 #: Job name → use case taking (session, services, *ids).
-JOBS: dict[str, Callable[..., None]] = {
+JOBS: dict[str, Callable[..., object]] = {
     "apply_signatures": signing.apply_signatures,
     "renew_archive": rounds.renew_archive,
     "expire_due": lambda session, services: rounds.expire_due(session, services),

@@ -118,7 +118,7 @@ class FrejaClient:
         }
         if not self.roots:
             return CollectResult(order_ref, "complete", completion=completion)
-        found = CHECKS["freja"](completion["signature"], self.roots, order_ref)
+        found = CHECKS["freja"](str(completion["signature"]), self.roots, order_ref)
         return CollectResult(
             order_ref, "complete", completion=completion, signature_valid=found.valid,
             signed_visible=found.visible_b64, signed_non_visible=found.non_visible_b64,

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, jsonify, request
 
 from signflow.adapters import jws
@@ -44,7 +45,10 @@ class FrejaError(Exception):
 
 class FrejaFake:
     def __init__(self, ca: KeyPair, *, clock=time.monotonic) -> None:
+        if not isinstance(ca.key, ec.EllipticCurvePrivateKey):
+            raise TypeError("Freja's stand-in signs ES256: its CA key must be EC")
         self.ca = ca
+        self._key: ec.EllipticCurvePrivateKey = ca.key
         self.clock = clock
         self.orders: dict[str, FrejaOrder] = {}
         self._lock = threading.Lock()
@@ -117,13 +121,13 @@ class FrejaFake:
             if order.ssn and persona.personal_number != order.ssn:
                 raise FrejaError(409, 3000, "The request is for another person.")
             user_sig = jws.sign_es256({"text": order.text_b64, "binaryData": order.binary_b64},
-                                      self.ca.key, self.ca.cert)
+                                      self._key, self.ca.cert)
             details = jws.sign_es256({
                 "signRef": sign_ref, "status": "APPROVED", "userInfoType": "SSN",
                 "userInfo": persona.personal_number, "minRegistrationLevel": "PLUS",
                 "signatureType": "EXTENDED", "timestamp": int(time.time() * 1000),
                 "signatureData": {"userSignature": user_sig, "certificateStatus": "GOOD"},
-            }, self.ca.key, self.ca.cert)
+            }, self._key, self.ca.cert)
             order.status = "APPROVED"
             order.result = {"details": details, "requestedAttributes": {
                 "basicUserInfo": {"name": persona.given_name, "surname": persona.surname},

@@ -7,6 +7,7 @@ after commit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Mapping
@@ -394,5 +395,5 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
                      {"unsigned": unsigned, "expires_at": round_.expires_at.isoformat()})
         mail = messages.expired(round_.language, to=round_.created_by.email,
                                 title=round_.title, unsigned=unsigned)
-        after_commit(session, lambda mail=mail: svc.mailer.send(mail))
+        after_commit(session, functools.partial(svc.mailer.send, mail))
     return due

@@ -254,10 +254,10 @@ def _fill(
     if len(byte_range) > BYTE_RANGE_WIDTH:
         raise ApprovalError("the document is too large for a signature here")
     out[range_at:range_at + BYTE_RANGE_WIDTH] = byte_range.ljust(BYTE_RANGE_WIDTH)
-    digest = hashlib.sha256(data)
-    digest.update(out[:contents_at])
-    digest.update(out[contents_at + len(contents):])
-    signature = sign(digest.digest())
+    hasher = hashlib.sha256(data)
+    hasher.update(out[:contents_at])
+    hasher.update(out[contents_at + len(contents):])
+    signature = sign(hasher.digest())
     if 2 * len(signature) > 2 * reserved:
         raise ApprovalError(f"the signature needs {len(signature)} bytes; {reserved} reserved")
     out[contents_at + 1:contents_at + 1 + 2 * len(signature)] = signature.hex().encode()

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pikepdf
 from pikepdf import Dictionary, Name
@@ -154,7 +155,7 @@ def add_footer(pdf: pikepdf.Pdf, text: str, qr_payload: str = "") -> None:
     """
     regular, _ = _fonts(pdf)
     save = pdf.make_indirect(flate_stream(pdf, b"q"))
-    qr_streams: dict[tuple[float, float], pikepdf.Object] = {}
+    qr_streams: dict[tuple[float, float], pikepdf.Stream] = {}
     for page in pdf.pages:
         name = page.add_resource(regular, Name.Font, prefix="SfFoot")
         box = page.mediabox
@@ -166,8 +167,8 @@ def add_footer(pdf: pikepdf.Pdf, text: str, qr_payload: str = "") -> None:
         if qr_payload:
             key = (x1, y0)
             if key not in qr_streams:
-                qr_streams[key] = pdf.make_indirect(flate_stream(
-                    pdf, qr_ops(qr_payload, x1 - 36 - 34, y0 + 8, 34)))
+                qr_streams[key] = cast(pikepdf.Stream, pdf.make_indirect(flate_stream(
+                    pdf, qr_ops(qr_payload, x1 - 36 - 34, y0 + 8, 34))))
             page.contents_add(qr_streams[key], prepend=False)
 
 

@@ -88,7 +88,7 @@ class _Parser:
             return self._dict(depth)
         if c == b"[":
             self.pos += 1
-            items = []
+            items: list[object] = []
             while True:
                 self.skip_space()
                 if self.data[self.pos:self.pos + 1] == b"]":
@@ -153,7 +153,8 @@ class _Parser:
                     out += _ESCAPES[nxt]
                     pos += 2
                 elif 0x30 <= nxt <= 0x37:
-                    octal = re.match(rb"[0-7]{1,3}", data[pos + 1:pos + 4]).group(0)
+                    digits = re.match(rb"[0-7]{1,3}", data[pos + 1:pos + 4])
+                    octal = digits.group(0) if digits else b"0"
                     out.append(int(octal, 8) & 0xFF)
                     pos += 1 + len(octal)
                 elif nxt in b"\r\n":  # line continuation
@@ -217,7 +218,8 @@ class RawPdf:
 
     def _lookup(self, num: int) -> tuple[int, int] | None:
         """(offset, generation) of object *num* from the newest section naming it."""
-        offset, seen = self.startxref, set()
+        offset: int | None = self.startxref
+        seen: set[int] = set()
         while offset is not None and offset not in seen:
             seen.add(offset)
             parser = _Parser(self.data, offset + len(b"xref"))

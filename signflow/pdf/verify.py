@@ -290,7 +290,8 @@ def _ades_lta(sig, roots: list, at: datetime | None) -> str:
     if indication is None:
         return "UNKNOWN"
     name = type(indication).__name__.removeprefix("AdES").upper()
-    return "PASSED" if name == "PASSED" else f"{name}:{indication.name}"
+    detail = getattr(indication, "name", str(indication))
+    return "PASSED" if name == "PASSED" else f"{name}:{detail}"
 
 
 def _judge(sig, roots: list, context: _FileContext) -> SignatureReport:
