@@ -249,7 +249,8 @@ def cmd_demo(args, settings: Settings) -> int:
 def cmd_bankid_simulator(args, settings: Settings) -> int:
     from werkzeug.serving import run_simple
 
-    from signflow.adapters.bankid_sim import Simulator, create_simulator_app
+    from signflow.adapters.bankid_sim import Simulator
+    from signflow.adapters.bankid_sim_web import create_simulator_app
     from signflow.adapters.tls import server_context
     from signflow.pdf.pki import init_keys, load_pki
 

@@ -8,7 +8,8 @@ import requests
 from werkzeug.serving import make_server
 
 from signflow.adapters.bankid import BankIDClient
-from signflow.adapters.bankid_sim import PERSONAS, Simulator, create_simulator_app
+from signflow.adapters.bankid_sim import PERSONAS, Simulator
+from signflow.adapters.bankid_sim_web import create_simulator_app
 from signflow.adapters.bankid_xml import check_signature
 from signflow.core.ports import SignRequest
 from signflow.errors import ProviderError

@@ -20,7 +20,8 @@ from werkzeug.serving import make_server
 
 from signflow.adapters.bankid import BankIDClient
 from signflow.adapters.bankid_messages import user_message
-from signflow.adapters.bankid_sim import PERSONAS, Simulator, create_simulator_app
+from signflow.adapters.bankid_sim import PERSONAS, Simulator
+from signflow.adapters.bankid_sim_web import create_simulator_app
 from signflow.adapters.freja import FrejaClient
 from signflow.adapters.freja_fake import FrejaFake, create_freja_fake_app
 from signflow.adapters.tls import client_session, server_context

@@ -207,7 +207,8 @@ MOBILE_POLICIES = {
 
 def build(settings, pki):
     """Entry point ``bankid``: the RP API client, or the in-process simulator."""
-    from signflow.adapters.bankid_sim import Simulator, create_simulator_app
+    from signflow.adapters.bankid_sim import Simulator
+    from signflow.adapters.bankid_sim_web import create_simulator_app
     from signflow.adapters.certs import read_pem_certs
     from signflow.adapters.providers import ProviderBuild
     from signflow.adapters.tls import client_session
