@@ -16,6 +16,7 @@ tests check that with pyHanko, adesverify and Poppler.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from signflow.pdf.pages import font_data
+from signflow.pdf.pages import font_data, pdf_string
 from signflow.pdf.rawpdf import Dict, RawPdf, RawPdfError, Ref
 
 FONT_SIZE = 9
@@ -48,16 +49,12 @@ class Dss:
 def _pdf_string(text: str) -> bytes:
     """A PDF text string: literal when ASCII, otherwise UTF-16BE with its mark."""
     if text.isascii() and text.isprintable():
-        return b"(" + _escape(text.encode("ascii")) + b")"
+        return pdf_string(text)
     return b"<feff" + text.encode("utf-16-be").hex().encode() + b">"
 
 
 def _pdf_date(moment: datetime) -> bytes:
     return _pdf_string(moment.astimezone(UTC).strftime("D:%Y%m%d%H%M%SZ"))
-
-
-def _escape(raw: bytes) -> bytes:
-    return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
 def appearance(lines: Sequence[str], width: float, height: float) -> bytes:
@@ -71,8 +68,8 @@ def appearance(lines: Sequence[str], width: float, height: float) -> bytes:
     top = height / 2 + scale * (block / 2 - 3)
     ops = [b"q %.4f 0 0 %.4f %d %.2f cm BT /F1 %d Tf %d TL 0 0 Td"
            % (scale, scale, MARGIN_X, top, FONT_SIZE, LEADING)]
-    for i, raw in enumerate(encoded):
-        ops.append((b"T* " if i else b"") + b"(" + _escape(raw) + b") Tj")
+    for i, line in enumerate(lines):
+        ops.append((b"T* " if i else b"") + pdf_string(line) + b" Tj")
     ops.append(b"ET Q")
     return b" ".join(ops)
 
@@ -148,25 +145,26 @@ class _Update:
         self.out += b"trailer\n" + trailer + b"\nstartxref\n%d\n%%%%EOF\n" % start
 
 
+def _as_approval_errors(fill: Callable[..., bytes]) -> Callable[..., bytes]:
+    """The reader's complaints about the document, told as the approval's."""
+
+    @functools.wraps(fill)
+    def wrapped(*args, **kwargs) -> bytes:
+        try:
+            return fill(*args, **kwargs)
+        except RawPdfError as exc:
+            raise ApprovalError(str(exc)) from exc
+
+    return wrapped
+
+
+@_as_approval_errors
 def fill_signature_field(
     data: bytes, *, field_name: str, lines: Sequence[str], signer_name: str, reason: str,
     signed_at: datetime, dss: Dss, reserved: int, sign: Callable[[bytes], bytes],
     font_name: str,
 ) -> bytes:
     """Sign *field_name*: *sign* gets the SHA-256 of the byte ranges, returns the CMS (DER)."""
-    try:
-        return _fill(data, field_name=field_name, lines=lines, signer_name=signer_name,
-                     reason=reason, signed_at=signed_at, dss=dss, reserved=reserved, sign=sign,
-                     font_name=font_name)
-    except RawPdfError as exc:
-        raise ApprovalError(str(exc)) from exc
-
-
-def _fill(
-    data: bytes, *, field_name: str, lines: Sequence[str], signer_name: str, reason: str,
-    signed_at: datetime, dss: Dss, reserved: int, sign: Callable[[bytes], bytes],
-    font_name: str,
-) -> bytes:
     pdf = RawPdf(data)
     root_ref = pdf.trailer.get("/Root")
     root = pdf.resolve(root_ref)
@@ -240,10 +238,9 @@ def _fill(
         else os.urandom(16)
     kept = b" ".join(k.encode() + b" " + pdf.trailer.raw[k] for k in ("/Root", "/Info")
                      if k in pdf.trailer.raw)
-    new_size = max(ref.num for ref in update.offsets) + 1
     update.xref_and_trailer(
         b"<< /Size %d %s /Prev %d /ID [<%s> <%s>] >>"
-        % (max(size, new_size), kept, pdf.startxref, first_id.hex().encode(),
+        % (next(new).num, kept, pdf.startxref, first_id.hex().encode(),
            os.urandom(16).hex().encode()))
 
     out = update.out

@@ -52,6 +52,11 @@ def _refuse(message: str, code: str = "hostile_structure") -> UnsupportedDocumen
     return UnsupportedDocument(message, code=code)
 
 
+def _javascript() -> UnsupportedDocument:
+    return _refuse("the PDF contains JavaScript; save or print it as a plain PDF "
+                   "(for example PDF/A) and upload that", code="active_content")
+
+
 def _children(obj: pikepdf.Object, via: Name | None) -> Iterator[tuple[Name | None,
                                                                       pikepdf.Object]]:
     if isinstance(obj, pikepdf.Dictionary):
@@ -93,10 +98,9 @@ def _walk(pdf: pikepdf.Pdf) -> None:
         seen += 1
         if seen > MAX_CONTAINERS:
             raise _refuse("the PDF has too many objects to check", code="too_complex")
-        if isinstance(obj, pikepdf.Dictionary):
-            if obj.get(Name.S) == Name.JavaScript or Name.JS in obj:
-                raise _refuse("the PDF contains JavaScript; save or print it as a plain "
-                              "PDF (for example PDF/A) and upload that", code="active_content")
+        if isinstance(obj, pikepdf.Dictionary) and (
+                obj.get(Name.S) == Name.JavaScript or Name.JS in obj):
+            raise _javascript()
         if isinstance(obj, pikepdf.Stream) or not isinstance(
                 obj, pikepdf.Dictionary | pikepdf.Array):
             continue  # streams and scalars end the walk: their dictionaries are resources
@@ -107,8 +111,7 @@ def _walk(pdf: pikepdf.Pdf) -> None:
                      if isinstance(child, pikepdf.Dictionary | pikepdf.Array))
     names = pdf.Root.get(Name.Names)
     if isinstance(names, pikepdf.Dictionary) and Name.JavaScript in names:
-        raise _refuse("the PDF contains JavaScript; save or print it as a plain PDF "
-                      "(for example PDF/A) and upload that", code="active_content")
+        raise _javascript()  # a script name tree, even one whose entries are broken
 
 
 def _object_stream_chains(pdf: pikepdf.Pdf) -> None:

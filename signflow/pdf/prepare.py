@@ -200,7 +200,10 @@ def _is_signed(pdf: pikepdf.Pdf) -> bool:
 
 
 def _strip_active_content(pdf: pikepdf.Pdf) -> None:
-    """Remove what could run or switch content on later: scripts, actions, forms, files."""
+    """Remove what could switch content on later: actions, forms, embedded files.
+
+    JavaScript never gets here: :mod:`signflow.pdf.hostile` refuses it first.
+    """
     root = pdf.Root
     if Name.AcroForm in root:
         pdf.flatten_annotations("all")
@@ -208,10 +211,8 @@ def _strip_active_content(pdf: pikepdf.Pdf) -> None:
         if key in root:
             del root[key]
     names = root.get(Name.Names)
-    if names is not None:
-        for key in (Name.JavaScript, Name.EmbeddedFiles):
-            if key in names:
-                del names[key]
+    if names is not None and Name.EmbeddedFiles in names:
+        del names[Name.EmbeddedFiles]
     for page in pdf.pages:
         if Name.AA in page.obj:
             del page.obj[Name.AA]

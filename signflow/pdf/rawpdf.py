@@ -201,9 +201,12 @@ class RawPdf:
         if not match:
             raise RawPdfError("the document does not end in a cross-reference pointer")
         self.startxref = int(match.group(1))
+        self._trailers: dict[int, Dict] = {}  # by section offset: each is parsed once
         self.trailer = self._section_trailer(self.startxref)
 
     def _section_trailer(self, offset: int) -> Dict:
+        if offset in self._trailers:
+            return self._trailers[offset]
         if not self.data.startswith(b"xref", offset):
             raise RawPdfError("only classic cross-reference tables are read here")
         at = self.data.find(b"trailer", offset)
@@ -214,6 +217,7 @@ class RawPdf:
             raise RawPdfError("trailer is not a dictionary")
         if "/Encrypt" in trailer:
             raise RawPdfError("the document is encrypted")
+        self._trailers[offset] = trailer
         return trailer
 
     def _lookup(self, num: int) -> tuple[int, int] | None:

@@ -159,7 +159,7 @@ def verify_pdf(
             problems=(f"a signature in the file is malformed and cannot be checked: {exc}",))
     roots = [asn1_cert(c) for c in trust_roots]
     context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root, at)
-    reports = tuple(_judged(sig, roots, context) for sig in sigs)
+    reports = tuple(_judge(sig, roots, context) for sig in sigs)
     problems: list[str] = []
     if not reports:
         problems.append("the file has no signatures")
@@ -167,23 +167,6 @@ def verify_pdf(
         valid=bool(reports) and all(r.valid for r in reports),
         signatures=reports, problems=tuple(problems), sha256=sha,
     )
-
-
-def _judged(sig, roots: list, context: _FileContext) -> SignatureReport:
-    """Judge *sig*, then drop the per-revision views its difference analysis cached.
-
-    pyHanko keeps a resolver per revision in the reader, each caching the
-    objects it read; judging five signatures of a 1000-page round piles up
-    about 30 MB of them. Dropping them costs some re-reading for the next
-    signature (~15% more time) and keeps the peak within the memory goal.
-    The attribute is pyHanko's own; if it is renamed, we merely keep more.
-    """
-    try:
-        return _judge(sig, roots, context)
-    finally:
-        cache = getattr(sig.reader, "_historical_resolver_cache", None)
-        if isinstance(cache, dict):
-            cache.clear()
 
 
 def verify_pdf_der(
@@ -309,6 +292,22 @@ def _judge(sig, roots: list, context: _FileContext) -> SignatureReport:
                                trusted=False, modification_level=None, coverage=None,
                                docmdp_ok=None, transaction_id=None, valid=False,
                                problems=(f"the signature cannot be validated: {exc}",))
+    finally:
+        _forget_revisions(sig.reader)
+
+
+def _forget_revisions(reader) -> None:
+    """Drop the per-revision views the difference analysis cached in *reader*.
+
+    pyHanko keeps a resolver per revision, each caching the objects it read;
+    judging five signatures of a 1000-page round piles up about 30 MB of them.
+    Dropping them after each signature costs some re-reading for the next
+    (~15% more time) and keeps the peak within the memory goal. The attribute
+    is pyHanko's own; if it is renamed, we merely keep more.
+    """
+    cache = getattr(reader, "_historical_resolver_cache", None)
+    if isinstance(cache, dict):
+        cache.clear()
 
 
 def _common_problems(status, trusted: bool) -> list[str]:
