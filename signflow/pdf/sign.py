@@ -1,4 +1,8 @@
-"""Signatures into a prepared PDF: certification, approvals, and the closing seal."""
+"""pyHanko's part of the signed document: certification, the closing seal, renewal.
+
+Each signer's approval in between is :mod:`signflow.pdf.approval`'s; its
+visible lines and revocation data come from here.
+"""
 
 from __future__ import annotations
 
@@ -83,13 +87,12 @@ def revocation_data(pki: Pki) -> list[bytes]:
             make_crl(pki.signer_ca).public_bytes(Encoding.DER)]
 
 
-def validation_context(pki: Pki, ocsps: Sequence[bytes] = ()) -> ValidationContext:
-    """Our trust root with fresh CRLs (and OCSP responses) of our CAs."""
+def validation_context(pki: Pki) -> ValidationContext:
+    """Our trust root with fresh CRLs of our CAs."""
     return ValidationContext(
         trust_roots=[asn1_cert(pki.root.cert)],
         other_certs=[asn1_cert(pki.signer_ca.cert), asn1_cert(pki.tsa.cert)],
         crls=revocation_data(pki),
-        ocsps=list(ocsps),
         allow_fetching=False,
         revocation_mode="hard-fail",
     )
