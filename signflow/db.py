@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 _PENDING = "signflow_after_commit"
+_HELD = "signflow_held"
 
 
 def make_engine(url: str) -> Engine:
@@ -36,7 +37,26 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(bind=engine, expire_on_commit=False)
     event.listen(factory, "after_commit", _run_after_commit)
     event.listen(factory, "after_soft_rollback", _drop_after_commit)
+    event.listen(factory, "after_transaction_end", _drop_held)
     return factory
+
+
+def hold(session: Session, key: str) -> None:
+    """Note that *session*'s transaction holds the row lock named *key*.
+
+    Locks end with the transaction, and so does the note; :func:`holds` lets
+    code that relies on a lock (the audit chain) insist on it.
+    """
+    session.info.setdefault(_HELD, set()).add(key)
+
+
+def holds(session: Session, key: str) -> bool:
+    return key in session.info.get(_HELD, ())
+
+
+def _drop_held(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_HELD, None)
 
 
 def after_commit(session: Session, action: Callable[[], None]) -> None:

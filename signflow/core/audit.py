@@ -20,6 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from signflow.core.models import AuditEvent, Round
+from signflow.db import hold, holds
+from signflow.errors import NotFound
 
 GENESIS = "0" * 64
 
@@ -77,6 +79,31 @@ def event_dict(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+def lock_round(session: Session, round_id: str) -> Round:
+    """Load *round_id* row-locked until the transaction ends.
+
+    Every change to a round, its signers or its chain starts here, before it
+    writes anything: one lock order (round, then its rows) keeps two writers
+    from deadlocking, and the chain's next sequence number from racing.
+    SQLite has no row locks; its single writer lock serializes instead.
+    """
+    stmt = select(Round).where(Round.id == round_id).with_for_update()
+    round_ = session.execute(stmt).scalar_one_or_none()
+    if round_ is None:
+        raise NotFound("no such round")
+    hold(session, _lock_key(round_.id))
+    return round_
+
+
+def claim_new_round(session: Session, round_: Round) -> None:
+    """A round inserted in this transaction is ours alone until it commits."""
+    hold(session, _lock_key(round_.id))
+
+
+def _lock_key(round_id: str) -> str:
+    return f"round:{round_id}"
+
+
 def append_event(
     session: Session,
     round_: Round,
@@ -88,10 +115,13 @@ def append_event(
 ) -> AuditEvent:
     """Append an event to *round_*'s chain in the caller's transaction.
 
-    The caller holds the round (row-locked on PostgreSQL by the use case), so
-    the sequence number and previous hash cannot race; the unique
-    ``(round_id, seq)`` constraint is the backstop.
+    The caller must hold the round (:func:`lock_round`), so the sequence
+    number and previous hash cannot race; appending without it is a
+    programming error and raises.  The unique ``(round_id, seq)`` constraint
+    is the backstop.
     """
+    if not holds(session, _lock_key(round_.id)):
+        raise RuntimeError(f"audit event {type_} appended without holding round {round_.id}")
     last = session.execute(
         select(AuditEvent.seq, AuditEvent.hash)
         .where(AuditEvent.round_id == round_.id)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from signflow.core import messages
-from signflow.core.audit import EventType, append_event
+from signflow.core.audit import EventType, append_event, claim_new_round, lock_round
 from signflow.core.models import Document, Round, Signer, User, new_id
 from signflow.core.people import canonical_role, normalize_personal_number, role_label
 from signflow.core.ports import Services, SignerBlock
@@ -180,6 +180,7 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     )
     session.add(round_)
     session.flush()
+    claim_new_round(session, round_)
     original = _store(session, svc, round_, "original", pdf)
     doc = _store(session, svc, round_, "prepared", prepared.data)
     round_.current_document_id = doc.id
@@ -285,18 +286,10 @@ def _cancel_order(svc: Services, signer: Signer, order_ref: str) -> None:
         pass  # already finished or unknown to the provider: nothing left to cancel
 
 
-def _locked_round(session: Session, round_id: str) -> Round:
-    stmt = select(Round).where(Round.id == round_id).with_for_update()
-    round_ = session.execute(stmt).scalar_one_or_none()
-    if round_ is None:
-        raise NotFound("no such round")
-    return round_
-
-
 def decline(session: Session, svc: Services, signer: Signer, reason: str) -> None:
     """The signer refuses; the round ends as declined and the secretariat is told."""
     reason = (reason or "").strip()[:2000]
-    round_ = _locked_round(session, signer.round_id)
+    round_ = lock_round(session, signer.round_id)
     session.refresh(signer)
     _require_can_sign(signer)
     if signer.pending_order_ref:
@@ -324,7 +317,7 @@ def _revoke_links(round_: Round, keep: Signer | None = None) -> None:
 def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
     round_ = visible_round(session, user, round_id)
     _require_manager(user)
-    round_ = _locked_round(session, round_.id)
+    round_ = lock_round(session, round_.id)
     if not transition(round_, RoundStatus.CANCELLED):
         return round_  # cancelled already: nothing more to do or record
     for s in round_.signers:
@@ -340,6 +333,7 @@ def remind(session: Session, svc: Services, user: User, round_id: str) -> list[S
     """E-mail every invited, unsigned signer a fresh link."""
     round_ = visible_round(session, user, round_id)
     _require_manager(user)
+    round_ = lock_round(session, round_.id)
     if round_.status != RoundStatus.PENDING.value:
         raise IllegalTransition(f"the round is {round_.status}", code="round_closed")
     reminded = [s for s in round_.signers if s.status == SignerStatus.INVITED.value]
@@ -355,7 +349,7 @@ def _require_manager(user: User) -> None:
 
 def renew_archive(session: Session, svc: Services, round_id: str) -> None:
     """Job: re-timestamp a completed round's document (idempotent per run)."""
-    round_ = _locked_round(session, round_id)
+    round_ = lock_round(session, round_id)
     if round_.status != RoundStatus.COMPLETED.value or round_.current_document is None:
         return
     previous = round_.current_document
@@ -380,9 +374,10 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
     """Job: end every pending round past its deadline; the secretariat is told."""
     now = now or svc.clock.now()
     due = list(session.scalars(select(Round.id).where(
-        Round.status == RoundStatus.PENDING.value, Round.expires_at < now)))
+        Round.status == RoundStatus.PENDING.value, Round.expires_at < now)
+        .order_by(Round.id)))  # one lock order, should two expiry runs overlap
     for round_id in due:
-        round_ = _locked_round(session, round_id)
+        round_ = lock_round(session, round_id)
         if not transition(round_, RoundStatus.EXPIRED):
             continue
         for s in round_.signers:

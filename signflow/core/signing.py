@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from signflow.core import messages
-from signflow.core.audit import EventType, append_event
+from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.models import BankIDEvidence, Round, Signer
 from signflow.core.people import role_label
 from signflow.core.ports import CollectResult, OrderStart, Services, SignRequest
@@ -24,7 +24,6 @@ from signflow.core.rounds import (
     SYSTEM,
     _block,
     _cancel_order,
-    _locked_round,
     _provider,
     _require_can_sign,
     _store,
@@ -48,7 +47,11 @@ def start_signing(
     session: Session, svc: Services, signer: Signer, *, end_user_ip: str, return_url: str = "",
     user_agent: str = "", device_id: str = "",
 ) -> OrderStart:
-    """Start an identity-provider sign order for *signer* over the prepared document."""
+    """Start an identity-provider sign order for *signer* over the prepared document.
+
+    The provider is called before the round is locked, so a slow identity
+    service never holds up the other signers or the PDF worker.
+    """
     _require_can_sign(signer)
     if signer.pending_order_ref:
         _cancel_order(svc, signer, signer.pending_order_ref)
@@ -62,13 +65,28 @@ def start_signing(
         referring_domain=urlsplit(svc.base_url).hostname or "",
         device_id=device_id,
     ))
+    round_ = _hold(session, signer)
+    try:
+        _require_can_sign(signer)  # the round may have ended while the provider answered
+    except IllegalTransition:
+        _cancel_order(svc, signer, order.order_ref)
+        raise
+    if signer.pending_order_ref:  # started meanwhile in another tab: only the newest counts
+        _cancel_order(svc, signer, signer.pending_order_ref)
     signer.pending_order_ref = order.order_ref
     signer.pending_qr_token = order.qr_start_token
     signer.pending_qr_secret = order.qr_start_secret
     signer.pending_started_at = svc.clock.now()
-    append_event(session, signer.round, EventType.BANKID_STARTED, f"signer:{signer.id}",
+    append_event(session, round_, EventType.BANKID_STARTED, f"signer:{signer.id}",
                  {"signer": signer.id, "order_ref": order.order_ref})
     return order
+
+
+def _hold(session: Session, signer: Signer) -> Round:
+    """Lock *signer*'s round and re-read *signer* under the lock."""
+    round_ = lock_round(session, signer.round_id)
+    session.refresh(signer)
+    return round_
 
 
 def cancel_signing(session: Session, svc: Services, signer: Signer) -> None:
@@ -77,9 +95,17 @@ def cancel_signing(session: Session, svc: Services, signer: Signer) -> None:
     if not order_ref:
         return
     _cancel_order(svc, signer, order_ref)
+    _end_order(session, signer, order_ref, "cancelled")
+
+
+def _end_order(session: Session, signer: Signer, order_ref: str, hint_code: str) -> None:
+    """Record that *order_ref* ended without a signature, unless it is no longer open."""
+    round_ = _hold(session, signer)
+    if signer.pending_order_ref != order_ref:
+        return  # replaced, recorded or ended by another request meanwhile
     signer.pending_order_ref = None
-    append_event(session, signer.round, EventType.BANKID_FAILED, f"signer:{signer.id}",
-                 {"signer": signer.id, "order_ref": order_ref, "hint_code": "cancelled"})
+    append_event(session, round_, EventType.BANKID_FAILED, f"signer:{signer.id}",
+                 {"signer": signer.id, "order_ref": order_ref, "hint_code": hint_code})
 
 
 def poll_signing(session: Session, svc: Services, signer: Signer) -> CollectResult:
@@ -89,9 +115,7 @@ def poll_signing(session: Session, svc: Services, signer: Signer) -> CollectResu
         raise IllegalTransition("no signing in progress", code="no_order")
     result = _provider(svc, signer).collect(order_ref)
     if result.status == "failed":
-        signer.pending_order_ref = None
-        append_event(session, signer.round, EventType.BANKID_FAILED, f"signer:{signer.id}",
-                     {"signer": signer.id, "order_ref": order_ref, "hint_code": result.hint_code})
+        _end_order(session, signer, order_ref, result.hint_code)
     elif result.status == "complete":
         refusal = record_signature(session, svc, signer, result)
         if refusal:
@@ -109,8 +133,7 @@ def record_signature(
     does not cover what we sent, or the wrong person signed.  A refusal is
     audited and leaves the signer free to try again.
     """
-    round_ = _locked_round(session, signer.round_id)
-    session.refresh(signer)  # another request may have recorded it while we waited
+    round_ = _hold(session, signer)  # another request may have recorded it while we waited
     if signer.status == SignerStatus.SIGNED.value and signer.transaction_id == result.order_ref:
         return None  # a repeated completion of the same order records one signature
     _require_can_sign(signer)
@@ -184,7 +207,7 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
     Idempotent: signatures already applied are skipped, and a sealed round is
     left alone, so a retried or duplicated job changes nothing.
     """
-    round_ = _locked_round(session, round_id)
+    round_ = lock_round(session, round_id)
     if round_.status != RoundStatus.PENDING.value:
         return
     current = round_.current_document
