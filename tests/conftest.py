@@ -81,9 +81,32 @@ def template_db(tmp_path_factory) -> str:
     return str(path)
 
 
+def settle_worker(queue_name: str, timeout: float = 120.0) -> None:
+    """Let the worker finish what an earlier test left it, and drop pending retries.
+
+    Emptying the tables under a job still writing a round deadlocks
+    (TRUNCATE's table locks against the job's row locks), so wait first.
+    """
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+
+    queue = Queue(queue_name, connection=Redis.from_url(REDIS_URL))
+    started, scheduled = StartedJobRegistry(queue=queue), ScheduledJobRegistry(queue=queue)
+    for job_id in scheduled.get_job_ids():
+        scheduled.remove(job_id, delete_job=True)  # a retry of an earlier test's job
+    deadline = time.monotonic() + timeout
+    while queue.count or started.count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker is still busy after {timeout:g} s")
+        time.sleep(0.05)
+
+
 @pytest.fixture
-def database_url(template_db, tmp_path) -> str:
+def database_url(template_db, tmp_path, queue_name) -> str:
     if PG_URL:
+        if SERVICES:
+            settle_worker(queue_name)
         engine = make_engine(PG_URL)
         names = ", ".join(t.name for t in Base.metadata.sorted_tables)
         with engine.begin() as conn:
