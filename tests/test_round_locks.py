@@ -15,7 +15,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from signflow.core import signing
+from signflow.core import rounds, signing
 from signflow.core.audit import EventType, append_event, event_dict, lock_round, verify_chain
 from signflow.core.models import AuditEvent, Round, Signer
 from tests.conftest import create_round
@@ -116,3 +116,69 @@ def test_two_signers_and_a_reminder_at_once_keep_one_chain(client, auth, runtime
     assert verify_chain(events).intact
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert sum(e["type"] == "bankid.started" for e in events) == 3 * len(ids)
+
+
+def cancel_elsewhere(runtime, user_email: str, round_id: str) -> None:
+    from signflow.core.models import User
+
+    with runtime.sessions() as s:
+        user = s.scalars(select(User).where(User.email == user_email)).one()
+        rounds.cancel(s, runtime.services, user, round_id)
+        s.commit()
+
+
+def test_a_signer_who_read_the_round_before_it_was_cancelled_cannot_sign(runtime, round_id):
+    """What a request read before the lock is read again under it: no stale "pending"."""
+    from signflow.errors import IllegalTransition
+
+    svc = runtime.services
+    with runtime.sessions() as s:
+        signer = s.scalars(select(Signer).where(Signer.round_id == round_id)).first()
+        assert signer is not None and signer.round.status == "pending"  # the sign page's read
+        creator = signer.round.created_by.email
+        cancel_elsewhere(runtime, creator, round_id)
+        open_before = {o.order_ref for o in runtime.simulator.open_orders()}
+        with pytest.raises(IllegalTransition) as caught:
+            signing.start_signing(s, svc, signer, end_user_ip="127.0.0.1")
+        assert caught.value.code == "round_closed"
+        # the order the provider had already started is cancelled again
+        assert {o.order_ref for o in runtime.simulator.open_orders()} <= open_before
+        s.rollback()
+        with pytest.raises(IllegalTransition):
+            rounds.decline(s, svc, s.get(Signer, signer.id), "too late")
+        s.rollback()
+    with runtime.sessions() as s:
+        round_ = s.get(Round, round_id)
+        assert round_ is not None and round_.status == "cancelled"
+        assert all(x.status != "declined" for x in round_.signers)
+    events = chain_of(runtime, round_id)
+    assert events[-1]["type"] == "round.cancelled" and verify_chain(events).intact
+
+
+def test_expiry_leaves_fully_signed_and_closed_rounds_alone(runtime, round_id, client, auth,
+                                                           protocol_pdf, monkeypatch):
+    """A round whose signers all signed is finished, not expired, when its job was lost."""
+    from datetime import timedelta
+
+    from signflow.core.models import utcnow
+    from signflow.core.rounds import expire_due
+
+    other = create_round(client, auth, protocol_pdf).get_json()["id"]
+    closed = create_round(client, auth, protocol_pdf).get_json()["id"]
+    assert client.post(f"/api/v1/rounds/{closed}/cancel", headers=auth).status_code == 200
+    with runtime.sessions() as s:
+        for signer in s.scalars(select(Signer).where(Signer.round_id == round_id)):
+            signer.status = "signed"  # signed, but the PDF job never ran
+        s.commit()
+    enqueued: list[tuple] = []
+    monkeypatch.setattr(runtime.services, "jobs", type("Jobs", (), {
+        "enqueue": lambda self, job, *args: enqueued.append((job, *args))})())
+    with runtime.sessions() as s:
+        expired = expire_due(s, runtime.services, utcnow() + timedelta(days=31))
+        s.commit()
+    assert expired == [other]
+    assert enqueued == [("apply_signatures", round_id)]
+    with runtime.sessions() as s:
+        assert s.get(Round, round_id).status == "pending"
+        assert s.get(Round, other).status == "expired"
+        assert s.get(Round, closed).status == "cancelled"

@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from signflow.core.models import ApiToken, Organisation, User, utcnow
@@ -30,14 +31,20 @@ def add_user(
     if session.scalar(select(User).where(User.email == email)) is not None:
         raise InvalidInput(f"a user {email} exists already", field="email")
     org_name = organisation.strip() or "Default"
-    org = session.scalar(select(Organisation).where(Organisation.name == org_name))
-    if org is None:
-        org = Organisation(name=org_name)
-        session.add(org)
+    try:
+        org = session.scalar(select(Organisation).where(Organisation.name == org_name))
+        if org is None:
+            org = Organisation(name=org_name)
+            session.add(org)
+            session.flush()
+        user = User(email=email, role=role, name=name.strip(), organisation_id=org.id)
+        session.add(user)
         session.flush()
-    user = User(email=email, role=role, name=name.strip(), organisation_id=org.id)
-    session.add(user)
-    session.flush()
+    except IntegrityError:
+        # Someone added the same user or organisation at this very moment.
+        raise InvalidInput(f"{email} or organisation {org_name!r} was added at the same "
+                           "time by someone else; run the command again",
+                           field="email") from None
     return user
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session
 
 from signflow.core.models import AuditEvent, Round
@@ -85,8 +85,19 @@ def lock_round(session: Session, round_id: str) -> Round:
     Every change to a round, its signers or its chain starts here, before it
     writes anything: one lock order (round, then its rows) keeps two writers
     from deadlocking, and the chain's next sequence number from racing.
-    SQLite has no row locks; its single writer lock serializes instead.
+
+    Whatever the session read before the lock may be stale by the time it is
+    granted (the round cancelled, completed or expired meanwhile), so
+    everything loaded is expired and read again under the lock.
+
+    SQLite has no row locks: there an empty write takes the database's single
+    writer lock first, which serializes writers just as well.
     """
+    session.flush()
+    session.expire_all()
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Round).where(false()).values(id=Round.id)
+                        .execution_options(synchronize_session=False))
     stmt = select(Round).where(Round.id == round_id).with_for_update()
     round_ = session.execute(stmt).scalar_one_or_none()
     if round_ is None:

@@ -286,15 +286,24 @@ def _cancel_order(svc: Services, signer: Signer, order_ref: str) -> None:
         pass  # already finished or unknown to the provider: nothing left to cancel
 
 
+def _end_open_orders(session: Session, svc: Services, signers: list[Signer]) -> None:
+    """Forget *signers*' open orders now; tell the provider once committed.
+
+    The provider is an HTTP call that may take seconds, so it is not made
+    while the round is locked.
+    """
+    for s in signers:
+        if s.pending_order_ref:
+            after_commit(session, functools.partial(_cancel_order, svc, s, s.pending_order_ref))
+            s.pending_order_ref = None
+
+
 def decline(session: Session, svc: Services, signer: Signer, reason: str) -> None:
     """The signer refuses; the round ends as declined and the secretariat is told."""
     reason = (reason or "").strip()[:2000]
     round_ = lock_round(session, signer.round_id)
-    session.refresh(signer)
     _require_can_sign(signer)
-    if signer.pending_order_ref:
-        _cancel_order(svc, signer, signer.pending_order_ref)
-        signer.pending_order_ref = None
+    _end_open_orders(session, svc, [signer])
     transition(signer, SignerStatus.DECLINED)
     signer.decline_reason = reason
     transition(round_, RoundStatus.DECLINED)
@@ -320,10 +329,7 @@ def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
     round_ = lock_round(session, round_.id)
     if not transition(round_, RoundStatus.CANCELLED):
         return round_  # cancelled already: nothing more to do or record
-    for s in round_.signers:
-        if s.pending_order_ref:
-            _cancel_order(svc, s, s.pending_order_ref)
-            s.pending_order_ref = None
+    _end_open_orders(session, svc, round_.signers)
     _revoke_links(round_)
     append_event(session, round_, EventType.ROUND_CANCELLED, f"user:{user.email}", {})
     return round_
@@ -371,19 +377,28 @@ def rounds_due_for_renewal(session: Session, older_than: datetime) -> list[str]:
 
 
 def expire_due(session: Session, svc: Services, now: datetime | None = None) -> list[str]:
-    """Job: end every pending round past its deadline; the secretariat is told."""
+    """Job: end every pending round past its deadline; the secretariat is told.
+
+    Returns the rounds it expired.
+    """
     now = now or svc.clock.now()
     due = list(session.scalars(select(Round.id).where(
         Round.status == RoundStatus.PENDING.value, Round.expires_at < now)
         .order_by(Round.id)))  # one lock order, should two expiry runs overlap
+    expired = []
     for round_id in due:
         round_ = lock_round(session, round_id)
-        if not transition(round_, RoundStatus.EXPIRED):
+        if round_.status != RoundStatus.PENDING.value:
+            continue  # completed, cancelled or declined since the list was read
+        if all(s.status == SignerStatus.SIGNED.value for s in round_.signers):
+            # Everyone signed; only the PDF work is outstanding (a job lost or
+            # out of retries): finish it rather than expire a signed round.
+            after_commit(session, functools.partial(svc.jobs.enqueue, "apply_signatures",
+                                                    round_id))
             continue
-        for s in round_.signers:
-            if s.pending_order_ref:
-                _cancel_order(svc, s, s.pending_order_ref)
-                s.pending_order_ref = None
+        transition(round_, RoundStatus.EXPIRED)
+        expired.append(round_id)
+        _end_open_orders(session, svc, round_.signers)
         _revoke_links(round_)
         unsigned = [s.name for s in round_.signers if s.status != SignerStatus.SIGNED.value]
         append_event(session, round_, EventType.ROUND_EXPIRED, SYSTEM,
@@ -391,4 +406,4 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
         mail = messages.expired(round_.language, to=round_.created_by.email,
                                 title=round_.title, unsigned=unsigned)
         after_commit(session, functools.partial(svc.mailer.send, mail))
-    return due
+    return expired

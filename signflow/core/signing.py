@@ -24,6 +24,7 @@ from signflow.core.rounds import (
     SYSTEM,
     _block,
     _cancel_order,
+    _end_open_orders,
     _provider,
     _require_can_sign,
     _store,
@@ -53,8 +54,9 @@ def start_signing(
     service never holds up the other signers or the PDF worker.
     """
     _require_can_sign(signer)
-    if signer.pending_order_ref:
-        _cancel_order(svc, signer, signer.pending_order_ref)
+    previous = signer.pending_order_ref
+    if previous:
+        _cancel_order(svc, signer, previous)
     order = _provider(svc, signer).start_sign(SignRequest(
         end_user_ip=end_user_ip,
         visible_text=visible_text(signer),
@@ -65,14 +67,15 @@ def start_signing(
         referring_domain=urlsplit(svc.base_url).hostname or "",
         device_id=device_id,
     ))
-    round_ = _hold(session, signer)
+    round_ = lock_round(session, signer.round_id)
     try:
         _require_can_sign(signer)  # the round may have ended while the provider answered
     except IllegalTransition:
+        session.rollback()  # let go of the round before calling the provider again
         _cancel_order(svc, signer, order.order_ref)
         raise
-    if signer.pending_order_ref:  # started meanwhile in another tab: only the newest counts
-        _cancel_order(svc, signer, signer.pending_order_ref)
+    if signer.pending_order_ref != previous:  # started meanwhile in another tab
+        _end_open_orders(session, svc, [signer])  # only the newest order counts
     signer.pending_order_ref = order.order_ref
     signer.pending_qr_token = order.qr_start_token
     signer.pending_qr_secret = order.qr_start_secret
@@ -80,13 +83,6 @@ def start_signing(
     append_event(session, round_, EventType.BANKID_STARTED, f"signer:{signer.id}",
                  {"signer": signer.id, "order_ref": order.order_ref})
     return order
-
-
-def _hold(session: Session, signer: Signer) -> Round:
-    """Lock *signer*'s round and re-read *signer* under the lock."""
-    round_ = lock_round(session, signer.round_id)
-    session.refresh(signer)
-    return round_
 
 
 def cancel_signing(session: Session, svc: Services, signer: Signer) -> None:
@@ -100,7 +96,7 @@ def cancel_signing(session: Session, svc: Services, signer: Signer) -> None:
 
 def _end_order(session: Session, signer: Signer, order_ref: str, hint_code: str) -> None:
     """Record that *order_ref* ended without a signature, unless it is no longer open."""
-    round_ = _hold(session, signer)
+    round_ = lock_round(session, signer.round_id)
     if signer.pending_order_ref != order_ref:
         return  # replaced, recorded or ended by another request meanwhile
     signer.pending_order_ref = None
@@ -133,7 +129,7 @@ def record_signature(
     does not cover what we sent, or the wrong person signed.  A refusal is
     audited and leaves the signer free to try again.
     """
-    round_ = _hold(session, signer)  # another request may have recorded it while we waited
+    round_ = lock_round(session, signer.round_id)  # re-reads what changed while we waited
     if signer.status == SignerStatus.SIGNED.value and signer.transaction_id == result.order_ref:
         return None  # a repeated completion of the same order records one signature
     _require_can_sign(signer)
