@@ -7,12 +7,15 @@ rolled-back change never sends an e-mail or starts a job.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 _PENDING = "signflow_after_commit"
 _HELD = "signflow_held"
@@ -65,9 +68,19 @@ def after_commit(session: Session, action: Callable[[], None]) -> None:
 
 
 def _run_after_commit(session: Session) -> None:
+    """Run the side effects; one that fails is logged and the rest still run.
+
+    The change is committed by now, so an exception here could only turn a
+    done deed into an error response (inviting a retry that repeats it) and
+    skip the actions after it.
+    """
     actions = session.info.pop(_PENDING, [])
     for action in actions:
-        action()
+        try:
+            action()
+        except Exception as exc:
+            log.error("after the commit, %s failed: %s: %s",
+                      getattr(action, "__qualname__", "an action"), type(exc).__name__, exc)
 
 
 def _drop_after_commit(session: Session, previous_transaction) -> None:

@@ -70,3 +70,27 @@ def test_nothing_is_sent_when_the_round_is_refused(smtp_server, settings, worker
     finally:
         rt.close()
     assert received == []
+
+
+def test_a_mail_server_that_is_down_fails_no_request(settings, protocol_pdf, worker, caplog):
+    """The round is committed before mail goes out: a dead SMTP server is logged, not a 500."""
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import make_user
+
+    dead = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = settings.with_overrides(smtp_url=dead, mail_from="sekretariatet@example.se")
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "smtp-down@example.se")}
+        resp = create_round(client, auth, protocol_pdf, signers=signers_spec())
+        assert resp.status_code == 201, resp.get_json()
+        round_id = resp.get_json()["id"]
+        listed = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
+        assert [s["status"] for s in listed["signers"]] == ["invited"] * 3
+    finally:
+        rt.close()
+    failures = [r for r in caplog.records if "after the commit" in r.getMessage()]
+    assert len(failures) == 3  # each invitation tried, none stopping the others
+    assert "ConnectionRefusedError" in failures[0].getMessage()
