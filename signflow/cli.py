@@ -201,8 +201,14 @@ def cmd_audit_verify(args, settings: Settings) -> int:
 
 
 def cmd_rounds_expire(args, settings: Settings) -> int:
-    """End pending rounds past their deadline (run it from cron, e.g. hourly)."""
-    from signflow.core.rounds import expire_due
+    """End pending rounds past their deadline (run it from cron, e.g. hourly).
+
+    It also restarts the PDF work of signatures left unapplied for over ten
+    minutes (a queue or TSA outage), so such a round does not wait forever.
+    """
+    from datetime import timedelta
+
+    from signflow.core.rounds import expire_due, resume_stalled
     from signflow.db import session_scope
     from signflow.runtime import build_runtime
 
@@ -211,6 +217,10 @@ def cmd_rounds_expire(args, settings: Settings) -> int:
         with session_scope(runtime.sessions) as session:
             due = expire_due(session, runtime.services)
         print(f"{len(due)} round(s) expired")
+        with session_scope(runtime.sessions) as session:
+            stalled = resume_stalled(session, runtime.services, timedelta(minutes=10))
+        if stalled:
+            print(f"{len(stalled)} round(s) with unapplied signatures sent to the worker again")
     finally:
         runtime.close()
     return EXIT_OK

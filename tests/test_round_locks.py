@@ -182,3 +182,39 @@ def test_expiry_leaves_fully_signed_and_closed_rounds_alone(runtime, round_id, c
         assert s.get(Round, round_id).status == "pending"
         assert s.get(Round, other).status == "expired"
         assert s.get(Round, closed).status == "cancelled"
+
+
+def test_a_signature_whose_job_was_lost_is_applied_by_the_housekeeping(
+        client, auth, runtime, settings, round_id, monkeypatch):
+    """Queue down when a signer finished: the hourly run sends the PDF work again."""
+    from datetime import timedelta
+
+    from signflow.core.models import utcnow
+    from signflow.core.rounds import resume_stalled
+    from signflow.demo import links_in_outbox, sign_over_http
+    from tests.conftest import approve_with
+
+    real_jobs = runtime.services.jobs
+    lost: list[tuple] = []
+    monkeypatch.setattr(runtime.services, "jobs", type("Down", (), {
+        "enqueue": lambda self, job, *args: lost.append((job, *args))})())
+    first = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()["signers"][0]["email"]
+    link = links_in_outbox(settings.data_dir / "outbox")[first]
+    assert sign_over_http(client, link, approve_with(runtime))["status"] == "complete"
+    assert lost == [("apply_signatures", round_id)]
+    monkeypatch.setattr(runtime.services, "jobs", real_jobs)
+
+    with runtime.sessions() as s:
+        assert resume_stalled(s, runtime.services, timedelta(minutes=10)) == []  # still fresh
+        assert resume_stalled(s, runtime.services, timedelta(minutes=10),
+                              now=utcnow() + timedelta(minutes=11)) == [round_id]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        types = [e["type"] for e in chain_of(runtime, round_id)]
+        if "signature.applied" in types:
+            break
+        time.sleep(0.1)
+    assert types.count("signature.applied") == 1, types
+    with runtime.sessions() as s:
+        assert resume_stalled(s, runtime.services, timedelta(0),
+                              now=utcnow() + timedelta(hours=1)) == []  # nothing left

@@ -376,6 +376,27 @@ def rounds_due_for_renewal(session: Session, older_than: datetime) -> list[str]:
     return [r[0] for r in rows]
 
 
+def resume_stalled(session: Session, svc: Services, grace: timedelta,
+                   now: datetime | None = None) -> list[str]:
+    """Job: enqueue the PDF work again for signatures recorded but not applied.
+
+    The job that writes a signature into the PDF is enqueued after commit; if
+    the queue was unreachable just then, or the job used up its retries (a
+    TSA outage), the round would wait forever.  Run with the hourly
+    housekeeping; *grace* leaves a job that is merely slow alone.
+    """
+    now = now or svc.clock.now()
+    stalled = list(session.scalars(
+        select(Round.id).join(Signer, Signer.round_id == Round.id).where(
+            Round.status == RoundStatus.PENDING.value,
+            Signer.status == SignerStatus.SIGNED.value,
+            Signer.applied_at.is_(None), Signer.signed_at < now - grace,
+        ).distinct().order_by(Round.id)))
+    for round_id in stalled:
+        svc.jobs.enqueue("apply_signatures", round_id)
+    return stalled
+
+
 def expire_due(session: Session, svc: Services, now: datetime | None = None) -> list[str]:
     """Job: end every pending round past its deadline; the secretariat is told.
 
