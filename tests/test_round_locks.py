@@ -218,3 +218,99 @@ def test_a_signature_whose_job_was_lost_is_applied_by_the_housekeeping(
     with runtime.sessions() as s:
         assert resume_stalled(s, runtime.services, timedelta(0),
                               now=utcnow() + timedelta(hours=1)) == []  # nothing left
+
+
+class GatedPdf:
+    """The real PDF works, but sign_field waits on *gate* in the thread named *gated*."""
+
+    def __init__(self, real, gated: str) -> None:
+        self.real, self.gated = real, gated
+        self.gate, self.reached = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def sign_field(self, data, **kwargs):
+        if threading.current_thread().name == self.gated:
+            self.reached.set()
+            assert self.gate.wait(timeout=60), "the test never opened the gate"
+        return self.real.sign_field(data, **kwargs)
+
+
+def signed_without_job(client, auth, runtime, settings, round_id, position, monkeypatch):
+    """Sign as the signer at *position* with the job queue down; return the lost jobs."""
+    from signflow.demo import links_in_outbox, sign_over_http
+    from tests.conftest import approve_with
+
+    lost: list[tuple] = []
+    monkeypatch.setattr(runtime.services, "jobs", type("Down", (), {
+        "enqueue": lambda self, job, *args: lost.append((job, *args))})())
+    email = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()[
+        "signers"][position]["email"]
+    link = links_in_outbox(settings.data_dir / "outbox")[email]
+    assert sign_over_http(client, link, approve_with(runtime))["status"] == "complete"
+    return lost
+
+
+def apply_in_thread(runtime, round_id: str, name: str) -> tuple[threading.Thread, list]:
+    from signflow.db import session_scope
+
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with session_scope(runtime.sessions) as s:
+                signing.apply_signatures(s, runtime.services, round_id)
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread, failures
+
+
+def test_a_signer_finishing_never_waits_for_the_pdf_work(
+        client, auth, runtime, settings, round_id, monkeypatch):
+    """While the job signs the PDF for one signer, the next signer's completion goes through."""
+    signed_without_job(client, auth, runtime, settings, round_id, 0, monkeypatch)
+    pdf = GatedPdf(runtime.services.pdf, gated="slow-job")
+    monkeypatch.setattr(runtime.services, "pdf", pdf)
+    job, failures = apply_in_thread(runtime, round_id, "slow-job")
+    try:
+        assert pdf.reached.wait(timeout=30)
+        # the job is inside sign_field now; a round lock held here would block this
+        signed_without_job(client, auth, runtime, settings, round_id, 1, monkeypatch)
+    finally:
+        pdf.gate.set()
+        job.join(timeout=60)
+    assert not failures, failures
+    types = [e["type"] for e in chain_of(runtime, round_id)]
+    assert types.count("signer.signed") == 2 and types.count("signature.applied") == 1
+    assert types.index("signature.applied") > [
+        i for i, t in enumerate(types) if t == "signer.signed"][1]
+    assert verify_chain(chain_of(runtime, round_id)).intact
+
+
+def test_a_job_that_loses_the_race_builds_on_the_winners_document(
+        client, auth, runtime, settings, round_id, monkeypatch):
+    """Two jobs for one signature: the PDF changes once, the signature is applied once."""
+    signed_without_job(client, auth, runtime, settings, round_id, 0, monkeypatch)
+    pdf = GatedPdf(runtime.services.pdf, gated="late-job")
+    monkeypatch.setattr(runtime.services, "pdf", pdf)
+    late, failures = apply_in_thread(runtime, round_id, "late-job")
+    try:
+        assert pdf.reached.wait(timeout=30)
+        early, early_failures = apply_in_thread(runtime, round_id, "early-job")
+        early.join(timeout=60)
+        assert not early_failures, early_failures
+    finally:
+        pdf.gate.set()
+        late.join(timeout=60)
+    assert not failures, failures
+    types = [e["type"] for e in chain_of(runtime, round_id)]
+    assert types.count("signature.applied") == 1
+    from signflow.core.models import Document
+
+    with runtime.sessions() as s:
+        kinds = list(s.scalars(select(Document.kind).where(Document.round_id == round_id)))
+    assert kinds.count("signed") == 1, kinds

@@ -197,40 +197,63 @@ def evidence_for(session: Session, signer: Signer) -> dict[str, Any]:
     }
 
 
+#: How often a job builds its PDF again when another job stored one first.
+APPLY_ATTEMPTS = 3
+
+
 def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
     """Job: write each recorded signature into the PDF; seal once all are in.
+
+    The PDF work (and, with an outside TSA, its HTTP timestamps) happens
+    without the round's lock, so signers finishing meanwhile never wait for
+    it; the result is stored under the lock only if the document it was built
+    on is still the current one, else the job builds again on the new one.
 
     Idempotent: signatures already applied are skipped, and a sealed round is
     left alone, so a retried or duplicated job changes nothing.
     """
-    round_ = lock_round(session, round_id)
-    if round_.status != RoundStatus.PENDING.value:
-        return
-    current = round_.current_document
-    assert current is not None
-    data = svc.blobs.get(current.storage_key)
-    changed = False
-    for signer in round_.signers:
-        if signer.status != SignerStatus.SIGNED.value or signer.applied_at is not None:
+    for _ in range(APPLY_ATTEMPTS):
+        round_ = session.get(Round, round_id)
+        if round_ is None or round_.status != RoundStatus.PENDING.value:
+            return
+        base = round_.current_document
+        assert base is not None
+        todo = [s for s in round_.signers
+                if s.status == SignerStatus.SIGNED.value and s.applied_at is None]
+        if not todo:
+            return
+        data = svc.blobs.get(base.storage_key)
+        steps = []
+        for signer in todo:
+            data = svc.pdf.sign_field(
+                data, block=_block(signer, round_.language), language=round_.language,
+                evidence=evidence_for(session, signer))
+            steps.append((signer.id, signer.field_name, data))
+        complete = len(todo) == sum(s.applied_at is None for s in round_.signers)
+        sealed = svc.pdf.seal(data) if complete else None
+
+        round_ = lock_round(session, round_id)
+        if round_.status != RoundStatus.PENDING.value:
+            return
+        if round_.current_document_id != base.id:
+            session.rollback()  # another job stored first: build on its document
             continue
-        data = svc.pdf.sign_field(
-            data, block=_block(signer, round_.language), language=round_.language,
-            evidence=evidence_for(session, signer),
-        )
-        doc = _store(session, svc, round_, "signed", data)
-        round_.current_document_id = doc.id
-        signer.applied_at = svc.clock.now()
-        changed = True
-        append_event(session, round_, EventType.SIGNATURE_APPLIED, SYSTEM,
-                     {"signer": signer.id, "field": signer.field_name, "sha256": doc.sha256})
-    if all(s.applied_at is not None for s in round_.signers):
-        _complete(session, svc, round_, data)
-    elif changed:
+        signers = {s.id: s for s in round_.signers}
+        for signer_id, field_name, signed in steps:
+            doc = _store(session, svc, round_, "signed", signed)
+            round_.current_document_id = doc.id
+            signers[signer_id].applied_at = svc.clock.now()
+            append_event(session, round_, EventType.SIGNATURE_APPLIED, SYSTEM,
+                         {"signer": signer_id, "field": field_name, "sha256": doc.sha256})
+        if sealed is not None:
+            _complete(session, svc, round_, sealed)
         session.flush()
+        return
+    raise RuntimeError(f"round {round_id} kept changing while its signatures were applied")
 
 
-def _complete(session: Session, svc: Services, round_: Round, data: bytes) -> None:
-    final = _store(session, svc, round_, "final", svc.pdf.seal(data))
+def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> None:
+    final = _store(session, svc, round_, "final", sealed)
     round_.current_document_id = final.id
     transition(round_, RoundStatus.COMPLETED)
     round_.completed_at = svc.clock.now()
