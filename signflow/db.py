@@ -48,8 +48,11 @@ def hold(session: Session, key: str) -> None:
     """Note that *session*'s transaction holds the row lock named *key*.
 
     Locks end with the transaction, and so does the note; :func:`holds` lets
-    code that relies on a lock (the audit chain) insist on it.
+    code that relies on a lock (the audit chain) insist on it.  Not inside a
+    savepoint, whose rollback would release the lock but keep the note.
     """
+    if session.in_nested_transaction():
+        raise RuntimeError("row locks are taken outside savepoints")
     session.info.setdefault(_HELD, set()).add(key)
 
 
@@ -79,8 +82,12 @@ def _run_after_commit(session: Session) -> None:
         try:
             action()
         except Exception as exc:
+            # Name the function only: a partial's repr would print its
+            # arguments, and an invitation's carries the signer's link.
+            func = getattr(action, "func", action)
             log.error("after the commit, %s failed: %s: %s",
-                      getattr(action, "__qualname__", "an action"), type(exc).__name__, exc)
+                      getattr(func, "__qualname__", "an action"), type(exc).__name__, exc,
+                      exc_info=True)
 
 
 def _drop_after_commit(session: Session, previous_transaction) -> None:

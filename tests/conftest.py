@@ -91,15 +91,20 @@ def settle_worker(queue_name: str, timeout: float = 120.0) -> None:
     from rq import Queue
     from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-    queue = Queue(queue_name, connection=Redis.from_url(REDIS_URL))
-    started, scheduled = StartedJobRegistry(queue=queue), ScheduledJobRegistry(queue=queue)
-    for job_id in scheduled.get_job_ids():
-        scheduled.remove(job_id, delete_job=True)  # a retry of an earlier test's job
-    deadline = time.monotonic() + timeout
-    while queue.count or started.count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the worker is still busy after {timeout:g} s")
-        time.sleep(0.05)
+    with Redis.from_url(REDIS_URL) as conn:
+        queue = Queue(queue_name, connection=conn)
+        started, scheduled = StartedJobRegistry(queue=queue), ScheduledJobRegistry(queue=queue)
+        deadline = time.monotonic() + timeout
+        while True:
+            for job_id in scheduled.get_job_ids():  # retries of an earlier test's jobs
+                scheduled.remove(job_id, delete_job=True)
+            # a job moves queue → intermediate queue → started registry
+            if not (queue.count or queue.intermediate_queue.get_job_ids() or started.count
+                    or scheduled.count):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the worker is still busy after {timeout:g} s")
+            time.sleep(0.05)
 
 
 @pytest.fixture

@@ -47,13 +47,24 @@ def test_appending_without_the_round_lock_is_refused(runtime, round_id):
         # the lock, and the permission to append, end with the transaction
         with pytest.raises(RuntimeError, match="without holding"):
             append_event(s, s.get(Round, round_id), EventType.SIGNER_REMINDED, "user:x", {})
+        s.rollback()
+        # a savepoint's rollback would release the lock and keep the permission
+        with pytest.raises(RuntimeError, match="outside savepoints"), s.begin_nested():
+            lock_round(s, round_id)
     assert verify_chain(chain_of(runtime, round_id)).intact
 
 
-def test_signing_waits_for_a_round_held_by_the_worker(runtime, round_id):
+def test_signing_waits_for_a_round_held_by_the_worker(runtime, round_id, monkeypatch):
     """A signer starting BankID while another writer holds the round waits, then follows."""
     svc = runtime.services
     failures: list[BaseException] = []
+    asking = threading.Event()
+
+    def lock_round_noted(session, rid):
+        asking.set()
+        return lock_round(session, rid)
+
+    monkeypatch.setattr(signing, "lock_round", lock_round_noted)
 
     def start_as_signer() -> None:
         try:
@@ -73,7 +84,8 @@ def test_signing_waits_for_a_round_held_by_the_worker(runtime, round_id):
         worker.flush()
         signer_thread = threading.Thread(target=start_as_signer)
         signer_thread.start()
-        time.sleep(0.5)
+        assert asking.wait(timeout=30), "the signer never asked for the round"
+        time.sleep(0.3)  # time to get past the lock, were it not held
         assert signer_thread.is_alive(), "the signer wrote while the round was held"
         worker.commit()
     signer_thread.join(timeout=30)
@@ -157,7 +169,9 @@ def test_a_signer_who_read_the_round_before_it_was_cancelled_cannot_sign(runtime
 
 def test_expiry_leaves_fully_signed_and_closed_rounds_alone(runtime, round_id, client, auth,
                                                            protocol_pdf, monkeypatch):
-    """A round whose signers all signed is finished, not expired, when its job was lost."""
+    """A round whose signers all signed is not expired when its PDF job was lost.
+
+    Its PDF work is restarted by resume_stalled, tested below."""
     from datetime import timedelta
 
     from signflow.core.models import utcnow
@@ -177,7 +191,7 @@ def test_expiry_leaves_fully_signed_and_closed_rounds_alone(runtime, round_id, c
         expired = expire_due(s, runtime.services, utcnow() + timedelta(days=31))
         s.commit()
     assert expired == [other]
-    assert enqueued == [("apply_signatures", round_id)]
+    assert enqueued == []
     with runtime.sessions() as s:
         assert s.get(Round, round_id).status == "pending"
         assert s.get(Round, other).status == "expired"
@@ -314,3 +328,29 @@ def test_a_job_that_loses_the_race_builds_on_the_winners_document(
     with runtime.sessions() as s:
         kinds = list(s.scalars(select(Document.kind).where(Document.round_id == round_id)))
     assert kinds.count("signed") == 1, kinds
+
+
+def test_expiry_cancels_every_open_order_after_commit(client, auth, protocol_pdf, runtime,
+                                                      round_id, caplog):
+    """Open BankID orders of every expired round are cancelled once the expiry commits."""
+    from datetime import timedelta
+
+    from signflow.core.models import utcnow
+    from signflow.core.rounds import expire_due
+
+    rounds_ = [round_id, create_round(client, auth, protocol_pdf).get_json()["id"]]
+    refs = []
+    for rid in rounds_:
+        with runtime.sessions() as s:
+            signer = s.scalars(select(Signer).where(Signer.round_id == rid)).first()
+            refs.append(signing.start_signing(s, runtime.services, signer,
+                                              end_user_ip="127.0.0.1").order_ref)
+            s.commit()
+    assert set(refs) <= {o.order_ref for o in runtime.simulator.open_orders()}
+    with runtime.sessions() as s:
+        assert sorted(expire_due(s, runtime.services, utcnow() + timedelta(days=31))) \
+            == sorted(rounds_)
+        assert set(refs) <= {o.order_ref for o in runtime.simulator.open_orders()}  # not yet
+        s.commit()
+    assert not set(refs) & {o.order_ref for o in runtime.simulator.open_orders()}
+    assert not [r for r in caplog.records if "after the commit" in r.getMessage()]

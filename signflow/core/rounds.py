@@ -280,8 +280,12 @@ def _provider(svc: Services, signer: Signer):
 
 
 def _cancel_order(svc: Services, signer: Signer, order_ref: str) -> None:
+    _cancel_quietly(_provider(svc, signer), order_ref)
+
+
+def _cancel_quietly(provider, order_ref: str) -> None:
     try:
-        _provider(svc, signer).cancel(order_ref)
+        provider.cancel(order_ref)
     except ProviderError:
         pass  # already finished or unknown to the provider: nothing left to cancel
 
@@ -290,11 +294,13 @@ def _end_open_orders(session: Session, svc: Services, signers: list[Signer]) -> 
     """Forget *signers*' open orders now; tell the provider once committed.
 
     The provider is an HTTP call that may take seconds, so it is not made
-    while the round is locked.
+    while the round is locked.  It is resolved now: after the commit the
+    signer's round may no longer be loadable from the session.
     """
     for s in signers:
         if s.pending_order_ref:
-            after_commit(session, functools.partial(_cancel_order, svc, s, s.pending_order_ref))
+            after_commit(session, functools.partial(
+                _cancel_quietly, _provider(svc, s), s.pending_order_ref))
             s.pending_order_ref = None
 
 
@@ -412,11 +418,7 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
         if round_.status != RoundStatus.PENDING.value:
             continue  # completed, cancelled or declined since the list was read
         if all(s.status == SignerStatus.SIGNED.value for s in round_.signers):
-            # Everyone signed; only the PDF work is outstanding (a job lost or
-            # out of retries): finish it rather than expire a signed round.
-            after_commit(session, functools.partial(svc.jobs.enqueue, "apply_signatures",
-                                                    round_id))
-            continue
+            continue  # signed by all; only PDF work is left, which resume_stalled restarts
         transition(round_, RoundStatus.EXPIRED)
         expired.append(round_id)
         _end_open_orders(session, svc, round_.signers)

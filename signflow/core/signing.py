@@ -24,6 +24,7 @@ from signflow.core.rounds import (
     SYSTEM,
     _block,
     _cancel_order,
+    _cancel_quietly,
     _end_open_orders,
     _provider,
     _require_can_sign,
@@ -51,13 +52,16 @@ def start_signing(
     """Start an identity-provider sign order for *signer* over the prepared document.
 
     The provider is called before the round is locked, so a slow identity
-    service never holds up the other signers or the PDF worker.
+    service never holds up the other signers or the PDF worker.  Starts its
+    caller's transaction: when the round ended meanwhile it rolls back,
+    cancels the new order and raises.
     """
     _require_can_sign(signer)
+    provider = _provider(svc, signer)
     previous = signer.pending_order_ref
     if previous:
-        _cancel_order(svc, signer, previous)
-    order = _provider(svc, signer).start_sign(SignRequest(
+        _cancel_quietly(provider, previous)
+    order = provider.start_sign(SignRequest(
         end_user_ip=end_user_ip,
         visible_text=visible_text(signer),
         non_visible_data=bytes.fromhex(signer.round.document_sha256),
@@ -72,7 +76,7 @@ def start_signing(
         _require_can_sign(signer)  # the round may have ended while the provider answered
     except IllegalTransition:
         session.rollback()  # let go of the round before calling the provider again
-        _cancel_order(svc, signer, order.order_ref)
+        _cancel_quietly(provider, order.order_ref)
         raise
     if signer.pending_order_ref != previous:  # started meanwhile in another tab
         _end_open_orders(session, svc, [signer])  # only the newest order counts
