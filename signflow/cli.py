@@ -208,7 +208,7 @@ def cmd_rounds_expire(args, settings: Settings) -> int:
     """
     from datetime import timedelta
 
-    from signflow.core.rounds import expire_due, resume_stalled
+    from signflow.core.housekeeping import expire_due, resume_stalled
     from signflow.db import session_scope
     from signflow.runtime import build_runtime
 
@@ -230,8 +230,8 @@ def cmd_lta_renew(args, settings: Settings) -> int:
     """Re-timestamp completed documents whose last timestamp is older than --days."""
     from datetime import timedelta
 
+    from signflow.core.housekeeping import rounds_due_for_renewal
     from signflow.core.models import utcnow
-    from signflow.core.rounds import rounds_due_for_renewal
     from signflow.db import session_scope
     from signflow.runtime import build_runtime
 

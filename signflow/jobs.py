@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from signflow.core import rounds, signing
+from signflow.core import housekeeping, signing
 
 #: Job name → use case taking (session, services, *ids).
 JOBS: dict[str, Callable[..., object]] = {
     "apply_signatures": signing.apply_signatures,
-    "renew_archive": rounds.renew_archive,
-    "expire_due": lambda session, services: rounds.expire_due(session, services),
+    "renew_archive": housekeeping.renew_archive,
+    "expire_due": lambda session, services: housekeeping.expire_due(session, services),
 }
 
 

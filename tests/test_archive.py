@@ -45,8 +45,8 @@ def test_lta_renew_adds_a_document_timestamp(completed_round, client, auth, runt
 def test_renewal_due_after_the_window(completed_round, runtime):
     from datetime import timedelta
 
+    from signflow.core.housekeeping import rounds_due_for_renewal
     from signflow.core.models import utcnow
-    from signflow.core.rounds import rounds_due_for_renewal
 
     body, _ = completed_round
     with runtime.sessions() as s:

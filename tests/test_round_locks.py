@@ -28,6 +28,18 @@ def round_id(client, auth, protocol_pdf) -> str:
     return resp.get_json()["id"]
 
 
+def queue_down(runtime, monkeypatch) -> list[tuple]:
+    """Replace the job queue with one that loses every job; return what it lost."""
+    lost: list[tuple] = []
+
+    class Down:
+        def enqueue(self, job: str, *args: str) -> None:
+            lost.append((job, *args))
+
+    monkeypatch.setattr(runtime.services, "jobs", Down())
+    return lost
+
+
 def chain_of(runtime, round_id: str) -> list[dict]:
     with runtime.sessions() as s:
         events = s.scalars(select(AuditEvent).where(AuditEvent.round_id == round_id)
@@ -174,8 +186,8 @@ def test_expiry_leaves_fully_signed_and_closed_rounds_alone(runtime, round_id, c
     Its PDF work is restarted by resume_stalled, tested below."""
     from datetime import timedelta
 
+    from signflow.core.housekeeping import expire_due
     from signflow.core.models import utcnow
-    from signflow.core.rounds import expire_due
 
     other = create_round(client, auth, protocol_pdf).get_json()["id"]
     closed = create_round(client, auth, protocol_pdf).get_json()["id"]
@@ -184,9 +196,7 @@ def test_expiry_leaves_fully_signed_and_closed_rounds_alone(runtime, round_id, c
         for signer in s.scalars(select(Signer).where(Signer.round_id == round_id)):
             signer.status = "signed"  # signed, but the PDF job never ran
         s.commit()
-    enqueued: list[tuple] = []
-    monkeypatch.setattr(runtime.services, "jobs", type("Jobs", (), {
-        "enqueue": lambda self, job, *args: enqueued.append((job, *args))})())
+    enqueued = queue_down(runtime, monkeypatch)
     with runtime.sessions() as s:
         expired = expire_due(s, runtime.services, utcnow() + timedelta(days=31))
         s.commit()
@@ -203,18 +213,11 @@ def test_a_signature_whose_job_was_lost_is_applied_by_the_housekeeping(
     """Queue down when a signer finished: the hourly run sends the PDF work again."""
     from datetime import timedelta
 
+    from signflow.core.housekeeping import resume_stalled
     from signflow.core.models import utcnow
-    from signflow.core.rounds import resume_stalled
-    from signflow.demo import links_in_outbox, sign_over_http
-    from tests.conftest import approve_with
 
     real_jobs = runtime.services.jobs
-    lost: list[tuple] = []
-    monkeypatch.setattr(runtime.services, "jobs", type("Down", (), {
-        "enqueue": lambda self, job, *args: lost.append((job, *args))})())
-    first = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()["signers"][0]["email"]
-    link = links_in_outbox(settings.data_dir / "outbox")[first]
-    assert sign_over_http(client, link, approve_with(runtime))["status"] == "complete"
+    lost = signed_without_job(client, auth, runtime, settings, round_id, 0, monkeypatch)
     assert lost == [("apply_signatures", round_id)]
     monkeypatch.setattr(runtime.services, "jobs", real_jobs)
 
@@ -256,9 +259,7 @@ def signed_without_job(client, auth, runtime, settings, round_id, position, monk
     from signflow.demo import links_in_outbox, sign_over_http
     from tests.conftest import approve_with
 
-    lost: list[tuple] = []
-    monkeypatch.setattr(runtime.services, "jobs", type("Down", (), {
-        "enqueue": lambda self, job, *args: lost.append((job, *args))})())
+    lost = queue_down(runtime, monkeypatch)
     email = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()[
         "signers"][position]["email"]
     link = links_in_outbox(settings.data_dir / "outbox")[email]
@@ -335,8 +336,8 @@ def test_expiry_cancels_every_open_order_after_commit(client, auth, protocol_pdf
     """Open BankID orders of every expired round are cancelled once the expiry commits."""
     from datetime import timedelta
 
+    from signflow.core.housekeeping import expire_due
     from signflow.core.models import utcnow
-    from signflow.core.rounds import expire_due
 
     rounds_ = [round_id, create_round(client, auth, protocol_pdf).get_json()["id"]]
     refs = []

@@ -275,8 +275,8 @@ def test_rounds_expire_after_their_deadline(client, auth, runtime, settings, pro
     from datetime import timedelta
 
     from signflow import cli
+    from signflow.core.housekeeping import expire_due
     from signflow.core.models import utcnow
-    from signflow.core.rounds import expire_due
 
     signers = signers_spec()
     round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
