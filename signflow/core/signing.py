@@ -214,7 +214,8 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
     on is still the current one, else the job builds again on the new one.
 
     Idempotent: signatures already applied are skipped, and a sealed round is
-    left alone, so a retried or duplicated job changes nothing.
+    left alone, so a retried or duplicated job changes nothing.  Needs a
+    session of its own (as jobs get): it rolls back its reads.
     """
     for _ in range(APPLY_ATTEMPTS):
         round_ = session.get(Round, round_id)
@@ -226,20 +227,22 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
                 if s.status == SignerStatus.SIGNED.value and s.applied_at is None]
         if not todo:
             return
-        data = svc.blobs.get(base.storage_key)
-        steps = []
-        for signer in todo:
-            data = svc.pdf.sign_field(
-                data, block=_block(signer, round_.language), language=round_.language,
-                evidence=evidence_for(session, signer))
-            steps.append((signer.id, signer.field_name, data))
+        language, base_id = round_.language, base.id
+        plan = [(s.id, s.field_name, _block(s, language), evidence_for(session, s)) for s in todo]
         complete = len(todo) == sum(s.applied_at is None for s in round_.signers)
+        data = svc.blobs.get(base.storage_key)
+        session.rollback()  # hold no transaction open through the slow part
+
+        steps = []
+        for signer_id, field_name, block, evidence in plan:
+            data = svc.pdf.sign_field(data, block=block, language=language, evidence=evidence)
+            steps.append((signer_id, field_name, data))
         sealed = svc.pdf.seal(data) if complete else None
 
         round_ = lock_round(session, round_id)
         if round_.status != RoundStatus.PENDING.value:
             return
-        if round_.current_document_id != base.id:
+        if round_.current_document_id != base_id:
             session.rollback()  # another job stored first: build on its document
             continue
         signers = {s.id: s for s in round_.signers}
