@@ -279,10 +279,6 @@ def _provider(svc: Services, signer: Signer):
     return svc.providers[signer.round.provider]
 
 
-def _cancel_order(svc: Services, signer: Signer, order_ref: str) -> None:
-    _cancel_quietly(_provider(svc, signer), order_ref)
-
-
 def _cancel_quietly(provider, order_ref: str) -> None:
     try:
         provider.cancel(order_ref)

@@ -23,7 +23,6 @@ from signflow.core.ports import CollectResult, OrderStart, Services, SignRequest
 from signflow.core.rounds import (
     SYSTEM,
     _block,
-    _cancel_order,
     _cancel_quietly,
     _end_open_orders,
     _provider,
@@ -94,7 +93,7 @@ def cancel_signing(session: Session, svc: Services, signer: Signer) -> None:
     order_ref = signer.pending_order_ref
     if not order_ref:
         return
-    _cancel_order(svc, signer, order_ref)
+    _cancel_quietly(_provider(svc, signer), order_ref)
     _end_order(session, signer, order_ref, "cancelled")
 
 
