@@ -6,6 +6,7 @@ test_signed_pdf.py; these look at the pieces directly.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import subprocess
@@ -18,10 +19,22 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from signflow.core.ports import SignerBlock
-from signflow.pdf.approval import ApprovalError
+from signflow.pdf.approval import (
+    ApprovalError,
+    Dss,
+    ToBeSigned,
+    Update,
+    embed_signature,
+    fill_signature_field,
+    locate_field,
+    merge_dss,
+    to_be_signed,
+    write_signature,
+    write_trailer,
+)
 from signflow.pdf.evidence import OID_EVIDENCE, read_evidence
 from signflow.pdf.keys import asn1_cert, dev_timestamper
-from signflow.pdf.pages import sample_protocol
+from signflow.pdf.pages import font_data, sample_protocol
 from signflow.pdf.pki import load_pki
 from signflow.pdf.rawpdf import Dict, RawPdf, RawPdfError, Ref
 from signflow.pdf.service import PdfWorks
@@ -45,6 +58,22 @@ def block(i: int, name: str = "Anna Andersson", organisation: str = "Kommunen") 
     return SignerBlock(i, f"Underskrift{i}", "Justerare", name=name, organisation=organisation,
                        title="Nämndsekreterare", method="Mobilt BankID",
                        signed_at=datetime.now(UTC), transaction_id=f"tx-{i}")
+
+
+FONT = font_data(False).name
+SIGNED_AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
+def stages_to_be_signed(data: bytes, field: str, *, reserved: int = 64) -> ToBeSigned:
+    """The approval's stages up to the digest, with no validation data."""
+    pdf = RawPdf(data)
+    target = locate_field(pdf, field, FONT)
+    update = Update.after(data, target.first_free)
+    blanks = write_signature(update, target, lines=["Anna"], signer_name="Anna",
+                             reason="Justerat", signed_at=SIGNED_AT, reserved=reserved)
+    merge_dss(pdf, update, target, Dss())
+    write_trailer(pdf, update)
+    return to_be_signed(data, update, blanks)
 
 
 def status(works: PdfWorks, pdf: bytes, field: str):
@@ -160,3 +189,48 @@ def test_the_reader_reads_line_ends_in_strings_as_lf():
     from signflow.pdf.rawpdf import _Parser
 
     assert _Parser(b"(a\r\nb\rc\\\r\nd)", 0).value() == b"a\nb\ncd"
+
+
+def test_the_byte_range_covers_everything_but_the_contents(prepared):
+    tbs = stages_to_be_signed(prepared, "Underskrift1", reserved=64)
+    document = tbs.base + tbs.update
+    zero, begin, end, rest = tbs.byte_range
+    assert zero == 0 and end + rest == len(document)
+    assert document[begin:end] == b"<" + b"0" * 128 + b">"
+    assert tbs.digest == hashlib.sha256(document[:begin] + document[end:]).digest()
+    assert RawPdf(document).get(tbs.placeholders.signature)["/ByteRange"] == list(tbs.byte_range)
+
+    signed = embed_signature(tbs, b"\x30\x03abc")
+    assert len(signed) == len(document)
+    assert signed[:begin] == document[:begin] and signed[end:] == document[end:]
+    assert signed[begin:end] == b"<3003616263" + b"0" * 118 + b">"
+
+
+def test_the_dss_stage_adds_only_what_the_dss_does_not_hold(works, prepared):
+    once = works.sign_field(prepared, block=block(1), language="sv", evidence={})
+    pdf = RawPdf(once)
+    target = locate_field(pdf, "Underskrift2", FONT)
+    dss_ref = target.root["/DSS"]
+    held = pdf.get(dss_ref)
+    held_cert = pdf.stream_bytes(held["/Certs"][0])
+    update = Update.after(once, target.first_free)
+    added = merge_dss(pdf, update, target, Dss(certs=[held_cert, b"new", b"new"],
+                                               ocsps=[b"ocsp"]))
+    assert added.dss == dss_ref and len(added.certs) == 1 and len(added.ocsps) == 1
+    assert added.crls == ()
+
+    write_trailer(pdf, update)
+    after = RawPdf(once + bytes(update.out))
+    grown = after.get(dss_ref)
+    assert grown["/Certs"] == held["/Certs"] + list(added.certs)
+    assert grown["/OCSPs"] == held["/OCSPs"] + list(added.ocsps)
+    assert grown["/CRLs"] == held["/CRLs"]
+    assert after.stream_bytes(added.certs[0]) == b"new"
+
+
+def test_a_reservation_too_small_for_the_signature_is_refused(prepared):
+    with pytest.raises(ApprovalError, match="needs 65 bytes; 64 reserved"):
+        fill_signature_field(prepared, field_name="Underskrift1", lines=["Anna"],
+                             signer_name="Anna", reason="Justerat", signed_at=SIGNED_AT,
+                             dss=Dss(), reserved=64, sign=lambda digest: bytes(65),
+                             font_name=FONT)
