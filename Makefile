@@ -22,9 +22,9 @@ run: $(STAMP)
 # second, independent validator; SoftHSM2 stands in for an HSM; Chromium runs
 # the signing page for Playwright (its own browser download cannot work here).
 # Installed with apt when we may; the tests that need them skip loudly otherwise.
-APT_TOOLS := poppler-utils libnss3-tools softhsm2 chromium
+APT_TOOLS := poppler-utils libnss3-tools softhsm2 chromium xmlsec1
 tools:
-	@if ! command -v pdfsig >/dev/null || ! command -v certutil >/dev/null || ! command -v softhsm2-util >/dev/null || ! command -v chromium >/dev/null; then \
+	@if ! command -v pdfsig >/dev/null || ! command -v certutil >/dev/null || ! command -v softhsm2-util >/dev/null || ! command -v chromium >/dev/null || ! command -v xmlsec1 >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_TOOLS) >/dev/null) \
 	      || echo "WARNING: could not install $(APT_TOOLS); the tests needing them will skip"; \

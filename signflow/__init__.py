@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from signflow.config import Settings, ensure_secret_key, load_settings
 
@@ -39,4 +40,10 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
             mounts[build.mount] = build.simulator_app
     if mounts:
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, mounts)  # type: ignore[method-assign]
+    if settings.proxy_hops > 0:
+        # only as many X-Forwarded-* entries as there are proxies we run are believed:
+        # a client can write the header too, but cannot make our proxy drop its own
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     return app

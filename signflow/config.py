@@ -72,6 +72,20 @@ class Settings:
     seal_pkcs11_pin: str = field(default="", repr=False)
     #: Extra trusted roots (PEM file) for verification, e.g. a commercial seal's CA.
     trust_roots: str = ""
+    #: PEM file of the certificate(s) the identity evidence inside signed PDFs
+    #: is sealed to (CMS EnvelopedData, RSA); several recipients allowed, e.g. the
+    #: municipality's archive and the service.  Empty: the development evidence
+    #: certificate in the keys dir.
+    evidence_certs: str = ""
+    #: PEM private key of one of those certificates, with which the service's
+    #: own verification (API and /verify page) opens sealed evidence.  Empty:
+    #: the development key in development mode, else sealed evidence is
+    #: reported as sealed.
+    evidence_key: str = ""
+    evidence_key_password: str = field(default="", repr=False)
+    #: Key that encrypts personal numbers at rest (any string; 32+ random
+    #: characters).  Empty: derived from the secret key.
+    data_key: str = field(default="", repr=False)
     #: Largest accepted upload in bytes.
     max_upload_bytes: int = 50 * 1024 * 1024
     #: Most pages accepted in one protocol.
@@ -82,8 +96,20 @@ class Settings:
     api_token_days: int = 365
     #: Development conveniences (dev outbox page, simulator phone page).
     dev_mode: bool = True
+    #: Trusted reverse proxies in front of signflow; their X-Forwarded-For/-Proto/-Host
+    #: give the signer's address (BankID's endUserIp).  0: headers ignored.
+    proxy_hops: int = 0
     #: Extra options for tests: not read from the environment.
     testing: bool = False
+    #: ``SIGNFLOW_*`` variables signflow itself does not know, by lower-case
+    #: name without the prefix: an installed identity provider reads its own
+    #: settings here (``SIGNFLOW_MYID_URL`` is ``extra["myid_url"]``), so a
+    #: third provider needs no edit of this class.
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def provider_setting(self, provider: str, name: str, default: str = "") -> str:
+        """``SIGNFLOW_<PROVIDER>_<NAME>``, for identity providers outside signflow."""
+        return self.extra.get(f"{provider}_{name}".lower(), default)
 
     @property
     def effective_database_url(self) -> str:
@@ -120,8 +146,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from the environment (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
+    known = {PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
+    values["extra"] = {k[len(PREFIX):].lower(): v for k, v in env.items()
+                       if k.startswith(PREFIX) and k not in known}
     for f in dataclasses.fields(Settings):
-        if f.name == "testing":
+        if f.name in ("testing", "extra"):
             continue
         key = PREFIX + f.name.upper()
         if key in env:

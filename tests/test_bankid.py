@@ -151,9 +151,10 @@ def test_whole_round_against_simulator_over_socket(simulator, settings, protocol
                                 lambda ref: _wrong_person(sim, ref))
         assert result["status"] == "failed"
         assert result["hint_code"] == "personalNumberMismatch"
-        for s in signers:
+        for s, person in zip(signers, PERSONAS, strict=True):  # each invited person signs
             done = sign_over_http(client, links[s["email"]],
-                                  lambda ref: approve_over_http(url, ref))
+                                  lambda ref, p=person: approve_over_http(url, ref,
+                                                                          p.personal_number))
             assert done["status"] == "complete"
         body = wait_for_status(client, auth, round_id, "completed")
         assert body["signers"][0]["verified_name"] == PERSONAS[0].name
@@ -266,23 +267,42 @@ def test_sign_request_carries_requirement_and_web(keys_dir):
 
 
 def test_hint_and_error_codes_have_messages_in_both_languages():
-    from signflow.adapters.bankid_messages import CODES, RFA, user_message
+    from signflow.adapters.bankid_messages import RFA, message_id, user_message
 
     hints = ["outstandingTransaction", "noClient", "started", "userSign", "userMrtd",
              "userCallConfirm", "userCancel", "cancelled", "expiredTransaction",
              "certificateErr", "startFailed", "userDeclinedCall", "notSupportedByUserApp"]
     errors = ["alreadyInProgress", "requestTimeout", "maintenance", "internalError",
-              "invalidParameters", "unauthorized"]
+              "invalidParameters", "unauthorized", "notFound", "unreachable"]
     for code in hints + errors:
-        assert code in CODES, code
-        sv, en = user_message(code, "sv"), user_message(code, "en")
-        assert sv and en and sv != en
-    assert {f"RFA{n}" for n in (1, 2, 3, 4, 5, 6, 8, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-                                22, 23)} <= set(RFA)
+        for flow in ("same_device", "qr"):
+            assert message_id(code, flow=flow) != "RFA22", (code, flow)  # not the fallback
+            sv, en = user_message(code, "sv", flow=flow), user_message(code, "en", flow=flow)
+            assert sv and en and sv != en
+    assert {"RFA1", "RFA2", "RFA3", "RFA4", "RFA5", "RFA6", "RFA8", "RFA9", "RFA13", "RFA15A",
+            "RFA15B", "RFA16", "RFA17A", "RFA17B", "RFA19", "RFA20", "RFA21", "RFA22",
+            "RFA23"} <= set(RFA)
     assert user_message("somethingNew", "sv") == RFA["RFA22"][0]
     assert user_message("somethingNew", "en", pending=True) == RFA["RFA21"][1]
-    assert user_message("startFailed", "sv") == RFA["RFA17"][0]
+    assert user_message("startFailed", "sv", flow="qr") == RFA["RFA17B"][0]
+    assert user_message("startFailed", "sv", flow="same_device") == RFA["RFA17A"][0]
     assert user_message("alreadyInProgress", "en") == RFA["RFA4"][1]
+
+
+def test_messages_are_bankids_current_wording():
+    """BankID's recommended user messages as developers.bankid.com words them now."""
+    from signflow.adapters.bankid_messages import RFA
+
+    assert RFA["RFA1"] == ("Starta BankID-appen.", "Start your BankID app.")
+    assert RFA["RFA3"][0] == "Åtgärden avbröts. Försök igen."
+    assert RFA["RFA6"][0] == "Åtgärden avbröts."
+    assert RFA["RFA9"][0] == ("Skriv in din säkerhetskod i BankID-appen och välj Identifiera "
+                              "eller Skriv under.")
+    assert RFA["RFA13"] == ("Försöker starta BankID-appen.", "Trying to start your BankID app.")
+    assert RFA["RFA16"][0].startswith("Ditt BankID är för gammalt eller spärrat.")
+    assert RFA["RFA21"][0] == "En identifiering eller underskrift pågår."
+    assert RFA["RFA22"] == ("Något gick fel. Försök igen.",
+                            "Something went wrong. Please try again.")
 
 
 def test_hint_sequence_and_qr_scan(simulator):

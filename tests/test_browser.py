@@ -97,3 +97,138 @@ def test_leaving_the_page_cancels_the_order(browser, live_app, live_round):
         time.sleep(0.1)
     assert sim.open_orders() == []
     page.close()
+
+
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+PHONE = {"width": 390, "height": 844}
+
+
+def phone_page(browser, *, user_agent: str | None = IPHONE):
+    """A 390 px wide page; the app link is caught (204: the browser stays put)."""
+    context = browser.new_context(viewport=PHONE, user_agent=user_agent)
+    page = context.new_page()
+    launched: list[str] = []
+
+    def app(route):
+        launched.append(route.request.url)
+        route.fulfill(status=204)
+
+    page.route("https://app.bankid.com/**", app)
+    return page, launched
+
+
+def test_a_phone_leads_with_open_bankid(browser, live_app, live_round):
+    from signflow.adapters.bankid_sim import PERSONAS
+
+    _, tokens, _ = live_round
+    page, launched = phone_page(browser)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{live_app.url}/sign/{tokens[1]}")
+    open_app = page.get_by_role("button", name="Öppna BankID", exact=True)
+    qr_instead = page.get_by_role("button", name="BankID på en annan enhet (QR-kod)")
+    assert open_app.is_visible() and qr_instead.is_visible()
+    big, small = open_app.bounding_box(), qr_instead.bounding_box()
+    assert big["y"] < small["y"] and big["width"] >= 0.75 * PHONE["width"]  # it leads
+    assert not page.locator("#qr").is_visible()
+    assert page.get_by_role("button", name="Signera med BankID").count() == 0  # the computer's
+    assert "Du har signerat" not in page.content()
+    open_app.click()
+    page.get_by_text("Försöker starta BankID-appen.").wait_for(timeout=10_000)
+    page.wait_for_function("document.getElementById('launch').href.includes('autostarttoken')")
+    sim = live_app.runtime.simulator
+    [order] = sim.open_orders()
+    assert launched == [f"https://app.bankid.com/?autostarttoken={order.auto_start_token}"
+                        "&redirect=null"]
+    assert order.return_url == f"{live_app.url}/sign/{tokens[1]}#bankid"
+    assert not page.locator("#qr").is_visible()
+    sim.open(order.order_ref)
+    sim.approve(order.order_ref, PERSONAS[1])
+    page.get_by_text("Du har signerat").wait_for(timeout=15_000)
+    assert errors == []
+    page.context.close()
+
+
+def test_a_narrow_window_gets_the_phone_layout_and_the_qr_is_one_tap_away(
+        browser, live_app, live_round):
+    _, tokens, _ = live_round
+    page, launched = phone_page(browser, user_agent=None)  # a desktop browser, made narrow
+    page.goto(f"{live_app.url}/sign/{tokens[2]}")
+    assert page.get_by_role("button", name="Öppna BankID", exact=True).is_visible()
+    page.get_by_role("button", name="BankID på en annan enhet (QR-kod)").click()
+    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
+    page.get_by_text("Starta BankID-appen.").wait_for(timeout=10_000)
+    assert launched == []  # the QR flow never opens the app here
+    order = _open_order_of(live_app, tokens[2])
+    assert order.return_url == ""
+    page.get_by_role("button", name="Avbryt").click()
+    _wait_until_ended(live_app, order.order_ref)
+    page.context.close()
+
+
+def _open_order_of(live_app, token: str):
+    """The simulator's open order started from *token*'s signer."""
+    from signflow.core import rounds
+    from signflow.db import session_scope
+
+    rt = live_app.runtime
+    with session_scope(rt.sessions) as session:
+        signer = rounds.signer_for_token(session, token, rt.services.clock.now())
+        ref = signer.pending_order_ref
+    return rt.simulator.orders[ref]
+
+
+def _wait_until_ended(live_app, order_ref: str) -> None:
+    import time
+
+    order = live_app.runtime.simulator.orders[order_ref]
+    deadline = time.monotonic() + 10
+    while order.status == "pending" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (order.status, order.hint) == ("failed", "cancelled")
+
+
+def test_after_cancel_no_stale_controls_remain(browser, live_app, live_round):
+    _, tokens, _ = live_round
+    page = browser.new_page()
+    page.goto(f"{live_app.url}/sign/{tokens[0]}")
+    assert page.get_by_role("button", name="Öppna BankID på den här enheten").is_visible()
+    page.get_by_role("button", name="Signera med BankID").click()
+    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
+    first = _open_order_of(live_app, tokens[0])
+    page.get_by_role("button", name="Avbryt").click()
+    for gone in ("#qr", "#restart", "#launch", "#switch-here", "#message"):
+        assert not page.locator(gone).is_visible(), gone
+    assert page.locator("#qr").get_attribute("src") is None
+    assert page.get_by_role("button", name="Signera med BankID").is_visible()
+    _wait_until_ended(live_app, first.order_ref)
+    sim = live_app.runtime.simulator
+    # a failed order (cancelled in the app) leaves its message and a fresh start, no QR
+    page.get_by_role("button", name="Signera med BankID").click()
+    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
+    sim.user_cancel(_open_order_of(live_app, tokens[0]).order_ref)
+    page.get_by_text("Åtgärden avbröts.").wait_for(timeout=10_000)
+    assert not page.locator("#qr").is_visible() and not page.locator("#restart").is_visible()
+    assert page.get_by_role("button", name="Signera med BankID").is_visible()
+    page.close()
+
+
+def test_coming_back_from_the_app_follows_the_open_order(browser, live_app, live_round):
+    """The order's returnUrl (…/sign/<token>#bankid) opens a page that picks up polling."""
+    from signflow.adapters.bankid_sim import PERSONAS
+
+    _, tokens, _ = live_round
+    page, launched = phone_page(browser)
+    page.goto(f"{live_app.url}/sign/{tokens[2]}")
+    page.get_by_role("button", name="Öppna BankID", exact=True).click()
+    page.wait_for_function("document.getElementById('launch').href.includes('autostarttoken')")
+    order = _open_order_of(live_app, tokens[2])
+    back = page.context.new_page()  # the app opens the returnUrl in the browser
+    back.goto(order.return_url)
+    back.get_by_text("Försöker starta BankID-appen.").wait_for(timeout=10_000)
+    assert not back.get_by_role("button", name="Öppna BankID", exact=True).is_visible()
+    live_app.runtime.simulator.open(order.order_ref)
+    live_app.runtime.simulator.approve(order.order_ref, PERSONAS[2])
+    back.get_by_text("Du har signerat").wait_for(timeout=15_000)
+    page.context.close()

@@ -37,6 +37,9 @@ class Harness:
     #: The person's side: open the order, approve as a persona, cancel.
     person: Callable[[str, str, str | None], None]
     tls: bool = False
+    #: Key of the provider's evidence check (``CHECKS``) and the roots it takes.
+    provider_id: str = "bankid"
+    roots: tuple = ()
 
 
 def serve(app, context=None):
@@ -87,12 +90,12 @@ def harness(request, keys_dir, tmp_path):
             app = create_simulator_app(sim)
             client = BankIDClient("http://sim.invalid", roots=[ca.cert],
                                   session=in_process_session(app, "http://sim.invalid"))
-            yield Harness(client, direct_person(sim))
+            yield Harness(client, direct_person(sim), roots=(ca.cert,))
         elif name == "bankid-http":
             server, url = serve(create_simulator_app(sim))
             servers.append(server)
             yield Harness(BankIDClient(url, roots=[ca.cert], retry_pause=0.01),
-                          http_person(url))
+                          http_person(url), roots=(ca.cert,))
         else:
             srv_cert, srv_key = write_pair(tmp_path, "server",
                                            issue_tls_certificate(ca, "localhost", server=True))
@@ -107,7 +110,7 @@ def harness(request, keys_dir, tmp_path):
             servers.append(server)
             session = client_session(cert=str(p12), password="pw", ca=str(ca_pem))
             h = Harness(BankIDClient(url, session=session, roots=[ca.cert]),
-                        http_person(url, session), tls=True)
+                        http_person(url, session), tls=True, roots=(ca.cert,))
             h.url, h.ca_pem = url, ca_pem  # type: ignore[attr-defined]
             yield h
     else:
@@ -116,11 +119,12 @@ def harness(request, keys_dir, tmp_path):
         if name == "freja-in-process":
             client = FrejaClient("http://freja.invalid", jws_certs=[ca.cert],
                                  session=in_process_session(app, "http://freja.invalid"))
-            yield Harness(client, direct_person(fake))
+            yield Harness(client, direct_person(fake), provider_id="freja", roots=(ca.cert,))
         else:
             server, url = serve(app)
             servers.append(server)
-            yield Harness(FrejaClient(url, jws_certs=[ca.cert]), http_person(url))
+            yield Harness(FrejaClient(url, jws_certs=[ca.cert]), http_person(url),
+                          provider_id="freja", roots=(ca.cert,))
     for server in servers:
         server.shutdown()
 
@@ -168,7 +172,7 @@ def test_person_cancels(harness):
     harness.person(order.order_ref, "cancel", None)
     result = p.collect(order.order_ref)
     assert result.status == "failed" and result.hint_code == "userCancel"
-    assert "avbruten" in user_message(result.hint_code, "sv")
+    assert user_message(result.hint_code, "sv") == "Åtgärden avbröts."
 
 
 def test_relying_party_cancels(harness):
@@ -200,3 +204,24 @@ def test_no_client_certificate_is_401(harness):
         bare.start_sign(sign_request())
     assert err.value.fields["status"] == 401
     assert err.value.fields["error_code"] == "unauthorized"
+
+
+def test_the_providers_signature_names_the_person(harness):
+    """The evidence check finds whom the provider's own signature names, so a
+    completion whose plain ``user`` says someone else is caught."""
+    from datetime import UTC, datetime
+
+    from signflow.adapters.evidence_checks import CHECKS, same_person
+
+    p, persona = harness.provider, PERSONAS[0]
+    order = p.start_sign(sign_request())
+    harness.person(order.order_ref, "open", None)
+    harness.person(order.order_ref, "approve", persona.personal_number)
+    done = p.collect(order.order_ref)
+    check = CHECKS[harness.provider_id]
+    found = check(done.completion, harness.roots, order.order_ref, datetime.now(UTC))
+    assert found.valid, found.problems
+    assert (found.personal_number, found.name) == (persona.personal_number, persona.name)
+    other = dict(done.completion, user={"personalNumber": PERSONAS[2].personal_number,
+                                        "name": PERSONAS[2].name})
+    assert not same_person(check(other, harness.roots, order.order_ref), other).valid

@@ -12,12 +12,15 @@ import hmac
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import requests
 from cryptography import x509
 
-from signflow.adapters.evidence_checks import CHECKS
+from signflow.adapters.bankid_messages import CODES, SERVICE_ERRORS, user_message
+from signflow.adapters.evidence_checks import CHECKS, same_person
 from signflow.core.ports import CollectResult, OrderStart, SignRequest
 from signflow.errors import ProviderError
 
@@ -68,22 +71,31 @@ class BankIDClient:
                                          headers={"Content-Type": "application/json"})
             except requests.RequestException as exc:
                 log.warning("BankID %s unreachable: %s", endpoint, type(exc).__name__)
-                raise ProviderError("BankID could not be reached", code="bankid_unreachable",
-                                    error_code="unreachable") from None
+                raise _failure("unreachable", code="bankid_unreachable") from None
             if resp.status_code == 200:
                 try:
                     return resp.json()
                 except ValueError:
-                    raise ProviderError("BankID answered with invalid JSON",
-                                        code="bankid_bad_response") from None
-            error_code, details = _error_of(resp)
+                    log.error("BankID %s answered 200 without JSON", endpoint)
+                    raise _failure("badResponse", code="bankid_bad_response") from None
+            error_code = _error_code(resp)
             if error_code in RETRYABLE and attempt < MAX_ATTEMPTS:
                 time.sleep(self.retry_pause * attempt)
                 continue
-            log.info("BankID %s failed: %s %s", endpoint, resp.status_code, error_code)
-            raise ProviderError(details or error_code, code=f"bankid_{error_code}",
-                                error_code=error_code, status=resp.status_code)
+            raise self._refused(endpoint, error_code, resp.status_code)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _refused(endpoint: str, error_code: str, status: int) -> ProviderError:
+        """BankID said no: the user is told BankID's advice, or ours when we erred."""
+        shown = _shown_code(error_code, status)
+        # only the code and status are logged: the request body holds personal data
+        if shown == "serviceError":
+            log.error("BankID %s refused our request: %s %s", endpoint, status, error_code)
+        else:
+            log.info("BankID %s failed: %s %s", endpoint, status, error_code)
+        return _failure(shown, code=f"bankid_{error_code}", error_code=error_code,
+                        status=status)
 
     def _requirement(self, personal_number: str) -> dict[str, Any]:
         requirement: dict[str, Any] = {"pinCode": True}
@@ -149,18 +161,29 @@ class BankIDClient:
                 qr_start_secret=str(data.get("qrStartSecret", "")),
             )
         except KeyError:
-            raise ProviderError("BankID answered without orderRef",
-                                code="bankid_bad_response") from None
+            log.error("BankID answered an order without orderRef")
+            raise _failure("badResponse", code="bankid_bad_response") from None
 
     def qr_payload(self, qr_start_token: str, qr_start_secret: str, seconds: int) -> str:
         """The animated QR: a new HMAC every second; the secret stays on the server."""
         return f"bankid.{qr_start_token}.{seconds}.{qr_auth_code(qr_start_secret, seconds)}"
 
+    def app_link(self, auto_start_token: str, *, mobile: bool = True) -> str:
+        """The link that starts the app on this device for the order.
+
+        ``redirect=null``: the order itself carries the ``returnUrl``.  Phones
+        open BankID's universal link; computers the ``bankid:`` scheme, which
+        the desktop app registers.
+        """
+        base = "https://app.bankid.com/" if mobile else "bankid:///"
+        return f"{base}?autostarttoken={quote(auto_start_token, safe='')}&redirect=null"
+
     def collect(self, order_ref: str) -> CollectResult:
         data = self._post("collect", {"orderRef": order_ref})
         status = data.get("status")
         if status not in ("pending", "failed", "complete"):
-            raise ProviderError(f"unknown BankID status {status!r}", code="bankid_bad_response")
+            log.error("BankID collect answered an unknown status")
+            raise _failure("badResponse", code="bankid_bad_response")
         completion = data.get("completionData") or {}
         result = CollectResult(order_ref=order_ref, status=status,
                                hint_code=str(data.get("hintCode", "")), completion=completion)
@@ -169,8 +192,8 @@ class BankIDClient:
         return self._checked(result)
 
     def _checked(self, result: CollectResult) -> CollectResult:
-        found = CHECKS["bankid"](str(result.completion.get("signature", "")), self.roots,
-                                 result.order_ref)
+        found = same_person(CHECKS["bankid"](result.completion, self.roots, result.order_ref,
+                                             datetime.now(UTC)), result.completion)
         return CollectResult(
             order_ref=result.order_ref, status=result.status, hint_code=result.hint_code,
             completion=result.completion,
@@ -188,12 +211,29 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _error_of(resp: requests.Response) -> tuple[str, str]:
+def _error_code(resp: requests.Response) -> str:
+    """BankID's ``errorCode`` (its ``details`` are for developers, and not kept)."""
     try:
         body = resp.json()
-        return str(body.get("errorCode") or "unknown"), str(body.get("details") or "")
     except ValueError:
-        return ("unauthorized" if resp.status_code == 401 else f"http{resp.status_code}"), ""
+        return "unauthorized" if resp.status_code == 401 else f"http{resp.status_code}"
+    return str(body.get("errorCode") or "unknown") if isinstance(body, dict) else "unknown"
+
+
+def _shown_code(error_code: str, status: int) -> str:
+    """The code whose message the user sees for BankID's *error_code*."""
+    if error_code in CODES:
+        return error_code  # one of BankID's, with its recommended message
+    if error_code in SERVICE_ERRORS or status >= 500 or error_code.startswith("http"):
+        return "serviceError"
+    return error_code
+
+
+def _failure(shown: str, *, code: str, **fields: object) -> ProviderError:
+    """A :class:`ProviderError` whose message is safe to show (Swedish; the
+    signer's page words ``user_code`` in the round's language)."""
+    fields.setdefault("error_code", shown)
+    return ProviderError(user_message(shown, "sv"), code=code, user_code=shown, **fields)
 
 
 SIMULATOR_URL = "http://bankid-simulator.invalid"
@@ -203,18 +243,27 @@ MOBILE_POLICIES = {
     "appapi2.test.bankid.com": ("1.2.3.4.25",),
     "appapi2.bankid.com": ("1.2.752.78.1.5",),
 }
+#: The root a live client accepts users' signatures from, by BankID host: the
+#: production service never takes a signature from the test environment.
+ROOTS_BY_HOST = {
+    "appapi2.test.bankid.com": "bankid-test-root.pem",
+    "appapi2.bankid.com": "bankid-production-root.pem",
+}
 
 
 def build(settings, pki):
     """Entry point ``bankid``: the RP API client, or the in-process simulator."""
     from signflow.adapters.bankid_sim import Simulator
     from signflow.adapters.bankid_sim_web import create_simulator_app
-    from signflow.adapters.certs import read_pem_certs
+    from signflow.adapters.certs import read_pem_certs, shipped_certs
     from signflow.adapters.providers import ProviderBuild
     from signflow.adapters.tls import client_session
     from signflow.adapters.wsgi_transport import in_process_session
 
     roots = read_pem_certs(settings.bankid_root) if settings.bankid_root else []
+    host = urlsplit(settings.bankid_url).hostname or ""
+    if not roots and host in ROOTS_BY_HOST:
+        roots = shipped_certs(ROOTS_BY_HOST[host])
     if not settings.bankid_url:
         sim = Simulator(pki.bankid_sim)
         app = create_simulator_app(sim)

@@ -3,6 +3,9 @@ bodies as BankID's test and production servers, with controllable people.
 
 Served by ``signflow bankid-simulator`` (own port, optional TLS) or used
 in-process by default; its HTTP face is :mod:`signflow.adapters.bankid_sim_web`.
+Its certificates (bank CA, customer CA, OCSP responder, people) hang below the
+simulator root as BankID's hang below BankID's root
+(:mod:`signflow.adapters.bankid_sim_pki`).
 """
 
 from __future__ import annotations
@@ -14,16 +17,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
-
-from signflow.adapters.bankid_xml import build_signature
+from signflow.adapters.bankid_sim_pki import simulator_pki
+from signflow.adapters.bankid_xml import SignedData, build_signature
 from signflow.core.people import normalize_personal_number
 from signflow.errors import InvalidInput
 from signflow.pdf.pki import KeyPair
@@ -65,6 +62,8 @@ class Order:
     qr_start_secret: str
     auto_start_token: str
     created: float
+    visible_format: str = ""
+    return_url: str = ""
     status: str = "pending"
     hint: str = "outstandingTransaction"
     opened: bool = False
@@ -78,17 +77,22 @@ class ApiError(Exception):
         self.status, self.code, self.details = status, code, details
 
 
+#: What the app reports next, once the RP has seen a hint (the person moves on).
+NEXT_HINT = {"started": "userSign", "userCallConfirm": "userSign"}
+
+
 class Simulator:
     """The simulator's state; thread-safe."""
 
     def __init__(self, ca: KeyPair, *, clock=time.monotonic) -> None:
         self.ca = ca
+        #: The CAs below the root and the OCSP responder (made once per root).
+        self.pki = simulator_pki(ca)
         self.clock = clock
         self.orders: dict[str, Order] = {}
         #: Injected failures (tests): endpoint → list of (status, errorCode).
         self.faults: dict[str, list[tuple[int, str]]] = {}
         self._lock = threading.Lock()
-        self._user_keys: dict[str, tuple[ec.EllipticCurvePrivateKey, x509.Certificate]] = {}
 
     # --- RP API -------------------------------------------------------------
     def start(self, kind: str, body: dict[str, Any]) -> dict[str, str]:
@@ -98,47 +102,34 @@ class Simulator:
         visible = _b64_field(body, "userVisibleData", 40_000, required=kind.endswith("sign"))
         non_visible = _b64_field(body, "userNonVisibleData", 200_000, required=False)
         fmt = body.get("userVisibleDataFormat")
-        if fmt not in (None, "simpleMarkdownV1"):
+        if fmt not in (None, "simpleMarkdownV1", "plaintext"):
             raise ApiError(400, "invalidParameters", "Invalid userVisibleDataFormat.")
-        requirement = body.get("requirement") or {}
-        if not isinstance(requirement, dict):
-            raise ApiError(400, "invalidParameters", "Invalid requirement.")
-        _check_requirement(requirement)
-        _check_web(body.get("web"))
-        if kind.startswith("phone/"):
-            if body.get("callInitiator") not in ("user", "RP"):
-                raise ApiError(400, "invalidParameters", "Invalid callInitiator.")
-            if not body.get("personalNumber"):
-                raise ApiError(400, "invalidParameters", "Missing personalNumber.")
-            requirement = dict(requirement, personalNumber=body["personalNumber"])
-        pnr = requirement.get("personalNumber", "")
-        if pnr:
-            try:
-                pnr = normalize_personal_number(str(pnr))
-            except InvalidInput:
-                raise ApiError(400, "invalidParameters", "Invalid personalNumber.") from None
+        return_url = _return_url(body.get("returnUrl"))
+        pnr = _personal_number(kind, body)
         with self._lock:
             self._expire()
             if pnr:
-                clash = [o for o in self.orders.values()
-                         if o.status == "pending" and o.personal_number == pnr]
-                if clash:
-                    for o in clash:
-                        self._fail(o, "cancelled")
-                    raise ApiError(400, "alreadyInProgress",
-                                   "Order already in progress for pno.")
+                self._refuse_clash(pnr)
             order = Order(
                 order_ref=str(uuid.uuid4()), kind=kind, end_user_ip=ip or "",
-                visible_b64=visible,
-                non_visible_b64=non_visible, personal_number=pnr,
+                visible_b64=visible, non_visible_b64=non_visible, personal_number=pnr,
                 qr_start_token=str(uuid.uuid4()), qr_start_secret=str(uuid.uuid4()),
                 auto_start_token=str(uuid.uuid4()), created=self.clock(),
+                visible_format=fmt or "", return_url=return_url,
             )
             self.orders[order.order_ref] = order
         if kind.startswith("phone/"):
             return {"orderRef": order.order_ref}
         return {"orderRef": order.order_ref, "autoStartToken": order.auto_start_token,
                 "qrStartToken": order.qr_start_token, "qrStartSecret": order.qr_start_secret}
+
+    def _refuse_clash(self, pnr: str) -> None:
+        clash = [o for o in self.orders.values()
+                 if o.status == "pending" and o.personal_number == pnr]
+        if clash:
+            for o in clash:  # BankID cancels both orders, not just the new one
+                self._fail(o, "cancelled")
+            raise ApiError(400, "alreadyInProgress", "Order already in progress for pno.")
 
     def collect(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -149,16 +140,16 @@ class Simulator:
                 out["completionData"] = order.completion
             else:
                 out["hintCode"] = order.hint
-                if order.hint == "started":
-                    # the app has found the order; it asks for the code next
-                    order.hint = "userSign"
+                order.hint = NEXT_HINT.get(order.hint, order.hint)
             return out
 
     def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             order = self._order(body)
-            if order.status == "pending":
-                self._fail(order, "cancelled")
+            if order.status != "pending":
+                # BankID knows no open order by that reference any more
+                raise ApiError(400, "invalidParameters", "No such order.")
+            self._fail(order, "cancelled")
         return {}
 
     def _order(self, body: dict[str, Any]) -> Order:
@@ -197,10 +188,12 @@ class Simulator:
             return [o for o in self.orders.values() if o.status == "pending"]
 
     def open(self, order_ref: str) -> None:
-        """The person opened the app (scanned the QR code or used autostart)."""
+        """The person opened the app (scanned the QR code, used autostart, took the call)."""
         with self._lock:
             order = self._pending(order_ref)
-            order.opened, order.hint = True, "started"
+            # over the phone, the app first asks the person to confirm the call
+            order.opened = True
+            order.hint = "userCallConfirm" if order.kind.startswith("phone/") else "started"
 
     def order_for_qr(self, qr_data: str) -> str:
         """The order a scanned ``bankid.<token>.<time>.<code>`` belongs to (code checked)."""
@@ -243,12 +236,12 @@ class Simulator:
         return order
 
     def _completion(self, order: Order, persona: Persona) -> dict[str, Any]:
-        key, cert = self._user(persona)
-        xml = build_signature(visible_b64=order.visible_b64,
-                              non_visible_b64=order.non_visible_b64, key=key,
-                              chain=[cert, self.ca.cert],
-                              func="Signing" if order.kind.endswith("sign")
-                              else "Identification")
+        key, cert = self.pki.person(persona)
+        data = SignedData(visible_b64=order.visible_b64, non_visible_b64=order.non_visible_b64,
+                          visible_format=order.visible_format,
+                          func="Signing" if order.kind.endswith("sign") else "Identification")
+        xml = build_signature(data=data, key=key, chain=[cert, self.pki.customer_ca.cert,
+                                                           self.pki.bank_ca.cert])
         return {
             "user": {"personalNumber": persona.personal_number, "name": persona.name,
                      "givenName": persona.given_name, "surname": persona.surname},
@@ -258,43 +251,8 @@ class Simulator:
             "bankIdIssueDate": "2024-01-15",
             "stepUp": {"mrtd": False},
             "signature": base64.b64encode(xml).decode(),
-            "ocspResponse": base64.b64encode(self._ocsp(cert)).decode(),
+            "ocspResponse": base64.b64encode(self.pki.ocsp_good(cert)).decode(),
         }
-
-    def _user(self, persona: Persona) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        if persona.personal_number not in self._user_keys:
-            key = ec.generate_private_key(ec.SECP256R1())
-            now = datetime.now(UTC) - timedelta(minutes=5)
-            cert = (
-                x509.CertificateBuilder()
-                .subject_name(x509.Name([
-                    x509.NameAttribute(NameOID.COUNTRY_NAME, "SE"),
-                    x509.NameAttribute(NameOID.SURNAME, persona.surname),
-                    x509.NameAttribute(NameOID.GIVEN_NAME, persona.given_name),
-                    x509.NameAttribute(NameOID.SERIAL_NUMBER, persona.personal_number),
-                    x509.NameAttribute(NameOID.COMMON_NAME, persona.name),
-                ]))
-                .issuer_name(self.ca.cert.subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now)
-                .not_valid_after(now + timedelta(days=365))
-                .sign(self.ca.key, hashes.SHA256())
-            )
-            self._user_keys[persona.personal_number] = (key, cert)
-        return self._user_keys[persona.personal_number]
-
-    def _ocsp(self, cert: x509.Certificate) -> bytes:
-        now = datetime.now(UTC)
-        resp = (
-            ocsp.OCSPResponseBuilder()
-            .add_response(cert=cert, issuer=self.ca.cert, algorithm=hashes.SHA256(),
-                          cert_status=ocsp.OCSPCertStatus.GOOD, this_update=now,
-                          next_update=None, revocation_time=None, revocation_reason=None)
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.ca.cert)
-            .sign(self.ca.key, hashes.SHA256())
-        )
-        return resp.public_bytes(serialization.Encoding.DER)
 
 
 def persona_for(personal_number: str) -> Persona:
@@ -305,6 +263,28 @@ def persona_for(personal_number: str) -> Persona:
     if personal_number:
         return Persona(personal_number, "Test", "Person")
     return PERSONAS[0]
+
+
+def _personal_number(kind: str, body: dict[str, Any]) -> str:
+    """The personal number an order is for ("" for anyone), as BankID validates it."""
+    requirement = body.get("requirement") or {}
+    if not isinstance(requirement, dict):
+        raise ApiError(400, "invalidParameters", "Invalid requirement.")
+    _check_requirement(requirement)
+    _check_web(body.get("web"))
+    if kind.startswith("phone/"):
+        if body.get("callInitiator") not in ("user", "RP"):
+            raise ApiError(400, "invalidParameters", "Invalid callInitiator.")
+        if not body.get("personalNumber"):
+            raise ApiError(400, "invalidParameters", "Missing personalNumber.")
+        requirement = dict(requirement, personalNumber=body["personalNumber"])
+    pnr = requirement.get("personalNumber", "")
+    if not pnr:
+        return ""
+    try:
+        return normalize_personal_number(str(pnr))
+    except InvalidInput:
+        raise ApiError(400, "invalidParameters", "Invalid personalNumber.") from None
 
 
 def _check_requirement(requirement: dict[str, Any]) -> None:
@@ -325,6 +305,15 @@ def _check_web(web: object) -> None:
     if not isinstance(web, dict) or set(web) - {"deviceIdentifier", "referringDomain",
                                                   "userAgent"}:
         raise ApiError(400, "invalidParameters", "Invalid web.")
+
+
+def _return_url(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > 512 \
+            or not value.startswith(("https://", "http://")):
+        raise ApiError(400, "invalidParameters", "Invalid returnUrl.")
+    return value
 
 
 def _is_ip(value: str) -> bool:

@@ -90,7 +90,8 @@ def create_simulator_app(sim: Simulator, *, require_client_cert: bool = False) -
     def orders():
         return jsonify(orders=[{"orderRef": o.order_ref, "kind": o.kind,
                                 "personalNumber": o.personal_number, "hintCode": o.hint,
-                                "qrStartToken": o.qr_start_token}
+                                "qrStartToken": o.qr_start_token, "returnUrl": o.return_url,
+                                "endUserIp": o.end_user_ip}
                                for o in sim.open_orders()])
 
     @app.post("/sim/orders/<ref>/<action>")

@@ -14,3 +14,15 @@ def read_pem_certs(path: str) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(Path(path).read_bytes())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read certificates from {path}: {exc}") from None
+
+
+#: BankID's public roots for users' signatures, shipped with signflow.
+BANKID_PRODUCTION_ROOT = "bankid-production-root.pem"
+BANKID_TEST_ROOT = "bankid-test-root.pem"
+
+
+def shipped_certs(name: str) -> list[x509.Certificate]:
+    """Certificates signflow ships in ``signflow/certs`` (public roots)."""
+    from importlib.resources import files
+
+    return x509.load_pem_x509_certificates(files("signflow").joinpath("certs", name).read_bytes())

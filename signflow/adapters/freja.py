@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from cryptography import x509
 
-from signflow.adapters.evidence_checks import CHECKS
+from signflow.adapters.bankid_messages import user_message
+from signflow.adapters.evidence_checks import CHECKS, same_person
 from signflow.core.ports import CollectResult, OrderStart, SignRequest
 from signflow.errors import ConfigError, ProviderError
 
@@ -26,8 +29,14 @@ log = logging.getLogger(__name__)
 API = "/sign/1.0"
 PENDING = {"STARTED": "outstandingTransaction", "DELIVERED_TO_MOBILE": "userSign",
            "OPENED": "userSign"}
+#: REJECTED is the person saying no to this signature, not a cancelled attempt.
 FAILED = {"CANCELED": "userCancel", "RP_CANCELED": "cancelled",
-          "EXPIRED": "expiredTransaction", "REJECTED": "userCancel"}
+          "EXPIRED": "expiredTransaction", "REJECTED": "rejected"}
+#: What the service needs back: the personal number and the name (Freja sends
+#: only the attributes asked for).
+ATTRIBUTES = [{"attribute": "SSN"}, {"attribute": "BASIC_USER_INFO"}]
+#: Freja's error codes with a message of BankID's set; all others are ours.
+SHOWN = {"2000": "alreadyInProgress"}
 
 
 def _field(obj: dict[str, Any]) -> str:
@@ -55,17 +64,20 @@ class FrejaClient:
                                      data={field: _field(body)}, timeout=self.timeout)
         except requests.RequestException as exc:
             log.warning("Freja %s unreachable: %s", endpoint, type(exc).__name__)
-            raise ProviderError("Freja eID could not be reached", code="freja_unreachable",
-                                error_code="unreachable") from None
+            raise _failure("unreachable", code="freja_unreachable") from None
         try:
             data = resp.json() if resp.content else {}
         except ValueError:
-            raise ProviderError("Freja answered with invalid JSON",
-                                code="freja_bad_response") from None
+            log.error("Freja %s answered without JSON", endpoint)
+            raise _failure("badResponse", code="freja_bad_response") from None
         if resp.status_code != 200:
             code = str(data.get("code", resp.status_code))
-            raise ProviderError(str(data.get("message") or "Freja refused the request"),
-                                code=f"freja_{code}", error_code=code, status=resp.status_code)
+            shown = SHOWN.get(code, "serviceError")
+            # Freja's message is for developers; the code is enough to find the cause
+            log.log(logging.INFO if code in SHOWN else logging.ERROR,
+                    "Freja %s refused: %s %s", endpoint, resp.status_code, code)
+            raise _failure(shown, code=f"freja_{code}", error_code=code,
+                           status=resp.status_code)
         return data
 
     def start_sign(self, request: SignRequest) -> OrderStart:
@@ -76,6 +88,7 @@ class FrejaClient:
             "dataToSign": {"text": base64.b64encode(request.visible_text.encode()).decode(),
                            "binaryData": base64.b64encode(request.non_visible_data).decode()},
             "signatureType": "EXTENDED",
+            "attributesToReturn": ATTRIBUTES,
         }
         if request.personal_number:
             body["userInfoType"] = "SSN"
@@ -85,13 +98,19 @@ class FrejaClient:
             body["userInfo"] = "N/A"
         ref = self._post("initSignature", "initSignRequest", body).get("signRef")
         if not ref:
-            raise ProviderError("Freja answered without signRef", code="freja_bad_response")
+            log.error("Freja answered an order without signRef")
+            raise _failure("badResponse", code="freja_bad_response")
         return OrderStart(order_ref=str(ref), auto_start_token=str(ref),
                           qr_start_token=str(ref))
 
     def qr_payload(self, qr_start_token: str, qr_start_secret: str, seconds: int) -> str:
         """Freja's QR is fixed for the whole order."""
         return f"frejaeid://bindUserToTransaction?transactionReference={qr_start_token}"
+
+    def app_link(self, auto_start_token: str, *, mobile: bool = True) -> str:
+        """The link that opens Freja eID on this device for the order."""
+        return ("frejaeid://bindUserToTransaction?transactionReference="
+                + quote(auto_start_token, safe=""))
 
     def collect(self, order_ref: str) -> CollectResult:
         data = self._post("getOneResult", "getOneSignResultRequest", {"signRef": order_ref})
@@ -101,7 +120,8 @@ class FrejaClient:
         if status in FAILED:
             return CollectResult(order_ref, "failed", FAILED[status])
         if status != "APPROVED":
-            raise ProviderError(f"unknown Freja status {status!r}", code="freja_bad_response")
+            log.error("Freja answered an unknown status")
+            raise _failure("badResponse", code="freja_bad_response")
         return self._complete(order_ref, data)
 
     def _complete(self, order_ref: str, data: dict[str, Any]) -> CollectResult:
@@ -118,7 +138,8 @@ class FrejaClient:
         }
         if not self.roots:
             return CollectResult(order_ref, "complete", completion=completion)
-        found = CHECKS["freja"](str(completion["signature"]), self.roots, order_ref)
+        found = same_person(CHECKS["freja"](completion, self.roots, order_ref,
+                                            datetime.now(UTC)), completion)
         return CollectResult(
             order_ref, "complete", completion=completion, signature_valid=found.valid,
             signed_visible=found.visible_b64, signed_non_visible=found.non_visible_b64,
@@ -126,6 +147,12 @@ class FrejaClient:
 
     def cancel(self, order_ref: str) -> None:
         self._post("cancel", "cancelSignRequest", {"signRef": order_ref})
+
+
+def _failure(shown: str, *, code: str, **fields: object) -> ProviderError:
+    """A :class:`ProviderError` whose message is safe to show (see ``user_code``)."""
+    fields.setdefault("error_code", shown)
+    return ProviderError(user_message(shown, "sv"), code=code, user_code=shown, **fields)
 
 
 FAKE_URL = "http://freja-fake.invalid"

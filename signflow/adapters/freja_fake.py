@@ -33,6 +33,8 @@ class FrejaOrder:
     text_b64: str
     binary_b64: str
     created: float
+    #: What the RP asked to get back (``attributesToReturn``).
+    attributes: frozenset[str] = frozenset()
     status: str = "STARTED"
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +69,7 @@ class FrejaFake:
         if body.get("dataToSignType") not in ("SIMPLE_UTF8_TEXT", "EXTENDED_UTF8_TEXT") \
                 or not isinstance(data, dict) or not data.get("text"):
             raise FrejaError(422, 1003, "Invalid or missing dataToSign.")
+        attributes = _attributes(body.get("attributesToReturn"))
         with self._lock:
             self._expire()
             if ssn and any(o.ssn == ssn and o.status in ("STARTED", "DELIVERED_TO_MOBILE")
@@ -74,7 +77,8 @@ class FrejaFake:
                 raise FrejaError(422, 2000, "A signature request for this user is already "
                                             "in progress.")
             order = FrejaOrder(sign_ref=str(uuid.uuid4()), ssn=ssn, text_b64=str(data["text"]),
-                               binary_b64=str(data.get("binaryData", "")), created=self.clock())
+                               binary_b64=str(data.get("binaryData", "")), created=self.clock(),
+                               attributes=attributes)
             self.orders[order.sign_ref] = order
         return {"signRef": order.sign_ref}
 
@@ -113,6 +117,11 @@ class FrejaFake:
         with self._lock:
             self._pending(sign_ref).status = "CANCELED"
 
+    def reject(self, sign_ref: str) -> None:
+        """The person read the request and said no."""
+        with self._lock:
+            self._pending(sign_ref).status = "REJECTED"
+
     def approve(self, sign_ref: str, persona: Persona | None = None) -> None:
         with self._lock:
             order = self._pending(sign_ref)
@@ -122,16 +131,16 @@ class FrejaFake:
                 raise FrejaError(409, 3000, "The request is for another person.")
             user_sig = jws.sign_es256({"text": order.text_b64, "binaryData": order.binary_b64},
                                       self._key, self.ca.cert)
+            attributes = _requested(order.attributes, persona)
             details = jws.sign_es256({
                 "signRef": sign_ref, "status": "APPROVED", "userInfoType": "SSN",
                 "userInfo": persona.personal_number, "minRegistrationLevel": "PLUS",
                 "signatureType": "EXTENDED", "timestamp": int(time.time() * 1000),
                 "signatureData": {"userSignature": user_sig, "certificateStatus": "GOOD"},
+                "requestedAttributes": attributes,
             }, self._key, self.ca.cert)
             order.status = "APPROVED"
-            order.result = {"details": details, "requestedAttributes": {
-                "basicUserInfo": {"name": persona.given_name, "surname": persona.surname},
-                "ssn": {"ssn": persona.personal_number, "country": "SE"}}}
+            order.result = {"details": details, "requestedAttributes": attributes}
 
     def _pending(self, sign_ref: str) -> FrejaOrder:
         self._expire()
@@ -145,6 +154,29 @@ class FrejaFake:
             self._expire()
             return [o for o in self.orders.values()
                     if o.status in ("STARTED", "DELIVERED_TO_MOBILE")]
+
+
+#: Attributes the stand-in can return (a subset of Freja's).
+ATTRIBUTES = frozenset({"SSN", "BASIC_USER_INFO", "EMAIL_ADDRESS", "DATE_OF_BIRTH"})
+
+
+def _attributes(value: object) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(
+            isinstance(a, dict) and a.get("attribute") in ATTRIBUTES for a in value):
+        raise FrejaError(422, 1004, "Invalid attributesToReturn.")
+    return frozenset(str(a["attribute"]) for a in value)
+
+
+def _requested(attributes: frozenset[str], persona: Persona) -> dict[str, Any]:
+    """What Freja returns: only the attributes the RP asked for."""
+    out: dict[str, Any] = {}
+    if "BASIC_USER_INFO" in attributes:
+        out["basicUserInfo"] = {"name": persona.given_name, "surname": persona.surname}
+    if "SSN" in attributes:
+        out["ssn"] = {"ssn": persona.personal_number, "country": "SE"}
+    return out
 
 
 FIELDS = {"initSignature": "initSignRequest", "getOneResult": "getOneSignResultRequest",
@@ -186,6 +218,8 @@ def create_freja_fake_app(fake: FrejaFake) -> Flask:
             fake.open(ref)
         elif action == "cancel":
             fake.user_cancel(ref)
+        elif action == "reject":
+            fake.reject(ref)
         elif action == "approve":
             pnr = body.get("personalNumber")
             persona = next((p for p in PERSONAS if p.personal_number == pnr), None)

@@ -85,6 +85,11 @@ class IdentityProvider(Protocol):
         """What the QR code shows *seconds* after the order started."""
         ...
 
+    def app_link(self, auto_start_token: str, *, mobile: bool = True) -> str:
+        """The link that opens the provider's app on this device for the order
+        (the same-device flow); "" when the provider has no app to open."""
+        ...
+
 
 @dataclass(frozen=True)
 class Mail:
@@ -117,6 +122,14 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+class FieldSealer(Protocol):
+    """Encrypts personal numbers at rest, each bound to the row that holds it."""
+
+    def seal(self, value: str, *, bound_to: str) -> str: ...
+
+    def open(self, token: str, *, bound_to: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class SignerBlock:
     """One block of the signature page, and what fills its field when signed."""
@@ -130,6 +143,9 @@ class SignerBlock:
     method: str = ""
     signed_at: datetime | None = None
     transaction_id: str = ""
+    #: False when the round's policy compared nothing with the invitation
+    #: (said on the signature block).
+    identity_checked: bool = True
 
 
 @dataclass(frozen=True)
@@ -185,4 +201,6 @@ class Services:
     workflows: Mapping[str, Any]
     clock: Clock
     base_url: str
+    #: Encrypts the personal numbers the secretariat enters.
+    sealer: FieldSealer
     invitation_days: int = 30
