@@ -13,6 +13,12 @@ from signflow.config import Settings, ensure_secret_key, load_settings
 from signflow.errors import SignflowError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+#: ``signflow verify``: the signatures can be neither confirmed nor refuted.
+EXIT_INDETERMINATE = 3
+#: ``signflow verify``'s exit status per overall ETSI indication; unusable input
+#: (unreadable, not a PDF, encrypted, no signatures) is EXIT_USAGE.
+VERIFY_EXIT = {"TOTAL-PASSED": EXIT_OK, "TOTAL-FAILED": EXIT_FAIL,
+               "INDETERMINATE": EXIT_INDETERMINATE}
 
 
 def _settings() -> Settings:
@@ -113,75 +119,103 @@ def cmd_worker(args, settings: Settings) -> int:
 
 
 def cmd_verify(args, settings: Settings) -> int:
-    from cryptography import x509
-
-    from signflow.pdf.pki import load_root_certificate
+    """Verify a signed PDF offline; the exit status is the overall ETSI indication."""
     from signflow.pdf.verify import verify_isolated
+    from signflow.trust import trust_settings
 
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
-        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
-    roots = []
-    root = load_root_certificate(settings.keys_dir)
-    if root is not None:
-        roots.append(root)
-    for pem in args.trust or []:
-        roots.extend(x509.load_pem_x509_certificates(Path(pem).read_bytes()))
-    provider_roots = []
-    sim_root = settings.keys_dir / "bankid-sim-ca.pem"
-    for pem in [settings.bankid_root] if settings.bankid_root else \
-            ([str(sim_root)] if sim_root.exists() else []):
-        provider_roots.extend(x509.load_pem_x509_certificates(Path(pem).read_bytes()))
-    at = None
-    if args.at:
-        from datetime import UTC, datetime
-
-        try:
-            at = datetime.fromisoformat(args.at)
-        except ValueError:
-            print(f"--at wants an ISO date, not {args.at!r}", file=sys.stderr)
-            return EXIT_USAGE
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        return _unusable(args, "unreadable", f"cannot read {args.file}: {exc.strerror}")
     try:
-        report = verify_isolated(data, roots, provider_roots, at=at)
+        at = _moment(args.at)
+    except ValueError:
+        return _unusable(args, "usage", f"--at wants an ISO date, not {args.at!r}")
+    trust = trust_settings(settings, args.trust or ())
+    keys = _evidence_keys(args.evidence_key or (), args.evidence_key_password)
+    try:
+        report = verify_isolated(data, trust.anchors, trust.provider_roots, at=at,
+                                 evidence_keys=keys)
     except SignflowError as exc:
-        if args.json:
-            print(json.dumps({"valid": False, "error": {"code": exc.code,
-                                                        "message": exc.message}}))
-        else:
-            print(f"unusable input: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE
+        return _unusable(args, exc.code, exc.message)
     if args.pdf:
         from signflow.pdf.report import report_pdf
 
-        Path(args.pdf).write_bytes(report_pdf(report))
+        Path(args.pdf).write_bytes(report_pdf(report, args.language))
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
     else:
         _print_report(report)
-    return EXIT_OK if report.valid else EXIT_FAIL
+    if report.indication is None:  # no signatures: nothing to verify
+        print(f"unusable input: {'; '.join(report.problems)}", file=sys.stderr)
+        return EXIT_USAGE
+    return VERIFY_EXIT[report.indication]
+
+
+def _unusable(args, code: str, message: str) -> int:
+    if args.json:
+        print(json.dumps({"valid": False, "indication": None,
+                          "error": {"code": code, "message": message}}))
+    print(f"unusable input: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _moment(text: str | None):
+    """``--at`` as an aware datetime (UTC when no zone is given); None: now."""
+    if not text:
+        return None
+    from datetime import UTC, datetime
+
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _evidence_keys(paths, password: str | None) -> list[bytes]:
+    """The ``--evidence-key`` files as unencrypted PEM, for the verifying child process.
+
+    They are opened here, so a wrong path or password is a usage error, and the
+    password never travels further.
+    """
+    from cryptography.hazmat.primitives import serialization as ser
+
+    from signflow.errors import ConfigError
+
+    keys = []
+    for path in paths:
+        try:
+            key = ser.load_pem_private_key(Path(path).read_bytes(),
+                                           password.encode() if password else None)
+        except (OSError, ValueError, TypeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise ConfigError(f"cannot read the evidence key {path}: {reason}") from None
+        keys.append(key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8,
+                                      ser.NoEncryption()))
+    return keys
 
 
 def _print_report(report) -> None:
+    from signflow.pdf.report import describe, evidence_words, headline, published
+
+    marks = {"TOTAL-PASSED": "OK ", "TOTAL-FAILED": "BAD", "INDETERMINATE": " ? "}
     for s in report.signatures:
-        mark = "OK " if s.valid else "BAD"
         when = s.timestamp_time or s.signing_time or "?"
         tx = f"  Transaktions-ID {s.transaction_id}" if s.transaction_id else ""
-        print(f"[{mark}] {s.field} ({s.kind}) {s.signer}  {when}{tx}")
+        print(f"[{marks.get(s.indication, '?')}] {s.field} ({s.kind}) {s.signer}  {when}{tx}")
+        print(f"      {describe(s.indication, s.sub_indication)}")
         print(f"      intact={s.intact} trusted={s.trusted} "
               f"changes-after={s.modification_level} level={s.pades_level or '-'} "
               f"long-term={s.ades_indication or '-'}")
         if s.evidence:
-            e = s.evidence
-            print(f"      {e.provider} evidence: matches document={e.matches_document} "
-                  f"provider signature={e.provider_signature_valid}")
+            for words in evidence_words(s.evidence):
+                print(f"      {words}")
         for p in s.problems:
             print(f"      - {p}")
     for p in report.problems:
         print(f"- {p}")
-    print("VALID" if report.valid else "NOT VALID")
+    for sentence in published(report):
+        print(sentence)
+    verdict = {"TOTAL-PASSED": "VALID", "TOTAL-FAILED": "NOT VALID"}.get(report.indication)
+    print(f"{verdict} — {headline(report)}" if verdict else headline(report))
 
 
 def cmd_audit_verify(args, settings: Settings) -> int:
@@ -320,13 +354,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name")
     s.add_argument("--organisation")
     s.set_defaults(func=cmd_users_add)
-    s = sub.add_parser("verify", help="verify a signed PDF offline")
+    s = sub.add_parser("verify", help="verify a signed PDF offline; exit 0 passed, 1 failed, "
+                       "2 unusable input, 3 indeterminate (e.g. the trust anchor is unknown)")
     s.add_argument("file")
     s.add_argument("--json", action="store_true")
-    s.add_argument("--trust", action="append", help="extra trusted root (PEM)")
+    s.add_argument("--trust", action="append", metavar="ROOT.pem",
+                   help="extra trusted root (PEM), besides the keys dir's and "
+                   "SIGNFLOW_TRUST_ROOTS; repeatable")
     s.add_argument("--pdf", metavar="REPORT.pdf", help="also write a one-page PDF report")
+    s.add_argument("--language", choices=["sv", "en"], default="sv",
+                   help="language of the PDF report")
     s.add_argument("--at", metavar="DATE", help="judge as of this date (ISO 8601): how an "
                    "auditor years from now will see the file")
+    s.add_argument("--evidence-key", action="append", metavar="KEY.pem",
+                   help="private key (PEM) that may open sealed identity evidence; repeatable")
+    s.add_argument("--evidence-key-password", metavar="PASSWORD",
+                   help="password of the --evidence-key file(s)")
     s.set_defaults(func=cmd_verify)
     audit = sub.add_parser("audit").add_subparsers(dest="audit_command", required=True)
     s = audit.add_parser("verify", help="re-check a round's hash chain")

@@ -63,7 +63,9 @@ def test_demo_writes_a_valid_pdf(demo_run):
                             "--json"], capture_output=True, text=True, timeout=120,
                            env=demo_run.env)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert json.loads(check.stdout)["valid"] is True
+    report = json.loads(check.stdout)
+    assert report["valid"] is True and report["indication"] == "TOTAL-PASSED"
+    assert all(s["indication"] == "TOTAL-PASSED" for s in report["signatures"])
 
 
 def test_worker_without_redis_says_so(tmp_path, monkeypatch, capsys):

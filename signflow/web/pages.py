@@ -23,9 +23,16 @@ def verify_form():
 
 @bp.post("/verify")
 def verify():
+    """The verdict in plain words, judged as ``signflow verify`` and the API judge it."""
+    from signflow.pdf.report import describe, evidence_words, headline, published
+
     data = read_upload()
-    report = verify_isolated(data, runtime().trust_anchors(), runtime().provider_roots())
-    return render_template("verify.html", report=report)
+    trust = runtime().trust_settings()
+    report = verify_isolated(data, trust.anchors, trust.provider_roots,
+                             evidence_keys=runtime().evidence_keys)
+    return render_template("verify.html", report=report, headline=headline(report),
+                           published=published(report), describe=describe,
+                           evidence_words=evidence_words)
 
 
 @bp.get("/healthz")
