@@ -17,5 +17,11 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
+    from signflow.adapters.secrets_at_rest import FieldCipher
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings), revision)
+    cfg = alembic_config(settings)
+    secret = settings.data_key or settings.secret_key
+    if secret:  # migrations that encrypt data at rest need the configured key
+        cfg.attributes["field_sealer"] = FieldCipher(secret)
+    command.upgrade(cfg, revision)

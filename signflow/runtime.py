@@ -7,17 +7,19 @@ providers through their entry points, see :mod:`signflow.adapters.providers`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from signflow.adapters.certs import read_pem_certs
 from signflow.adapters.mail import OutboxMailer, SmtpMailer
 from signflow.adapters.providers import Providers
+from signflow.adapters.secrets_at_rest import FieldCipher
 from signflow.adapters.storage import FileBlobStore
 from signflow.config import Settings
 from signflow.core.ports import Clockwork, Services
@@ -25,9 +27,10 @@ from signflow.core.workflows import load_workflows
 from signflow.db import make_engine, make_session_factory, session_scope
 from signflow.errors import ConfigError
 from signflow.pdf.keys import make_timestamper
-from signflow.pdf.pki import Pki, load_pki
+from signflow.pdf.pki import Pki, load_evidence_certificates, load_pki
 from signflow.pdf.seal import load_seal
 from signflow.pdf.service import PdfWorks
+from signflow.trust import TrustSettings, trust_settings
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +49,42 @@ class Runtime:
         """The in-process BankID simulator, when no outside BankID URL is set."""
         return self.providers.build("bankid").simulator
 
-    def provider_roots(self) -> list[x509.Certificate]:
-        """Roots the identity providers' own signatures (BankID XML…) chain to.
+    def trust_settings(self) -> TrustSettings:
+        """What verification trusts: the same as ``signflow verify`` with these settings."""
+        return trust_settings(self.settings)
 
-        A provider that is installed but not configured contributes none.
-        """
-        roots: list[x509.Certificate] = []
-        for name in self.providers:
-            try:
-                provider = self.providers[name]
-            except ConfigError:
-                continue
-            roots.extend(getattr(provider, "roots", []) or [])
-        return roots
+    def provider_roots(self) -> list[x509.Certificate]:
+        """Roots the identity providers' own signatures (BankID XML, Freja JWS) chain to."""
+        return list(self.trust_settings().provider_roots)
 
     def trust_anchors(self) -> list[x509.Certificate]:
         """Roots that the service's signatures chain to (published and used to verify)."""
-        extra = read_pem_certs(self.settings.trust_roots) if self.settings.trust_roots else []
-        return [self.pki.root.cert, *extra]
+        return list(self.trust_settings().anchors)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @functools.cached_property
+    def evidence_keys(self) -> list[bytes]:
+        """Keys (PEM) the service's own verification opens sealed evidence with (read once)."""
+        from pathlib import Path
+
+        from signflow.pdf.envelope import EnvelopeError, load_key
+        from signflow.pdf.pki import EVIDENCE
+
+        if self.settings.evidence_key:
+            path, password = Path(self.settings.evidence_key), self.settings.evidence_key_password
+        elif self.settings.dev_mode:
+            path, password = self.settings.keys_dir / f"{EVIDENCE}.key", ""
+        else:
+            return []
+        try:
+            key = load_key(path.read_bytes(), password.encode() or None)
+        except (OSError, EnvelopeError) as exc:
+            if not self.settings.evidence_key:
+                return []  # no development key: sealed evidence is reported as sealed
+            raise ConfigError(f"SIGNFLOW_EVIDENCE_KEY {path}: {exc}") from None
+        return [key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())]
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -79,6 +97,8 @@ def build_runtime(settings: Settings) -> Runtime:
         blobs=FileBlobStore(settings.data_dir / "documents"),
         pdf=PdfWorks(pki, make_timestamper(pki, settings.tsa_url), base_url=settings.base_url,
                      max_bytes=settings.max_upload_bytes, max_pages=settings.max_pages,
+                     evidence_recipients=load_evidence_certificates(settings.keys_dir,
+                                                                    settings.evidence_certs),
                      seal=load_seal(settings, pki)),
         mailer=(SmtpMailer(settings.smtp_url, settings.mail_from) if settings.smtp_url
                 else OutboxMailer(settings.data_dir / "outbox", settings.mail_from)),
@@ -87,6 +107,7 @@ def build_runtime(settings: Settings) -> Runtime:
         workflows=load_workflows(settings.workflows_dir),
         clock=Clockwork(),
         base_url=settings.base_url,
+        sealer=FieldCipher(settings.data_key or settings.secret_key),
         invitation_days=settings.invitation_days,
     )
     runtime = Runtime(settings, engine, sessions, services, pki, providers)

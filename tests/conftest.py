@@ -212,12 +212,25 @@ def create_round(client, auth, pdf: bytes, *, signers=None, **extra):
         "round": json.dumps(spec), "document": (io.BytesIO(pdf), "protokoll.pdf")})
 
 
+def invited_persona(runtime, order_ref: str):
+    """The simulator person named like the signer whose order *order_ref* is."""
+    from sqlalchemy import select
+
+    from signflow.adapters.bankid_sim import PERSONAS
+    from signflow.core.models import Signer
+
+    with runtime.sessions() as session:
+        name = session.scalar(select(Signer.name).where(Signer.pending_order_ref == order_ref))
+    return next((p for p in PERSONAS if p.name == name), None)
+
+
 def approve_with(runtime, persona=None):
+    """Approve on the simulator as *persona*, by default as the invited person."""
     sim = runtime.simulator
 
     def approve(order_ref: str) -> None:
         sim.open(order_ref)
-        sim.approve(order_ref, persona)
+        sim.approve(order_ref, persona or invited_persona(runtime, order_ref))
 
     return approve
 

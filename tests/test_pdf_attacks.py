@@ -16,7 +16,8 @@ def signed(completed_round):
 @pytest.fixture
 def judge(runtime):
     def run(pdf: bytes):
-        return verify_pdf(pdf, runtime.trust_anchors(), runtime.provider_roots())
+        return verify_pdf(pdf, runtime.trust_anchors(), runtime.provider_roots(),
+                          evidence_keys=runtime.evidence_keys)  # as the service judges
 
     return run
 

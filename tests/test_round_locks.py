@@ -105,7 +105,7 @@ def test_signing_waits_for_a_round_held_by_the_worker(runtime, round_id, monkeyp
     assert not failures, failures
     events = chain_of(runtime, round_id)
     assert verify_chain(events).intact
-    assert [e["type"] for e in events[before:]] == ["signer.reminded", "bankid.started"]
+    assert [e["type"] for e in events[before:]] == ["signer.reminded", "identity.started"]
 
 
 def test_two_signers_and_a_reminder_at_once_keep_one_chain(client, auth, runtime, round_id):
@@ -139,7 +139,7 @@ def test_two_signers_and_a_reminder_at_once_keep_one_chain(client, auth, runtime
     events = chain_of(runtime, round_id)
     assert verify_chain(events).intact
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert sum(e["type"] == "bankid.started" for e in events) == 3 * len(ids)
+    assert sum(e["type"] == "identity.started" for e in events) == 3 * len(ids)
 
 
 def cancel_elsewhere(runtime, user_email: str, round_id: str) -> None:

@@ -187,10 +187,18 @@ def test_audit_trail_recomputes_from_api_output(client, auth, protocol_pdf):
     assert verify_chain(events).intact
 
 
-def test_evidence_zip(client, auth, completed_round):
+def test_evidence_zip_is_for_auditors_and_audited(client, auth, runtime, completed_round):
     body, _ = completed_round
-    resp = client.get(f"/api/v1/rounds/{body['id']}/evidence", headers=auth)
+    url = f"/api/v1/rounds/{body['id']}/evidence"
+    refused = client.get(url, headers=auth)  # the secretariat that ran the round
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "forbidden"
+    auditor = {"Authorization": "Bearer " + make_user(runtime, "revisor@example.se", "auditor")}
+    resp = client.get(url, headers=auditor)
     assert resp.status_code == 200
+    events = client.get(f"/api/v1/rounds/{body['id']}/audit", headers=auth).get_json()["events"]
+    assert [e["data"] for e in events if e["type"] == "evidence.downloaded"] == [
+        {"role": "auditor"}]
+    assert events[-1]["actor"] == "user:revisor@example.se"
     zf = zipfile.ZipFile(io.BytesIO(resp.data))
     names = zf.namelist()
     assert f"{body['id']}.pdf" in names and "audit.json" in names
@@ -239,7 +247,7 @@ def test_failed_order_lets_signer_try_again(client, auth, runtime, settings, pro
     token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
     failed = sign_over_http(client, token, runtime.simulator.user_cancel)
     assert failed["status"] == "failed" and failed["hint_code"] == "userCancel"
-    assert "avbruten" in failed["message"]
+    assert "avbröts" in failed["message"]
     from tests.conftest import approve_with
 
     assert sign_over_http(client, token, approve_with(runtime))["status"] == "complete"

@@ -37,9 +37,20 @@ class EventType(enum.StrEnum):
     SIGNER_INVITED = "signer.invited"
     #: A reminder was e-mailed.
     SIGNER_REMINDED = "signer.reminded"
-    #: A BankID order was started; data: orderRef.
+    #: An identity-provider order was started; data: signer, provider, order_ref.
+    IDENTITY_STARTED = "identity.started"
+    #: An identity-provider order failed or was cancelled, or its completion
+    #: could not count; data: signer, provider, order_ref, hint_code.
+    IDENTITY_FAILED = "identity.failed"
+    #: Someone other than the invited person completed the identification;
+    #: nothing was signed and the link stays valid.  data: signer, order_ref,
+    #: check (``personal_number``/``name``), reported_name; never a personal number.
+    IDENTITY_MISMATCH = "signer.identity_mismatch"
+    #: The evidence ZIP (the provider's evidence in clear) was downloaded; data: by whom.
+    EVIDENCE_DOWNLOADED = "evidence.downloaded"
+    #: Before 2026-12 (BankID only): what ``identity.started`` and
+    #: ``identity.failed`` record now.  Kept so old chains stay readable.
     BANKID_STARTED = "bankid.started"
-    #: A BankID order failed or was cancelled; data: orderRef, hintCode.
     BANKID_FAILED = "bankid.failed"
     #: BankID completed; the evidence is stored; data: orderRef, time, name.
     SIGNER_SIGNED = "signer.signed"

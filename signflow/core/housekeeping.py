@@ -17,7 +17,13 @@ from signflow.core import messages
 from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.models import Document, Round, Signer
 from signflow.core.ports import Services
-from signflow.core.rounds import SYSTEM, _end_open_orders, _revoke_links, _store
+from signflow.core.rounds import (
+    SYSTEM,
+    _end_open_orders,
+    _revoke_links,
+    _store,
+    forget_personal_numbers,
+)
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.db import after_commit
 
@@ -86,6 +92,7 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
         expired.append(round_id)
         _end_open_orders(session, svc, round_.signers)
         _revoke_links(round_)
+        forget_personal_numbers(round_.signers)
         unsigned = [s.name for s in round_.signers if s.status != SignerStatus.SIGNED.value]
         append_event(session, round_, EventType.ROUND_EXPIRED, SYSTEM,
                      {"unsigned": unsigned, "expires_at": round_.expires_at.isoformat()})

@@ -73,3 +73,30 @@ def expired(lang: str, *, to: str, title: str, unsigned: list[str]) -> Mail:
     subject, body = _EXPIRED[lang]
     return Mail(to=to, subject=subject.format(title=title),
                 body=body.format(title=title, unsigned=", ".join(unsigned) or "-"))
+
+
+_MISMATCH = {
+    "sv": ("Fel person försökte signera: {title}",
+           "Någon annan än {name} ({role}) legitimerade sig på {name}s länk för \"{title}\".\n"
+           "{what}\nIngenting signerades, och länken gäller fortfarande för {name}.\n"
+           "Kontakta {name} om länken kan ha vidarebefordrats.\n"),
+    "en": ("The wrong person tried to sign: {title}",
+           "Someone other than {name} ({role}) identified on {name}'s link for \"{title}\".\n"
+           "{what}\nNothing was signed, and the link still works for {name}.\n"
+           "Contact {name} if the link may have been forwarded.\n"),
+}
+_MISMATCH_WHAT = {
+    "sv": ("Legitimeringen gav namnet: {reported}.", "Personnumret stämde inte med inbjudan."),
+    "en": ("The identification gave the name: {reported}.", "The personal number did not match the "
+                                                "invitation."),
+}
+
+
+def identity_mismatch(lang: str, *, to: str, title: str, name: str, role: str, reported: str,
+                      by_personal_number: bool) -> Mail:
+    """To the secretariat: a signature was refused because the wrong person identified."""
+    subject, body = _MISMATCH[lang]
+    by_name, by_number = _MISMATCH_WHAT[lang]
+    what = by_number if by_personal_number else by_name.format(reported=reported)
+    return Mail(to=to, subject=subject.format(title=title),
+                body=body.format(title=title, name=name, role=role, what=what))

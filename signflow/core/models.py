@@ -109,6 +109,10 @@ class Round(Base):
     language: Mapped[str] = mapped_column(String(2), default="sv")
     #: ``parallel`` or ``sequential``.
     order: Mapped[str] = mapped_column(String(12), default="parallel")
+    #: How signers are bound to their invitations: an
+    #: :class:`~signflow.core.identity.IdentityPolicy` value, from the workflow.
+    identity_policy: Mapped[str] = mapped_column(String(20), default="auto",
+                                                 server_default="auto")
     message: Mapped[str] = mapped_column(Text, default="")
     #: A :class:`~signflow.core.states.RoundStatus` value.
     status: Mapped[str] = mapped_column(String(12), default="pending")
@@ -147,8 +151,15 @@ class Signer(Base):
     role: Mapped[str] = mapped_column(String(50))
     organisation: Mapped[str] = mapped_column(String(200), default="")
     title: Mapped[str] = mapped_column(String(200), default="")
-    #: Personnummer the BankID identity must match; empty: any person.
-    personal_number: Mapped[str] = mapped_column(String(12), default="")
+    #: Personnummer the identity must match, encrypted at rest (see
+    #: :class:`~signflow.core.ports.FieldSealer`); None when none was given,
+    #: and again once the signer is done or the round has ended.
+    personal_number_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Whether a personnummer was given: it stays known after the value is erased.
+    personal_number_given: Mapped[bool] = mapped_column(default=False, server_default="0")
+    #: What the signature was checked against: an
+    #: :class:`~signflow.core.identity.IdentityCheck` value, once signed.
+    identity_check: Mapped[str | None] = mapped_column(String(20), nullable=True)
     #: A :class:`~signflow.core.states.SignerStatus` value.
     status: Mapped[str] = mapped_column(String(12), default="waiting")
     #: SHA-256 of the signer's link token (the token itself is never stored).

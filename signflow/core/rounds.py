@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from signflow.core import messages
 from signflow.core.audit import EventType, append_event, claim_new_round, lock_round
+from signflow.core.identity import IdentityCheck, IdentityPolicy
 from signflow.core.models import Document, Round, Signer, User, new_id
 from signflow.core.people import canonical_role, normalize_personal_number, role_label
 from signflow.core.ports import Services, SignerBlock
@@ -145,6 +146,14 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     workflow = workflow_named(dict(svc.workflows), spec.workflow)
     order = spec.order or workflow.order
     provider = workflow.provider
+    policy = IdentityPolicy(workflow.identity)
+    if policy is IdentityPolicy.PERSONAL_NUMBER:
+        for s in spec.signers:
+            if not s.personal_number:
+                raise InvalidInput(
+                    f"workflow {workflow.name!r} binds signers by personal number: give "
+                    f"{s.name}'s personal_number", code="personal_number_required",
+                    field="personal_number")
     try:
         svc.providers[provider]  # an unknown or unconfigured provider fails before any work
     except ConfigError as exc:
@@ -161,16 +170,21 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
         provider=provider,
         language=spec.language,
         order=order,
+        identity_policy=policy.value,
         message=spec.message,
         status=RoundStatus.PENDING.value,
         created_at=now,
         expires_at=now + timedelta(days=svc.invitation_days),
     )
     for pos, s in enumerate(spec.signers, start=1):
+        signer_id = new_id()
         round_.signers.append(
             Signer(
-                id=new_id(), position=pos, name=s.name, email=s.email, role=s.role,
-                organisation=s.organisation, title=s.title, personal_number=s.personal_number,
+                id=signer_id, position=pos, name=s.name, email=s.email, role=s.role,
+                organisation=s.organisation, title=s.title,
+                personal_number_given=bool(s.personal_number),
+                personal_number_sealed=(svc.sealer.seal(s.personal_number, bound_to=signer_id)
+                                        if s.personal_number else None),
                 status=SignerStatus.WAITING.value, field_name=f"Underskrift{pos}",
             )
         )
@@ -189,6 +203,7 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     append_event(session, round_, EventType.ROUND_CREATED, actor, {
         "title": spec.title, "language": spec.language, "order": order,
         "workflow": workflow.name, "provider": provider, "original_sha256": original.sha256,
+        "identity_policy": policy.value,
         "pages": prepared.page_count,
         "signers": [{"id": s.id, "name": s.name, "role": s.role, "email": s.email}
                     for s in round_.signers],
@@ -213,7 +228,21 @@ def _block(signer: Signer, language: str) -> SignerBlock:
         method=signer.method or "",
         signed_at=signer.signed_at,
         transaction_id=signer.transaction_id or "",
+        identity_checked=signer.identity_check != IdentityCheck.NONE.value,
     )
+
+
+def invited_personal_number(svc: Services, signer: Signer) -> str:
+    """The personnummer the secretariat gave for *signer*, decrypted; "" when none."""
+    if not signer.personal_number_sealed:
+        return ""
+    return svc.sealer.open(signer.personal_number_sealed, bound_to=signer.id)
+
+
+def forget_personal_numbers(signers: list[Signer]) -> None:
+    """Erase personal numbers no longer needed: the signer is done, or the round ended."""
+    for s in signers:
+        s.personal_number_sealed = None
 
 
 def invite(
@@ -309,6 +338,7 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     transition(signer, SignerStatus.DECLINED)
     signer.decline_reason = reason
     transition(round_, RoundStatus.DECLINED)
+    forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.SIGNER_DECLINED, f"signer:{signer.id}",
                  {"signer": signer.id, "reason": reason})
     _revoke_links(round_, keep=signer)
@@ -333,6 +363,7 @@ def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
         return round_  # cancelled already: nothing more to do or record
     _end_open_orders(session, svc, round_.signers)
     _revoke_links(round_)
+    forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.ROUND_CANCELLED, f"user:{user.email}", {})
     return round_
 
@@ -348,6 +379,17 @@ def remind(session: Session, svc: Services, user: User, round_id: str) -> list[S
     for s in reminded:
         invite(session, svc, s, actor=f"user:{user.email}", reminder=True)
     return reminded
+
+
+def record_evidence_download(session: Session, user: User, round_id: str) -> Round:
+    """Audit that *user* takes the round's evidence (it holds personal numbers)."""
+    round_ = visible_round(session, user, round_id)
+    if user.role not in ("auditor", "admin"):
+        raise Forbidden("the evidence is for auditors and administrators")
+    round_ = lock_round(session, round_.id)
+    append_event(session, round_, EventType.EVIDENCE_DOWNLOADED, f"user:{user.email}",
+                 {"role": user.role})
+    return round_
 
 
 def _require_manager(user: User) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from signflow.core import messages
 from signflow.core.audit import EventType, append_event, lock_round
+from signflow.core.identity import IdentityCheck, Mismatch, check_for, compare
 from signflow.core.models import BankIDEvidence, Round, Signer
 from signflow.core.people import role_label
 from signflow.core.ports import CollectResult, OrderStart, Services, SignRequest
@@ -28,7 +29,9 @@ from signflow.core.rounds import (
     _provider,
     _require_can_sign,
     _store,
+    forget_personal_numbers,
     invite,
+    invited_personal_number,
 )
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.db import after_commit
@@ -64,7 +67,7 @@ def start_signing(
         end_user_ip=end_user_ip,
         visible_text=visible_text(signer),
         non_visible_data=bytes.fromhex(signer.round.document_sha256),
-        personal_number=signer.personal_number,
+        personal_number=invited_personal_number(svc, signer),
         return_url=return_url,
         user_agent=user_agent[:256],
         referring_domain=urlsplit(svc.base_url).hostname or "",
@@ -83,8 +86,9 @@ def start_signing(
     signer.pending_qr_token = order.qr_start_token
     signer.pending_qr_secret = order.qr_start_secret
     signer.pending_started_at = svc.clock.now()
-    append_event(session, round_, EventType.BANKID_STARTED, f"signer:{signer.id}",
-                 {"signer": signer.id, "order_ref": order.order_ref})
+    append_event(session, round_, EventType.IDENTITY_STARTED, f"signer:{signer.id}",
+                 {"signer": signer.id, "provider": round_.provider,
+                  "order_ref": order.order_ref})
     return order
 
 
@@ -103,8 +107,9 @@ def _end_order(session: Session, signer: Signer, order_ref: str, hint_code: str)
     if signer.pending_order_ref != order_ref:
         return  # replaced, recorded or ended by another request meanwhile
     signer.pending_order_ref = None
-    append_event(session, round_, EventType.BANKID_FAILED, f"signer:{signer.id}",
-                 {"signer": signer.id, "order_ref": order_ref, "hint_code": hint_code})
+    append_event(session, round_, EventType.IDENTITY_FAILED, f"signer:{signer.id}",
+                 {"signer": signer.id, "provider": round_.provider, "order_ref": order_ref,
+                  "hint_code": hint_code})
 
 
 def poll_signing(session: Session, svc: Services, signer: Signer) -> CollectResult:
@@ -129,21 +134,29 @@ def record_signature(
 
     Returns ``None`` when recorded (or already recorded for this order), or the
     refusal code when the completion cannot count: the provider's signature
-    does not cover what we sent, or the wrong person signed.  A refusal is
-    audited and leaves the signer free to try again.
+    does not cover what we sent, or someone other than the invited person
+    identified.  A refusal is audited (without any personal number), leaves
+    the link valid for the right person, and a mismatch is told to the
+    secretariat.
     """
     round_ = lock_round(session, signer.round_id)  # re-reads what changed while we waited
     if signer.status == SignerStatus.SIGNED.value and signer.transaction_id == result.order_ref:
         return None  # a repeated completion of the same order records one signature
     _require_can_sign(signer)
-    refusal = _refusal(signer, result)
-    if refusal:
+    check = check_for(round_.identity_policy, signer.personal_number_given)
+    if _evidence_refused(signer, result):
         signer.pending_order_ref = None
-        append_event(session, round_, EventType.BANKID_FAILED, f"signer:{signer.id}", {
-            "signer": signer.id, "order_ref": result.order_ref, "hint_code": refusal,
-            "problems": list(result.signature_problems),
+        append_event(session, round_, EventType.IDENTITY_FAILED, f"signer:{signer.id}", {
+            "signer": signer.id, "provider": round_.provider, "order_ref": result.order_ref,
+            "hint_code": "evidenceMismatch", "problems": list(result.signature_problems),
         })
-        return refusal
+        return "evidenceMismatch"
+    mismatch = compare(check, invited_name=signer.name,
+                       invited_personal_number=invited_personal_number(svc, signer),
+                       user=result.user)
+    if mismatch:
+        _refuse_identity(session, svc, round_, signer, result, mismatch)
+        return mismatch.code
     user = result.user
     now = svc.clock.now()
     transition(signer, SignerStatus.SIGNED)
@@ -151,6 +164,7 @@ def record_signature(
     signer.transaction_id = result.order_ref
     signer.method = _provider(svc, signer).method_name
     signer.verified_name = str(user.get("name") or signer.name)
+    signer.identity_check = check.value
     signer.pending_order_ref = None
     session.add(BankIDEvidence(
         signer_id=signer.id, order_ref=result.order_ref, provider=signer.method,
@@ -161,7 +175,7 @@ def record_signature(
     append_event(session, round_, EventType.SIGNER_SIGNED, f"signer:{signer.id}", {
         "signer": signer.id, "name": signer.verified_name, "order_ref": result.order_ref,
         "method": signer.method, "document_sha256": round_.document_sha256,
-        "personal_number_checked": bool(signer.personal_number),
+        "identity_check": check.value,
     }, at=now)
     if round_.order == "sequential":
         nxt = next((s for s in round_.signers if s.status == SignerStatus.WAITING.value), None)
@@ -172,21 +186,39 @@ def record_signature(
     return None
 
 
-def _refusal(signer: Signer, result: CollectResult) -> str | None:
-    """Why a completion cannot count as *signer*'s signature, or ``None``."""
-    if result.signature_valid is not None:
-        sent_visible = base64.b64encode(visible_text(signer).encode("utf-8")).decode()
-        sent_hidden = base64.b64encode(bytes.fromhex(signer.round.document_sha256)).decode()
-        if (not result.signature_valid or result.signed_visible != sent_visible
-                or result.signed_non_visible != sent_hidden):
-            return "evidenceMismatch"
-    personal_number = str(result.user.get("personalNumber", ""))
-    if signer.personal_number and personal_number != signer.personal_number:
-        return "personalNumberMismatch"
-    return None
+def _evidence_refused(signer: Signer, result: CollectResult) -> bool:
+    """The provider's signature does not verify, or covers something we did not send."""
+    if result.signature_valid is None:
+        return False  # no provider root configured: kept, marked unverified
+    sent_visible = base64.b64encode(visible_text(signer).encode("utf-8")).decode()
+    sent_hidden = base64.b64encode(bytes.fromhex(signer.round.document_sha256)).decode()
+    return (not result.signature_valid or result.signed_visible != sent_visible
+            or result.signed_non_visible != sent_hidden)
 
 
-def evidence_for(session: Session, signer: Signer) -> dict[str, Any]:
+def _refuse_identity(session: Session, svc: Services, round_: Round, signer: Signer,
+                     result: CollectResult, mismatch: Mismatch) -> None:
+    """Record that another person identified on *signer*'s link, and tell the secretariat."""
+    signer.pending_order_ref = None
+    reported = str(result.user.get("name") or "").strip()
+    append_event(session, round_, EventType.IDENTITY_MISMATCH, f"signer:{signer.id}", {
+        "signer": signer.id, "provider": round_.provider, "order_ref": result.order_ref,
+        "check": mismatch.check.value, "reported_name": reported,
+    })
+    mail = messages.identity_mismatch(
+        round_.language, to=round_.created_by.email, title=round_.title, name=signer.name,
+        role=role_label(signer.role, round_.language), reported=reported or "?",
+        by_personal_number=mismatch.check is IdentityCheck.PERSONAL_NUMBER)
+    after_commit(session, lambda: svc.mailer.send(mail))
+
+
+def evidence_for(session: Session, svc: Services, signer: Signer) -> dict[str, Any]:
+    """What the provider returned for *signer*, with what it was checked against.
+
+    Holds the personal number (the provider's, and the invited one while the
+    round runs): it goes into the PDF only sealed, and out of the service only
+    in the auditors' evidence ZIP.
+    """
     ev = session.scalar(select(BankIDEvidence).where(BankIDEvidence.signer_id == signer.id))
     if ev is None:
         return {}
@@ -196,6 +228,9 @@ def evidence_for(session: Session, signer: Signer) -> dict[str, Any]:
         "document_sha256": ev.document_sha256,
         "completed_at": ev.completed_at.isoformat(),
         "signature_verified": ev.signature_verified,
+        "identity_check": signer.identity_check or IdentityCheck.NAME.value,
+        "invited_name": signer.name,
+        "invited_personal_number": invited_personal_number(svc, signer),
         "completion": json.loads(ev.completion_json),
     }
 
@@ -227,7 +262,8 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
         if not todo:
             return
         language, base_id = round_.language, base.id
-        plan = [(s.id, s.field_name, _block(s, language), evidence_for(session, s)) for s in todo]
+        plan = [(s.id, s.field_name, _block(s, language), evidence_for(session, svc, s))
+                for s in todo]
         complete = len(todo) == sum(s.applied_at is None for s in round_.signers)
         data = svc.blobs.get(base.storage_key)
         session.rollback()  # hold no transaction open through the slow part
@@ -263,6 +299,7 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> 
     round_.current_document_id = final.id
     transition(round_, RoundStatus.COMPLETED)
     round_.completed_at = svc.clock.now()
+    forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.ROUND_COMPLETED, SYSTEM,
                  {"sha256": final.sha256, "size": final.size})
     mail = messages.completed(round_.language, to=round_.created_by.email, title=round_.title,

@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from signflow.core.identity import IdentityPolicy
 from signflow.errors import ConfigError, InvalidInput
 
 
@@ -25,6 +26,10 @@ class Workflow:
     roles: tuple[str, ...] = ()
     #: Registered identity provider (entry point name) the signers use.
     provider: str = "bankid"
+    #: How signers are bound to their invitations: ``personal_number``,
+    #: ``name`` or ``none`` (:class:`~signflow.core.identity.IdentityPolicy`);
+    #: unset: the personal number where the secretariat gave one, else the name.
+    identity: str = IdentityPolicy.AUTO.value
 
 
 STANDARD = Workflow(name="standard", title={"sv": "Justering av protokoll",
@@ -46,11 +51,15 @@ def load_workflows(directory: Path) -> dict[str, Workflow]:
                 order=str(raw.get("order", "parallel")),
                 roles=tuple(raw.get("roles") or ()),
                 provider=str(raw.get("provider", "bankid")),
+                identity=str(raw.get("identity", IdentityPolicy.AUTO.value)),
             )
         except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
             raise ConfigError(f"workflow {path} is not valid: {exc}") from None
         if wf.order not in ("parallel", "sequential"):
             raise ConfigError(f"workflow {path}: order must be parallel or sequential")
+        if wf.identity not in {p.value for p in IdentityPolicy} - {IdentityPolicy.AUTO.value} \
+                and "identity" in raw:
+            raise ConfigError(f"workflow {path}: identity must be personal_number, name or none")
         found[wf.name] = wf
     return found
 

@@ -141,10 +141,17 @@ def keys_present(keys_dir: Path) -> bool:
     return all((keys_dir / f"{stem}.key").exists() for stem in FILES.values())
 
 
+#: The development evidence certificate and key (``<stem>.pem``/``.key``):
+#: the identity evidence in signed PDFs is sealed to it unless
+#: ``SIGNFLOW_EVIDENCE_CERTS`` names the organisation's own.
+EVIDENCE = "evidence"
+
+
 def init_keys(keys_dir: Path, base_url: str) -> bool:
-    """Create the development PKI in *keys_dir* unless it is there. True if made."""
+    """Create the development PKI in *keys_dir*, what of it is missing. True if made."""
+    made = _init_evidence_key(keys_dir)
     if keys_present(keys_dir):
-        return False
+        return made
     keys_dir.mkdir(parents=True, exist_ok=True)
     root = _ca("signflow Development Root CA", None, 20 * 365, None)
     signer_ca = _ca("signflow Signer CA", root, 10 * 365, crl_url(base_url, "root"))
@@ -156,6 +163,41 @@ def init_keys(keys_dir: Path, base_url: str) -> bool:
                         ("tsa", tsa), ("bankid_sim", sim)):
         _write(keys_dir, FILES[which], pair)
     return True
+
+
+def _init_evidence_key(keys_dir: Path) -> bool:
+    """An RSA evidence key (sealing wraps keys with RSA-OAEP), for development only."""
+    if (keys_dir / f"{EVIDENCE}.key").exists():
+        return False
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    ku = x509.KeyUsage(digital_signature=False, content_commitment=False,
+                       key_encipherment=True, data_encipherment=False, key_agreement=False,
+                       key_cert_sign=False, crl_sign=False, encipher_only=False,
+                       decipher_only=False)
+    cert = (x509.CertificateBuilder()
+            .subject_name(_name("signflow Development Evidence Key"))
+            .issuer_name(_name("signflow Development Evidence Key"))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(datetime.now(UTC) - timedelta(minutes=5))
+            .not_valid_after(datetime.now(UTC) + timedelta(days=20 * 365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(ku, critical=True)
+            .sign(key, hashes.SHA256()))
+    _write(keys_dir, EVIDENCE, KeyPair(cert, key))
+    return True
+
+
+def load_evidence_certificates(keys_dir: Path, configured: str) -> list[x509.Certificate]:
+    """The certificates evidence is sealed to: *configured* (a PEM file), else the dev one."""
+    path = Path(configured) if configured else keys_dir / f"{EVIDENCE}.pem"
+    try:
+        certs = x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        hint = "" if configured else "; run 'signflow keys init' or set SIGNFLOW_EVIDENCE_CERTS"
+        raise ConfigError(f"cannot read the evidence certificate(s) in {path}: "
+                          f"{getattr(exc, 'strerror', None) or exc}{hint}") from None
+    return certs
 
 
 def _load(keys_dir: Path, stem: str) -> KeyPair:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
 from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
 
@@ -16,10 +17,15 @@ from signflow.pdf import prepare as _prepare
 from signflow.pdf import sign as _sign
 from signflow.pdf.approval import Dss, fill_signature_field
 from signflow.pdf.cms import CertRef, pades_signature
-from signflow.pdf.evidence import evidence_attribute, evidence_document
+from signflow.pdf.evidence import evidence_attributes
 from signflow.pdf.keys import simple_signer, timestamp_token_for
 from signflow.pdf.pages import font_data
-from signflow.pdf.pki import Pki, issue_signer_certificate, ocsp_good
+from signflow.pdf.pki import (
+    Pki,
+    issue_signer_certificate,
+    load_evidence_certificates,
+    ocsp_good,
+)
 
 #: Room for the CMS besides the evidence: ours is about 3.5 KB (three
 #: certificates, a token carrying two); an outside TSA's token with a longer
@@ -37,13 +43,19 @@ class PdfWorks:
 
     def __init__(
         self, pki: Pki, timestamper: TimeStamper, *, base_url: str,
-        max_bytes: int, max_pages: int, seal: Signer | None = None,
+        max_bytes: int, max_pages: int,
+        evidence_recipients: Sequence[x509.Certificate] | None = None,
+        seal: Signer | None = None,
     ) -> None:
         self.pki = pki
         self.timestamper = timestamper
         self.base_url = base_url
         self.max_bytes = max_bytes
         self.max_pages = max_pages
+        #: Certificates the identity evidence in each signature is sealed to
+        #: (by default the development one in the keys dir).
+        self.evidence_recipients = list(
+            evidence_recipients or load_evidence_certificates(pki.keys_dir, ""))
         # Parsed once: pyHanko's stock path re-parses the key on every signature.
         self._seal = seal or simple_signer(pki.seal, [pki.root.cert])
         self._chain = [CertRef.of(pki.signer_ca.cert), CertRef.of(pki.root.cert)]
@@ -72,21 +84,22 @@ class PdfWorks:
     ) -> bytes:
         """The signer's PAdES signature (B-LT) in their field, as one incremental update.
 
-        Per signature: a certificate for this act, the evidence as a signed
-        attribute, a signature timestamp, and in the same revision the chain,
-        CRLs and an OCSP response for the new certificate.
+        Per signature: a certificate for this act, the evidence as signed
+        attributes (a public summary, and the provider's evidence sealed to the
+        evidence certificates), a signature timestamp, and in the same revision
+        the chain, CRLs and an OCSP response for the new certificate.
         """
         pair = issue_signer_certificate(
             self.pki, name=block.name, organisation=block.organisation, title=block.title,
             transaction_id=block.transaction_id, base_url=self.base_url,
         )
         cert = CertRef.of(pair.cert)
-        carried = evidence_document(evidence)
+        carried = evidence_attributes(evidence, self.evidence_recipients)
 
         def sign(digest: bytes) -> bytes:
             return pades_signature(
                 digest=digest, cert=cert, key=pair.key, chain=self._chain,
-                extra_attributes=[evidence_attribute(carried)],
+                extra_attributes=carried,
                 timestamp=lambda imprint: timestamp_token_for(self.timestamper, imprint))
 
         dss = Dss(certs=[cert.der, *(c.der for c in self._chain), self._tsa_cert],
@@ -95,7 +108,7 @@ class PdfWorks:
         return fill_signature_field(
             data, field_name=block.field_name, lines=_sign.stamp_lines(block, language),
             signer_name=block.name, reason=REASONS["approve"][language],
-            signed_at=datetime.now(UTC), dss=dss, reserved=RESERVED + len(carried),
+            signed_at=datetime.now(UTC), dss=dss, reserved=RESERVED + sum(map(len, carried)),
             sign=sign, font_name=font_data(False).name)
 
     def seal(self, data: bytes) -> bytes:

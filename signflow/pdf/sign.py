@@ -75,7 +75,15 @@ def stamp_lines(block: SignerBlock, language: str) -> list[str]:
         "when": swedish_time(block.signed_at) if block.signed_at else "",
         "txid": block.transaction_id,
     }
-    return [f"{label}: {values[key]}" for label, key in zip(LABELS[language], KEYS, strict=True)]
+    lines = [f"{label}: {values[key]}" for label, key in zip(LABELS[language], KEYS, strict=True)]
+    if not block.identity_checked:
+        lines.append(NOT_CHECKED[language])
+    return lines
+
+
+#: Said on the block when the round's policy compared nobody with the invitation.
+NOT_CHECKED = {"sv": "Identiteten kontrollerades inte mot inbjudan",
+               "en": "Identity not checked against the invitation"}
 
 
 def revocation_data(pki: Pki) -> list[bytes]:

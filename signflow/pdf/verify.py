@@ -2,33 +2,51 @@
 
 Difference analysis is never skipped: it is what catches content added or
 switched on after a signature (shadow attacks).
+
+Every signature, and the file as a whole, gets an ETSI EN 319 102-1 main
+indication with its sub-indication where the standard names one:
+TOTAL-FAILED for broken cryptography, changed content, a change after signing
+that is not allowed, a DocMDP breach, a timestamp that does not verify or a
+problem with the identity evidence; INDETERMINATE for an intact signature whose
+chain reaches no known trust anchor (NO_CERTIFICATE_CHAIN_FOUND) or cannot be
+placed in time; TOTAL-PASSED otherwise.  A file without signatures gets no
+indication at all: there is nothing to judge (callers call it unusable input).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import io
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.ades.report import AdESFailure
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko_certvalidator import ValidationContext
 
 from signflow.errors import UnsupportedDocument
 from signflow.pdf.keys import asn1_cert
 from signflow.pdf.pki import OID_TRANSACTION_ID
+from signflow.pdf.verify_evidence import EvidenceReport, judge_evidence
 
 log = logging.getLogger(__name__)
 #: Modification levels after a signature that leave it valid.
 ACCEPTABLE_LEVELS = ("NONE", "LTA_UPDATES", "FORM_FILLING")
+#: ETSI EN 319 102-1 main indications.
+TOTAL_PASSED, INDETERMINATE, TOTAL_FAILED = "TOTAL-PASSED", "INDETERMINATE", "TOTAL-FAILED"
+_RANK = {TOTAL_PASSED: 0, INDETERMINATE: 1, TOTAL_FAILED: 2}
+NO_CERTIFICATE_CHAIN_FOUND = "NO_CERTIFICATE_CHAIN_FOUND"
+#: Where a signflow service publishes its trust anchors, under its base URL.
+TRUST_ANCHORS_PATH = "/api/v1/trust-anchors"
 
 
 @dataclass(frozen=True)
@@ -71,23 +89,18 @@ class SignatureReport:
     ades_indication: str | None = None
     #: The identity provider's evidence carried in the signature, as checked.
     evidence: EvidenceReport | None = None
-
-
-@dataclass(frozen=True)
-class EvidenceReport:
-    """The BankID (or other provider) evidence inside an approval signature."""
-
-    provider: str | None
-    order_ref: str | None
-    completed_at: str | None
-    #: Hash of the prepared document the person approved, per the evidence.
-    document_sha256: str | None
-    #: That hash is the hash of this file's prepared (certified) revision.
-    matches_document: bool
-    #: The provider's XML signature verifies and covers that hash;
-    #: None when no provider root is configured to check it against.
-    provider_signature_valid: bool | None
-    problems: tuple[str, ...] = ()
+    #: ETSI EN 319 102-1 main indication: TOTAL-PASSED, TOTAL-FAILED or
+    #: INDETERMINATE; ``valid`` is true exactly when it is TOTAL-PASSED.
+    indication: str = TOTAL_FAILED
+    #: The standard's sub-indication (HASH_FAILURE, SIG_CRYPTO_FAILURE,
+    #: FORMAT_FAILURE, REVOKED, NO_CERTIFICATE_CHAIN_FOUND…); None when passed,
+    #: and when the standard has no name for the failure (a change after
+    #: signing that is not allowed, a DocMDP breach, an evidence problem).
+    sub_indication: str | None = None
+    #: Where the service that issued the signing certificate publishes its
+    #: trust anchors, read from the certificate's CRL pointer; given when the
+    #: chain reaches no known anchor.  It comes from the file: a hint, no proof.
+    trust_anchors_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,13 @@ class VerificationReport:
     problems: tuple[str, ...]
     #: SHA-256 of the file that was checked.
     sha256: str
+    #: Overall ETSI indication: TOTAL-FAILED if any signature failed, else
+    #: INDETERMINATE if any is, else TOTAL-PASSED.  None when the file has no
+    #: signatures (nothing to judge: ``signflow verify`` calls it unusable
+    #: input); a file whose signatures cannot be read is TOTAL-FAILED/FORMAT_FAILURE.
+    indication: str | None = None
+    #: The sub-indication of the first signature with the overall indication.
+    sub_indication: str | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -135,11 +155,13 @@ def _transaction_id(cert: asn1_x509.Certificate) -> str | None:
 def verify_pdf(
     data: bytes, trust_roots: Sequence[x509.Certificate],
     provider_roots: Sequence[x509.Certificate] = (), *, at: datetime | None = None,
+    evidence_keys: Sequence[bytes] = (),
 ) -> VerificationReport:
     """Judge every signature in *data* against *trust_roots*.
 
     *provider_roots* are the roots the identity provider's own signatures
     (BankID's XML) must chain to; without them that check reports ``None``.
+    *evidence_keys* are PEM private keys that may open sealed identity evidence.
     """
     sha = hashlib.sha256(data).hexdigest()
     if b"%PDF-" not in data[:1024]:
@@ -156,41 +178,68 @@ def verify_pdf(
     except Exception as exc:  # a PDF whose signature dictionaries are broken: a verdict
         return VerificationReport(
             valid=False, signatures=(), sha256=sha,
-            problems=(f"a signature in the file is malformed and cannot be checked: {exc}",))
+            problems=(f"a signature in the file is malformed and cannot be checked: {exc}",),
+            indication=TOTAL_FAILED, sub_indication="FORMAT_FAILURE")
     roots = [asn1_cert(c) for c in trust_roots]
-    context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root, at)
+    context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root, at,
+                           tuple(evidence_keys))
     reports = tuple(_judge(sig, roots, context) for sig in sigs)
-    problems: list[str] = []
-    if not reports:
-        problems.append("the file has no signatures")
+    indication, sub_indication = overall_indication(reports)
     return VerificationReport(
-        valid=bool(reports) and all(r.valid for r in reports),
-        signatures=reports, problems=tuple(problems), sha256=sha,
+        valid=indication == TOTAL_PASSED, signatures=reports, sha256=sha,
+        problems=() if reports else ("the file has no signatures",),
+        indication=indication, sub_indication=sub_indication,
     )
+
+
+def overall_indication(signatures: Sequence[SignatureReport]) -> tuple[str | None, str | None]:
+    """The file's indication and sub-indication from its signatures' (None, None: none)."""
+    return _worst(signatures) if signatures else (None, None)
+
+
+class _Indicated(Protocol):
+    @property
+    def indication(self) -> str: ...
+    @property
+    def sub_indication(self) -> str | None: ...
+
+
+def _worst(items: Sequence[_Indicated]) -> tuple[str, str | None]:
+    """The worst indication among *items*, with the sub-indication of the first that has it."""
+    worst = max(items, key=lambda item: _RANK[item.indication], default=None)
+    if worst is None or worst.indication == TOTAL_PASSED:
+        return TOTAL_PASSED, None
+    return worst.indication, worst.sub_indication
 
 
 def verify_pdf_der(
     data: bytes, *, roots_der: Sequence[bytes], provider_roots_der: Sequence[bytes] = (),
-    at: datetime | None = None,
+    at: datetime | None = None, evidence_keys: Sequence[bytes] = (),
 ) -> VerificationReport:
     """:func:`verify_pdf` with DER roots (for the isolated child process)."""
     load = x509.load_der_x509_certificate
     return verify_pdf(data, [load(d) for d in roots_der], [load(d) for d in provider_roots_der],
-                      at=at)
+                      at=at, evidence_keys=evidence_keys)
 
 
 def verify_isolated(
     data: bytes, trust_roots: Sequence[x509.Certificate],
     provider_roots: Sequence[x509.Certificate] = (), *, at: datetime | None = None,
+    evidence_keys: Sequence[bytes] = (),
 ) -> VerificationReport:
-    """:func:`verify_pdf` in a child process with memory, CPU and time limits."""
+    """:func:`verify_pdf` in a child process with memory, CPU and time limits.
+
+    *evidence_keys* (PEM private keys) travel to the child through its input
+    pipe, never through a file or the environment.
+    """
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from signflow.pdf import isolate
 
     report = isolate.run(
         "verify", data, roots_der=[c.public_bytes(Encoding.DER) for c in trust_roots],
-        provider_roots_der=[c.public_bytes(Encoding.DER) for c in provider_roots], at=at)
+        provider_roots_der=[c.public_bytes(Encoding.DER) for c in provider_roots], at=at,
+        evidence_keys=list(evidence_keys))
     assert isinstance(report, VerificationReport)
     return report
 
@@ -205,6 +254,8 @@ class _FileContext:
     has_dss: bool
     #: Validation time (None: now).
     at: datetime | None = None
+    #: PEM private keys that may open sealed identity evidence (none: report it sealed).
+    evidence_keys: Sequence[bytes] = ()
 
     def prepared_sha256(self) -> str | None:
         """Hash of the certified revision: the document every signer approved."""
@@ -287,11 +338,11 @@ def _judge(sig, roots: list, context: _FileContext) -> SignatureReport:
         return _judge_signature(sig, field, kind, roots, context)
     except Exception as exc:  # a hostile file must yield a verdict, never a crash
         log.info("signature %s could not be validated: %s", field, exc)
-        return SignatureReport(field=field, kind=kind, signer="", signer_subject="",
-                               signing_time=None, timestamp_time=None, intact=False,
-                               trusted=False, modification_level=None, coverage=None,
-                               docmdp_ok=None, transaction_id=None, valid=False,
-                               problems=(f"the signature cannot be validated: {exc}",))
+        return _signature_report(
+            [_Finding(TOTAL_FAILED, "FORMAT_FAILURE", f"the signature cannot be validated: {exc}")],
+            field=field, kind=kind, signer="", signer_subject="", signing_time=None,
+            timestamp_time=None, intact=False, trusted=False, modification_level=None,
+            coverage=None, docmdp_ok=None, transaction_id=None)
     finally:
         _forget_revisions(sig.reader)
 
@@ -315,20 +366,91 @@ def _forget_revisions(reader) -> None:
                 cache.clear()
 
 
-def _common_problems(status, trusted: bool) -> list[str]:
-    problems = []
+@dataclass(frozen=True)
+class _Finding:
+    """One problem with a signature, and the indication it leads to."""
+
+    indication: str
+    sub_indication: str | None
+    text: str
+    #: Where the issuing service publishes its trust anchors (unknown-root findings).
+    anchors_url: str | None = None
+
+
+def _signature_report(findings: Sequence[_Finding], **fields: Any) -> SignatureReport:
+    """A :class:`SignatureReport` whose verdict comes from *findings* (none: passed)."""
+    indication, sub_indication = _worst(findings)
+    return SignatureReport(
+        valid=indication == TOTAL_PASSED, problems=tuple(f.text for f in findings),
+        indication=indication, sub_indication=sub_indication,
+        trust_anchors_url=next((f.anchors_url for f in findings if f.anchors_url), None),
+        **fields)
+
+
+def _common_findings(status, trust: _Finding | None) -> list[_Finding]:
+    """What every signature and timestamp is checked for; *trust*: its chain's finding."""
+    found = []
     if not status.intact:
-        problems.append("the signed content has changed")
+        found.append(_Finding(TOTAL_FAILED, "HASH_FAILURE", "the signed content has changed"))
     elif not status.valid:
-        problems.append("the signature value does not verify")
-    if not trusted:
-        problems.append("the certificate does not chain to a trusted root")
+        found.append(_Finding(TOTAL_FAILED, "SIG_CRYPTO_FAILURE",
+                              "the signature value does not verify"))
+    elif trust is not None:  # whom to trust is moot once the cryptography fails
+        found.append(trust)
     level = status.modification_level
     if level is None or level.name not in ACCEPTABLE_LEVELS:
-        problems.append("the document was changed after signing in a way that is not allowed")
+        found.append(_Finding(TOTAL_FAILED, None, "the document was changed after signing in a "
+                              "way that is not allowed"))
     if status.docmdp_ok is False:
-        problems.append("later changes break the document's certification (DocMDP)")
-    return problems
+        found.append(_Finding(TOTAL_FAILED, None,
+                              "later changes break the document's certification (DocMDP)"))
+    return found
+
+
+def _trust_finding(status, ades: str | None, trusted: bool) -> _Finding | None:
+    """The chain's verdict in the standard's terms; None when it holds.
+
+    The long-term (LTA) result speaks first: it places the signature in time
+    with the file's own timestamps and revocation data.  Without one, the
+    point-in-time check's reason is used.
+    """
+    state, _, sub = (ades or "").partition(":")
+    if state != "FAILED" and trusted:
+        return None
+    if state not in ("FAILED", "INDETERMINATE"):
+        reason = status.trust_problem_indic
+        state = "FAILED" if isinstance(reason, AdESFailure) else "INDETERMINATE"
+        sub = getattr(reason, "name", "") or "CERTIFICATE_CHAIN_GENERAL_FAILURE"
+    indication = TOTAL_FAILED if state == "FAILED" else INDETERMINATE
+    if sub == "REVOKED":
+        return _Finding(indication, sub, "the certificate has been revoked")
+    if sub != NO_CERTIFICATE_CHAIN_FOUND:
+        return _Finding(indication, sub, f"the certificate cannot be validated ({sub})")
+    url = _trust_anchors_url(status.signing_cert)
+    hint = f"; the service that issued it publishes its trust anchors at {url}" if url else ""
+    return _Finding(indication, sub, f"the certificate does not chain to a trusted root{hint}",
+                    anchors_url=url)
+
+
+def _trust_anchors_url(cert: asn1_x509.Certificate) -> str | None:
+    """``<service>/api/v1/trust-anchors`` of the signflow service that issued *cert*.
+
+    signflow's certificates point to CRLs at ``<SIGNFLOW_BASE_URL>/pki/<name>.crl``,
+    so the service is what comes before ``/pki/``.  None for other issuers.
+    """
+    try:
+        urls = [point.url for point in cert.crl_distribution_points]
+    except (ValueError, TypeError, KeyError):
+        return None
+    for url in urls:
+        if not isinstance(url, str) or len(url) > 300 or not url.isprintable() or " " in url:
+            continue
+        parts = urlsplit(url)
+        service, slash_pki, name = parts.path.rpartition("/pki/")
+        if parts.scheme in ("http", "https") and parts.netloc and slash_pki \
+                and name.endswith(".crl") and "/" not in name and not parts.query:
+            return f"{parts.scheme}://{parts.netloc}{service}{TRUST_ANCHORS_PATH}"
+    return None
 
 
 def _judge_signature(sig, field: str, kind: str, roots: list,
@@ -338,16 +460,18 @@ def _judge_signature(sig, field: str, kind: str, roots: list,
     # Long-term validation places the signature in time (its timestamp, the CRLs
     # embedded with it): a per-act certificate that has since expired still holds.
     trusted = bool(status.trusted) or ades == "PASSED"
-    problems = _common_problems(status, trusted)
+    findings = _common_findings(status, _trust_finding(status, ades, trusted))
     ts = status.timestamp_validity
     if ts is not None and not (ts.intact and ts.valid):
-        problems.append("the signature's timestamp does not verify")
+        findings.append(_Finding(TOTAL_FAILED, "SIG_CRYPTO_FAILURE" if ts.intact else
+                                 "HASH_FAILURE", "the signature's timestamp does not verify"))
     tx_id = _transaction_id(status.signing_cert)
-    evidence = _judge_evidence(sig, context, tx_id)
+    evidence = judge_evidence(sig, context, tx_id)
     if evidence is not None:
-        problems.extend(evidence.problems)
+        findings.extend(_Finding(TOTAL_FAILED, None, p) for p in evidence.problems)
     level = status.modification_level
-    return SignatureReport(
+    return _signature_report(
+        findings,
         pades_level=context.level(sig, ts is not None), evidence=evidence, ades_indication=ades,
         field=field, kind=kind, signer=_cn(status.signing_cert),
         signer_subject=status.signing_cert.subject.human_friendly,
@@ -357,54 +481,18 @@ def _judge_signature(sig, field: str, kind: str, roots: list,
         modification_level=level.name if level else None,
         coverage=status.coverage.name if status.coverage else None,
         docmdp_ok=status.docmdp_ok, transaction_id=tx_id,
-        valid=not problems, problems=tuple(problems),
     )
 
 
 def _judge_timestamp(sig, field: str, roots: list, at: datetime | None) -> SignatureReport:
     status = validate_pdf_timestamp(sig, validation_context=_context(roots, at))
-    problems = _common_problems(status, bool(status.trusted))
+    findings = _common_findings(status, _trust_finding(status, None, bool(status.trusted)))
     level = status.modification_level
-    return SignatureReport(
-        field=field, kind="timestamp", signer=_cn(status.signing_cert),
+    return _signature_report(
+        findings, field=field, kind="timestamp", signer=_cn(status.signing_cert),
         signer_subject=status.signing_cert.subject.human_friendly, signing_time=None,
         timestamp_time=_iso(status.timestamp), intact=bool(status.intact and status.valid),
         trusted=bool(status.trusted), modification_level=level.name if level else None,
         coverage=status.coverage.name if status.coverage else None,
         docmdp_ok=status.docmdp_ok, transaction_id=None,
-        valid=not problems, problems=tuple(problems),
     )
-
-
-def _judge_evidence(sig, context: _FileContext, tx_id: str | None) -> EvidenceReport | None:
-    """Check the provider evidence in *sig* against this file and the provider's root."""
-    from signflow.adapters.evidence_checks import CHECKS
-    from signflow.pdf.evidence import read_evidence
-
-    ev = read_evidence(sig.signer_info)
-    if ev is None:
-        return None
-    problems: list[str] = []
-    if ev.get("_unreadable"):
-        return EvidenceReport(None, None, None, None, False, False,
-                              ("the identity evidence in the signature cannot be read",))
-    claimed = ev.get("documentSha256")
-    matches = claimed is not None and claimed == context.prepared_sha256()
-    if not matches:
-        problems.append("the identity evidence is for another document")
-    if tx_id is not None and ev.get("orderRef") != tx_id:
-        problems.append("the identity evidence names another transaction than the certificate")
-    valid: bool | None = None
-    check = CHECKS.get(str(ev.get("providerId") or "bankid"))
-    if context.provider_roots and check is not None:
-        found = check(str(ev.get("signature") or ""), context.provider_roots,
-                      str(ev.get("orderRef") or ""))
-        expected = base64.b64encode(bytes.fromhex(claimed)).decode() if claimed else None
-        valid = found.valid and found.non_visible_b64 == expected
-        if not valid:
-            problems.append("the identity provider's signature does not verify or does not "
-                            "cover this document")
-    return EvidenceReport(
-        provider=ev.get("provider"), order_ref=ev.get("orderRef"),
-        completed_at=ev.get("completedAt"), document_sha256=claimed,
-        matches_document=matches, provider_signature_valid=valid, problems=tuple(problems))

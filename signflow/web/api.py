@@ -76,10 +76,12 @@ def get_audit(round_id: str):
 
 
 @bp.get("/rounds/<round_id>/evidence")
-@require(*READERS)
+@require(*READERS)  # the use case answers 404 for other organisations, 403 for the secretariat
 def get_evidence(round_id: str):
+    """The evidence ZIP: the provider's evidence in the clear, personal numbers and all."""
     session = db()
-    round_ = rounds.visible_round(session, g.user, round_id)
+    round_ = rounds.record_evidence_download(session, g.user, round_id)
+    session.commit()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         doc = round_.current_document
@@ -90,7 +92,7 @@ def get_evidence(round_id: str):
             {"round": round_dict(round_), "events": events,
              "head": verify_chain(events).head}, ensure_ascii=False, indent=1))
         for signer in round_.signers:
-            evidence = signing.evidence_for(session, signer)
+            evidence = signing.evidence_for(session, runtime().services, signer)
             if evidence:
                 zf.writestr(f"bankid/{signer.position}-{signer.id}.json",
                             json.dumps(evidence, ensure_ascii=False, indent=1))
@@ -118,8 +120,11 @@ def cancel(round_id: str):
 
 @bp.post("/verify")
 def verify():
+    """The verdict on an uploaded PDF, judged as ``signflow verify`` judges it."""
     data = read_upload()
-    report = verify_isolated(data, runtime().trust_anchors(), runtime().provider_roots())
+    trust = runtime().trust_settings()
+    report = verify_isolated(data, trust.anchors, trust.provider_roots,
+                             evidence_keys=runtime().evidence_keys)
     if request.args.get("format") == "pdf":
         from signflow.pdf.report import report_pdf
 

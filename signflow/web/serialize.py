@@ -17,14 +17,17 @@ def signer_dict(s: Signer) -> dict:
         "organisation": s.organisation, "title": s.title, "status": s.status,
         "signed_at": _ts(s.signed_at), "transaction_id": s.transaction_id, "method": s.method,
         "verified_name": s.verified_name, "decline_reason": s.decline_reason or None,
-        "personal_number_required": bool(s.personal_number),
+        # whether a personnummer binds the signer; the number itself never leaves
+        "personal_number_required": s.personal_number_given,
+        "identity_check": s.identity_check,
     }
 
 
 def round_dict(r: Round) -> dict:
     return {
         "id": r.id, "title": r.title, "status": r.status, "workflow": r.workflow,
-        "language": r.language, "order": r.order, "document_sha256": r.document_sha256,
+        "language": r.language, "order": r.order, "identity_policy": r.identity_policy,
+        "document_sha256": r.document_sha256,
         "created_at": _ts(r.created_at), "expires_at": _ts(r.expires_at),
         "completed_at": _ts(r.completed_at),
         "signers": [signer_dict(s) for s in r.signers],

@@ -1,0 +1,229 @@
+"""Only the invited person signs; personal numbers stay encrypted and out of the trail."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from sqlalchemy import func, select, text
+
+from signflow.adapters.bankid_sim import PERSONAS
+from signflow.core.identity import IdentityCheck, check_for, compare, names_match
+from signflow.core.models import Round
+from signflow.core.workflows import load_workflows
+from signflow.demo import links_in_outbox, sign_over_http
+from signflow.errors import ConfigError
+from tests.conftest import approve_with, create_round, signers_spec
+
+MIKAEL, ARDIANA, CARINA = PERSONAS
+
+
+def person(p) -> dict:
+    return {"name": p.name, "givenName": p.given_name, "surname": p.surname,
+            "personalNumber": p.personal_number}
+
+
+@pytest.mark.parametrize("invited", [
+    "Carina Leffler", "carina leffler", "LEFFLER Carina", "Leffler, Carina",
+])
+def test_names_match_regardless_of_case_and_order(invited):
+    assert names_match(invited, person(CARINA))
+
+
+def test_names_match_with_diacritics_hyphens_and_extra_given_names():
+    user = {"name": "Anna-Karin Maria Öberg Lindén", "givenName": "Anna-Karin Maria",
+            "surname": "Öberg Lindén"}
+    for invited in ("Anna-Karin Öberg Lindén", "Anna Karin Oberg", "Maria Linden",
+                    "Anna-Karin Öberg-Lindén", "AnnaKarin Oberg"):
+        assert names_match(invited, user), invited
+
+
+@pytest.mark.parametrize("invited", [
+    "Carina", "Leffler", "Karin Leffler", "Carina Lefler", "Mikael Johansson", "",
+])
+def test_names_that_do_not_match(invited):
+    assert not names_match(invited, person(CARINA))
+
+
+def test_policy_decides_what_is_compared():
+    assert check_for("auto", True) is IdentityCheck.PERSONAL_NUMBER
+    assert check_for("auto", False) is IdentityCheck.NAME
+    assert check_for("name", False) is IdentityCheck.NAME
+    assert check_for("none", False) is IdentityCheck.NONE
+    assert check_for("none", True) is IdentityCheck.PERSONAL_NUMBER  # given: always checked
+    wrong = compare(IdentityCheck.PERSONAL_NUMBER, invited_name=CARINA.name,
+                    invited_personal_number=CARINA.personal_number, user=person(ARDIANA))
+    assert wrong is not None and wrong.code == "personalNumberMismatch"
+
+
+def outbox(settings) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((settings.data_dir / "outbox")
+                                                      .glob("*.json"))]
+
+
+def events_of(client, auth, round_id) -> list[dict]:
+    return client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()["events"]
+
+
+def test_a_forwarded_link_signed_by_another_person_is_refused(client, auth, runtime, settings,
+                                                              protocol_pdf):
+    signers = signers_spec()  # no personal numbers: the name binds
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[2]["email"]]
+    sent_before = len(outbox(settings))
+
+    refused = sign_over_http(client, token, approve_with(runtime, MIKAEL))
+
+    assert refused["status"] == "failed" and refused["hint_code"] == "nameMismatch"
+    assert "inte den inbjudna" in refused["message"]
+    body = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
+    assert body["status"] == "pending" and body["signers"][2]["status"] == "invited"
+    mismatch = [e for e in events_of(client, auth, round_id)
+                if e["type"] == "signer.identity_mismatch"]
+    assert len(mismatch) == 1 and mismatch[0]["data"]["check"] == "name"
+    assert mismatch[0]["data"]["reported_name"] == MIKAEL.name
+    mail = outbox(settings)[sent_before:]
+    assert len(mail) == 1 and mail[0]["to"].startswith("sekretariat-")  # the secretariat
+    assert "Fel person" in mail[0]["subject"]
+    assert "Carina Leffler" in mail[0]["body"] and "Mikael Johansson" in mail[0]["body"]
+    page = client.get(f"/sign/{token}").get_data(as_text=True)
+    assert "Du har signerat" not in page
+
+    # the link still works for the invited person
+    assert sign_over_http(client, token, approve_with(runtime, CARINA))["status"] == "complete"
+
+
+def test_a_personal_number_mismatch_is_refused_even_if_the_provider_lets_it_through(
+        client, auth, runtime, settings, protocol_pdf):
+    signers = signers_spec()
+    signers[1]["personal_number"] = ARDIANA.personal_number
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[1]["email"]]
+    sim = runtime.simulator
+
+    def approve_as_someone_else(order_ref: str) -> None:
+        assert sim.orders[order_ref].personal_number == ARDIANA.personal_number  # required
+        sim.orders[order_ref].personal_number = ""  # a provider that failed to enforce it
+        sim.open(order_ref)
+        sim.approve(order_ref, CARINA)
+
+    refused = sign_over_http(client, token, approve_as_someone_else)
+    assert refused["hint_code"] == "personalNumberMismatch"
+    body = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
+    assert body["signers"][1]["status"] == "invited"
+    trail = json.dumps(events_of(client, auth, round_id))
+    assert "personal_number" in trail  # the check is named …
+    for p in PERSONAS:
+        assert p.personal_number not in trail  # … never the number
+    assert sign_over_http(client, token, approve_with(runtime))["status"] == "complete"
+
+
+def test_personal_numbers_are_encrypted_at_rest_and_never_returned(client, auth, runtime,
+                                                                    protocol_pdf):
+    signers = signers_spec()
+    signers[0]["personal_number"] = MIKAEL.personal_number[:8] + "-" + MIKAEL.personal_number[8:]
+    resp = create_round(client, auth, protocol_pdf, signers=signers)
+    assert resp.status_code == 201
+    body = resp.get_json()
+    assert MIKAEL.personal_number not in resp.get_data(as_text=True)
+    assert body["signers"][0]["personal_number_required"] is True
+    assert body["signers"][1]["personal_number_required"] is False
+    with runtime.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(text("SELECT * FROM signers"))]
+    assert MIKAEL.personal_number not in repr(rows)
+    sealed = [r["personal_number_sealed"] for r in rows if r["personal_number_sealed"]]
+    assert len(sealed) == 1 and sealed[0].startswith("v1:")
+
+    client.post(f"/api/v1/rounds/{body['id']}/cancel", headers=auth)
+    with runtime.engine.connect() as conn:
+        left = conn.execute(text("SELECT count(*) FROM signers WHERE "
+                                 "personal_number_sealed IS NOT NULL")).scalar()
+    assert left == 0  # erased once the round ended
+
+
+def test_a_sealed_personal_number_opens_only_for_its_own_signer(runtime):
+    sealer = runtime.services.sealer
+    token = sealer.seal(CARINA.personal_number, bound_to="signer-a")
+    assert sealer.open(token, bound_to="signer-a") == CARINA.personal_number
+    with pytest.raises(ConfigError):
+        sealer.open(token, bound_to="signer-b")
+
+
+def write_workflow(tmp_path, name: str, identity: str):
+    (tmp_path / f"{name}.toml").write_text(
+        f'name = "{name}"\norder = "parallel"\nidentity = "{identity}"\n', encoding="utf-8")
+
+
+def test_a_workflow_that_binds_by_personal_number_needs_them(tmp_path, settings, protocol_pdf):
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import make_user
+
+    write_workflow(tmp_path, "strikt", "personal_number")
+    rt = build_runtime(settings.with_overrides(workflows_dir=tmp_path))
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "sek@example.se")}
+        resp = create_round(client, auth, protocol_pdf, workflow="strikt")
+        assert resp.status_code == 400
+        assert resp.get_json()["error"]["code"] == "personal_number_required"
+        with rt.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Round)) == 0
+    finally:
+        rt.close()
+
+
+def test_a_broken_identity_setting_stops_loading(tmp_path):
+    write_workflow(tmp_path, "fel", "bankid")
+    with pytest.raises(ConfigError, match="fel.toml.*identity"):
+        load_workflows(tmp_path)
+
+
+def test_identity_none_lets_anyone_sign_and_says_so(tmp_path, settings, protocol_pdf):
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import make_user, wait_for_status
+
+    write_workflow(tmp_path, "oppen", "none")
+    rt = build_runtime(settings.with_overrides(workflows_dir=tmp_path))
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "sek@example.se")}
+        signers = signers_spec()[:1]
+        body = create_round(client, auth, protocol_pdf, workflow="oppen",
+                            signers=signers).get_json()
+        assert body["identity_policy"] == "none"
+        token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+        assert sign_over_http(client, token, approve_with(rt, CARINA))["status"] == "complete"
+        done = wait_for_status(client, auth, body["id"], "completed")
+        assert done["signers"][0]["identity_check"] == "none"
+        pdf = client.get(f"/api/v1/rounds/{body['id']}/document", headers=auth).data
+        assert b"Identiteten kontrollerades inte mot inbjudan" in pdf
+        report = client.post("/api/v1/verify", data={
+            "document": (__import__("io").BytesIO(pdf), "x.pdf")}).get_json()
+        approval = next(s for s in report["signatures"] if s["kind"] == "approval")
+        assert approval["evidence"]["identity_check"] == "none"
+        page = client.post("/verify", data={
+            "document": (__import__("io").BytesIO(pdf), "x.pdf")}).get_data(as_text=True)
+        assert "identiteten kontrollerades inte mot inbjudan" in page
+    finally:
+        rt.close()
+
+
+def test_no_personal_number_in_the_audit_trail_or_the_logs(client, auth, runtime, settings,
+                                                          protocol_pdf, caplog):
+    from tests.conftest import sign_all, wait_for_status
+
+    caplog.set_level(logging.DEBUG)
+    signers = signers_spec()
+    for spec, p in zip(signers, PERSONAS, strict=True):
+        spec["personal_number"] = p.personal_number
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    sign_all(client, runtime, settings, signers)
+    wait_for_status(client, auth, round_id, "completed")
+    trail = json.dumps(events_of(client, auth, round_id))
+    assert trail.count('"identity_check": "personal_number"') == 3
+    for p in PERSONAS:
+        assert p.personal_number not in trail
+        assert p.personal_number not in caplog.text
