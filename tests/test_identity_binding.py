@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
@@ -155,23 +156,29 @@ def write_workflow(tmp_path, name: str, identity: str):
         f'name = "{name}"\norder = "parallel"\nidentity = "{identity}"\n', encoding="utf-8")
 
 
-def test_a_workflow_that_binds_by_personal_number_needs_them(tmp_path, settings, protocol_pdf):
+@contextlib.contextmanager
+def app_with_workflow(tmp_path, settings, name: str, identity: str):
+    """A test client of an app whose workflows dir holds *name* with *identity*, and its runtime."""
     from signflow import create_app
     from signflow.runtime import build_runtime
     from tests.conftest import make_user
 
-    write_workflow(tmp_path, "strikt", "personal_number")
+    write_workflow(tmp_path, name, identity)
     rt = build_runtime(settings.with_overrides(workflows_dir=tmp_path))
     try:
         client = create_app(settings, rt).test_client()
-        auth = {"Authorization": "Bearer " + make_user(rt, "sek@example.se")}
+        yield client, {"Authorization": "Bearer " + make_user(rt, "sek@example.se")}, rt
+    finally:
+        rt.close()
+
+
+def test_a_workflow_that_binds_by_personal_number_needs_them(tmp_path, settings, protocol_pdf):
+    with app_with_workflow(tmp_path, settings, "strikt", "personal_number") as (client, auth, rt):
         resp = create_round(client, auth, protocol_pdf, workflow="strikt")
         assert resp.status_code == 400
         assert resp.get_json()["error"]["code"] == "personal_number_required"
         with rt.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Round)) == 0
-    finally:
-        rt.close()
 
 
 def test_a_broken_identity_setting_stops_loading(tmp_path):
@@ -181,15 +188,9 @@ def test_a_broken_identity_setting_stops_loading(tmp_path):
 
 
 def test_identity_none_lets_anyone_sign_and_says_so(tmp_path, settings, protocol_pdf):
-    from signflow import create_app
-    from signflow.runtime import build_runtime
-    from tests.conftest import make_user, wait_for_status
+    from tests.conftest import wait_for_status
 
-    write_workflow(tmp_path, "oppen", "none")
-    rt = build_runtime(settings.with_overrides(workflows_dir=tmp_path))
-    try:
-        client = create_app(settings, rt).test_client()
-        auth = {"Authorization": "Bearer " + make_user(rt, "sek@example.se")}
+    with app_with_workflow(tmp_path, settings, "oppen", "none") as (client, auth, rt):
         signers = signers_spec()[:1]
         body = create_round(client, auth, protocol_pdf, workflow="oppen",
                             signers=signers).get_json()
@@ -207,8 +208,6 @@ def test_identity_none_lets_anyone_sign_and_says_so(tmp_path, settings, protocol
         page = client.post("/verify", data={
             "document": (__import__("io").BytesIO(pdf), "x.pdf")}).get_data(as_text=True)
         assert "identiteten kontrollerades inte mot inbjudan" in page
-    finally:
-        rt.close()
 
 
 def test_no_personal_number_in_the_audit_trail_or_the_logs(client, auth, runtime, settings,

@@ -42,9 +42,9 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
                       separators=(",", ":")).encode("utf-8")
 
 
-def sealed_document(evidence: Mapping[str, Any]) -> bytes:
-    """Canonical JSON of the whole evidence, as it goes into the envelope."""
-    return _canonical({
+def _summary(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """What both parts say: the act, the document and what the identity was checked against."""
+    return {
         "provider": evidence.get("provider"),
         "providerId": evidence.get("provider_id"),
         "orderRef": evidence.get("order_ref"),
@@ -52,6 +52,13 @@ def sealed_document(evidence: Mapping[str, Any]) -> bytes:
         "documentSha256": evidence.get("document_sha256"),
         "signatureVerified": evidence.get("signature_verified"),
         "identityCheck": evidence.get("identity_check"),
+    }
+
+
+def sealed_document(evidence: Mapping[str, Any]) -> bytes:
+    """Canonical JSON of the whole evidence, as it goes into the envelope."""
+    return _canonical({
+        **_summary(evidence),
         "invitedName": evidence.get("invited_name"),
         "invitedPersonalNumber": evidence.get("invited_personal_number") or None,
         "completion": evidence.get("completion", {}),
@@ -64,13 +71,7 @@ def public_document(evidence: Mapping[str, Any], *, sealed: bytes, sealed_envelo
     user = evidence.get("completion", {}).get("user", {})
     return _canonical({
         "format": FORMAT,
-        "provider": evidence.get("provider"),
-        "providerId": evidence.get("provider_id"),
-        "orderRef": evidence.get("order_ref"),
-        "completedAt": evidence.get("completed_at"),
-        "documentSha256": evidence.get("document_sha256"),
-        "signatureVerified": evidence.get("signature_verified"),
-        "identityCheck": evidence.get("identity_check"),
+        **_summary(evidence),
         "user": {k: user.get(k) for k in USER_FIELDS},
         "sealed": {"sha256": hashlib.sha256(sealed).hexdigest(),
                    "envelopeSha256": hashlib.sha256(sealed_envelope).hexdigest(),
