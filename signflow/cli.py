@@ -66,6 +66,24 @@ def cmd_users_add(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_orgs_evidence_certs(args, settings: Settings) -> int:
+    """Seal an organisation's evidence to its own certificates too (e.g. its archive's)."""
+    from signflow.core.accounts import set_evidence_certificates
+
+    try:
+        pem = Path(args.file).read_bytes() if args.file else b""
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    with _database(settings) as session:
+        subjects = set_evidence_certificates(session, args.organisation, pem)
+    for subject in subjects:
+        print(f"evidence of {args.organisation} is now also sealed to {subject}")
+    if not subjects:
+        print(f"evidence of {args.organisation} is sealed to the service's certificates only")
+    return EXIT_OK
+
+
 def _ensure_dev_user(settings: Settings) -> None:
     """On a fresh dev install, make a secretariat user and show its token once."""
     from sqlalchemy import func, select
@@ -354,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name")
     s.add_argument("--organisation")
     s.set_defaults(func=cmd_users_add)
+    orgs = sub.add_parser("orgs").add_subparsers(dest="orgs_command", required=True)
+    s = orgs.add_parser("evidence-certs", help="seal an organisation's evidence to its own "
+                        "RSA certificates too; no FILE: the service's only")
+    s.add_argument("organisation")
+    s.add_argument("file", nargs="?", metavar="CERTS.pem")
+    s.set_defaults(func=cmd_orgs_evidence_certs)
     s = sub.add_parser("verify", help="verify a signed PDF offline; exit 0 passed, 1 failed, "
                        "2 unusable input, 3 indeterminate (e.g. the trust anchor is unknown)")
     s.add_argument("file")

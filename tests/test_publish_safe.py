@@ -208,3 +208,32 @@ def test_evidence_sealed_to_several_recipients_opens_with_each_of_their_keys():
     assert envelope.open_sealed(sealed, [stranger]) is None
     with pytest.raises(envelope.EnvelopeError):
         envelope.inspect(b"not DER at all")
+
+
+def test_an_organisation_seals_its_evidence_to_its_own_archive_too(
+        client, auth, runtime, settings, protocol_pdf, tmp_path, capsys, monkeypatch):
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from signflow import cli
+    from signflow.pdf import envelope
+
+    archive_key, archive = _recipient("Kommunarkivet")
+    pem = tmp_path / "arkiv.pem"
+    pem.write_bytes(archive.public_bytes(Encoding.PEM))
+    for name, value in (("DATABASE_URL", settings.database_url),
+                        ("KEYS_DIR", str(settings.keys_dir)), ("SECRET_KEY", "test-secret")):
+        monkeypatch.setenv(f"SIGNFLOW_{name}", value)
+    assert cli.main(["orgs", "evidence-certs", "Nowhere", str(pem)]) == 2  # no such organisation
+    assert cli.main(["orgs", "evidence-certs", "Familjen Helsingborg", str(pem)]) == 0
+    assert "Kommunarkivet" in capsys.readouterr().out
+
+    signers = signers_spec()[:1]
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    sign_all(client, runtime, settings, signers)
+    wait_for_status(client, auth, round_id, "completed")
+    pdf = client.get(f"/api/v1/rounds/{round_id}/document", headers=auth).data
+    (sig,) = approvals(pdf)
+    sealed = read_sealed(sig.signer_info)
+    recipients = envelope.inspect(sealed).recipients
+    assert len(recipients) == 2 and any("Kommunarkivet" in r for r in recipients)
+    assert b"completion" in envelope.open_sealed(sealed, [archive_key])

@@ -48,6 +48,30 @@ def add_user(
     return user
 
 
+def set_evidence_certificates(session: Session, organisation: str, pem: bytes) -> list[str]:
+    """Seal *organisation*'s future evidence to the RSA certificates in *pem* as well.
+
+    Returns their subjects.  An empty *pem* goes back to the service-wide ones.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    org = session.scalar(select(Organisation).where(Organisation.name == organisation.strip()))
+    if org is None:
+        raise InvalidInput(f"no organisation named {organisation!r}", field="organisation")
+    try:
+        certs = x509.load_pem_x509_certificates(pem) if pem.strip() else []
+    except ValueError:
+        raise InvalidInput("the file holds no PEM certificate", field="certificates") from None
+    for cert in certs:
+        if not isinstance(cert.public_key(), rsa.RSAPublicKey):
+            raise InvalidInput(f"{cert.subject.rfc4514_string()} has no RSA key: sealed "
+                               "evidence needs RSA recipients", field="certificates")
+    org.evidence_certs_pem = pem.decode("ascii") if certs else ""
+    session.flush()
+    return [c.subject.rfc4514_string() for c in certs]
+
+
 def issue_token(session: Session, user: User, days: int) -> str:
     """A new random API token (256 bits); only its hash is stored."""
     token = "sf_" + secrets.token_urlsafe(32)

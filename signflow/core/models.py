@@ -45,6 +45,10 @@ class Organisation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: PEM of the organisation's own evidence certificates (e.g. its archive's):
+    #: the identity evidence in its signed PDFs is sealed to these as well as
+    #: to the service-wide ones.  Empty: the service-wide ones only.
+    evidence_certs_pem: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class User(Base):

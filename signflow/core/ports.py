@@ -164,9 +164,14 @@ class PdfService(Protocol):
         ...
 
     def sign_field(
-        self, data: bytes, *, block: SignerBlock, language: str, evidence: Mapping[str, Any]
+        self, data: bytes, *, block: SignerBlock, language: str, evidence: Mapping[str, Any],
+        sealed_for: str = "",
     ) -> bytes:
-        """Fill one signer's field with a PAdES signature in that signer's name."""
+        """Fill one signer's field with a PAdES signature in that signer's name.
+
+        The provider's evidence is sealed to the service's evidence
+        certificates and to those in *sealed_for* (PEM: the organisation's).
+        """
         ...
 
     def seal(self, data: bytes) -> bytes:

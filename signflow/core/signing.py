@@ -262,6 +262,7 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
         if not todo:
             return
         language, base_id = round_.language, base.id
+        sealed_for = round_.organisation.evidence_certs_pem
         plan = [(s.id, s.field_name, _block(s, language), evidence_for(session, svc, s))
                 for s in todo]
         complete = len(todo) == sum(s.applied_at is None for s in round_.signers)
@@ -270,7 +271,8 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
 
         steps = []
         for signer_id, field_name, block, evidence in plan:
-            data = svc.pdf.sign_field(data, block=block, language=language, evidence=evidence)
+            data = svc.pdf.sign_field(data, block=block, language=language, evidence=evidence,
+                                      sealed_for=sealed_for)
             steps.append((signer_id, field_name, data))
         sealed = svc.pdf.seal(data) if complete else None
 

@@ -80,7 +80,8 @@ class PdfWorks:
         return PreparedDocument(certified, clean.page_count)
 
     def sign_field(
-        self, data: bytes, *, block: SignerBlock, language: str, evidence: Mapping[str, Any]
+        self, data: bytes, *, block: SignerBlock, language: str, evidence: Mapping[str, Any],
+        sealed_for: str = "",
     ) -> bytes:
         """The signer's PAdES signature (B-LT) in their field, as one incremental update.
 
@@ -94,7 +95,10 @@ class PdfWorks:
             transaction_id=block.transaction_id, base_url=self.base_url,
         )
         cert = CertRef.of(pair.cert)
-        carried = evidence_attributes(evidence, self.evidence_recipients)
+        own = x509.load_pem_x509_certificates(sealed_for.encode()) if sealed_for else []
+        carried = evidence_attributes(evidence, [*self.evidence_recipients,
+                                                 *(c for c in own
+                                                   if c not in self.evidence_recipients)])
 
         def sign(digest: bytes) -> bytes:
             return pades_signature(
