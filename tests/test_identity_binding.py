@@ -226,3 +226,16 @@ def test_no_personal_number_in_the_audit_trail_or_the_logs(client, auth, runtime
     for p in PERSONAS:
         assert p.personal_number not in trail
         assert p.personal_number not in caplog.text
+
+
+def test_the_providers_evidence_is_encrypted_at_rest_too(client, auth, runtime, settings,
+                                                        protocol_pdf):
+    from tests.conftest import sign_all
+
+    signers = signers_spec()[:1]
+    create_round(client, auth, protocol_pdf, signers=signers)
+    sign_all(client, runtime, settings, signers)
+    with runtime.engine.connect() as conn:
+        stored = conn.execute(text("SELECT completion_json FROM bankid_evidence")).scalar()
+    assert stored.startswith("v1:") and MIKAEL.personal_number not in stored
+    assert "personalNumber" not in stored and "signature" not in stored

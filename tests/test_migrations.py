@@ -47,9 +47,16 @@ def test_personal_numbers_stored_in_clear_are_encrypted_by_the_upgrade(tmp_path)
                 "title, personal_number, status, decline_reason, field_name) VALUES "
                 "(:id, :id, 1, 'N', 'n@k.se', 'justerare', '', '', '196911302385', 'invited', "
                 "'', 'Underskrift1')"), {"id": rid})
+        conn.execute(text(
+            "INSERT INTO bankid_evidence (id, signer_id, order_ref, provider, document_sha256, "
+            "completion_json, completed_at) VALUES (1, 'done', 'o', 'bankid', '', "
+            "'{\"user\": {\"personalNumber\": \"196911302385\"}}', '2026-11-02')"))
     upgrade(settings)
     with engine.connect() as conn:
         rows = {r.id: r for r in conn.execute(text("SELECT * FROM signers"))}
+        evidence = conn.execute(text("SELECT completion_json FROM bankid_evidence")).scalar()
+    assert "196911302385" not in evidence
+    assert "196911302385" in FieldCipher("the-secret").open(evidence, bound_to="done")
     engine.dispose()
     assert "personal_number" not in rows["live"]._mapping
     assert "196911302385" not in repr([tuple(r) for r in rows.values()])

@@ -203,7 +203,8 @@ class BankIDEvidence(Base):
                                           server_default="bankid")
     #: SHA-256 of the prepared document the signer approved.
     document_sha256: Mapped[str] = mapped_column(String(64))
-    #: The ``completionData`` object as JSON.
+    #: The ``completionData`` object as JSON, encrypted at rest (it names the
+    #: person by personal number; see :class:`~signflow.core.ports.FieldSealer`).
     completion_json: Mapped[str] = mapped_column(Text)
     #: Provider's XML signature checked against its root: True/False; None = no root set.
     signature_verified: Mapped[bool | None] = mapped_column(nullable=True)

@@ -169,7 +169,9 @@ def record_signature(
     session.add(BankIDEvidence(
         signer_id=signer.id, order_ref=result.order_ref, provider=signer.method,
         document_sha256=round_.document_sha256,
-        completion_json=json.dumps(dict(result.completion), sort_keys=True),
+        # it names the person by personal number: encrypted at rest, like the invitation's
+        completion_json=svc.sealer.seal(json.dumps(dict(result.completion), sort_keys=True),
+                                        bound_to=signer.id),
         signature_verified=result.signature_valid, completed_at=now,
     ))
     append_event(session, round_, EventType.SIGNER_SIGNED, f"signer:{signer.id}", {
@@ -231,8 +233,13 @@ def evidence_for(session: Session, svc: Services, signer: Signer) -> dict[str, A
         "identity_check": signer.identity_check or IdentityCheck.NAME.value,
         "invited_name": signer.name,
         "invited_personal_number": invited_personal_number(svc, signer),
-        "completion": json.loads(ev.completion_json),
+        "completion": json.loads(_opened(svc, signer, ev.completion_json)),
     }
+
+
+def _opened(svc: Services, signer: Signer, stored: str) -> str:
+    """Stored evidence in clear (written in clear before it was encrypted at rest)."""
+    return stored if stored.startswith("{") else svc.sealer.open(stored, bound_to=signer.id)
 
 
 #: How often a job builds its PDF again when another job stored one first.
