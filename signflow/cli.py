@@ -152,8 +152,9 @@ def cmd_verify(args, settings: Settings) -> int:
     trust = trust_settings(settings, args.trust or ())
     keys = _evidence_keys(args.evidence_key or (), args.evidence_key_password)
     try:
+        completions = _evidence_zip(args.evidence_zip) if args.evidence_zip else {}
         report = verify_isolated(data, trust.anchors, trust.provider_roots, at=at,
-                                 evidence_keys=keys)
+                                 evidence_keys=keys, evidence_completions=completions)
     except SignflowError as exc:
         return _unusable(args, exc.code, exc.message)
     if args.pdf:
@@ -186,6 +187,21 @@ def _moment(text: str | None):
 
     at = datetime.fromisoformat(text)
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _evidence_zip(path: str) -> dict[str, dict]:
+    """The provider evidence in the auditors' evidence ZIP (``GET …/evidence``), by orderRef."""
+    import zipfile
+
+    from signflow.errors import ConfigError
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            entries = [json.loads(zf.read(n)) for n in zf.namelist()
+                       if n.startswith("bankid/") and n.endswith(".json")]
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ConfigError(f"cannot read the evidence ZIP {path}: {exc}") from None
+    return {str(e.get("order_ref")): e for e in entries if isinstance(e, dict)}
 
 
 def _evidence_keys(paths, password: str | None) -> list[bytes]:
@@ -392,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "auditor years from now will see the file")
     s.add_argument("--evidence-key", action="append", metavar="KEY.pem",
                    help="private key (PEM) that may open sealed identity evidence; repeatable")
+    s.add_argument("--evidence-zip", metavar="EVIDENCE.zip",
+                   help="the round's evidence ZIP: checks sealed evidence as a key would")
     s.add_argument("--evidence-key-password", metavar="PASSWORD",
                    help="password of the --evidence-key file(s)")
     s.set_defaults(func=cmd_verify)

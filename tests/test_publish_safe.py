@@ -237,3 +237,31 @@ def test_an_organisation_seals_its_evidence_to_its_own_archive_too(
     recipients = envelope.inspect(sealed).recipients
     assert len(recipients) == 2 and any("Kommunarkivet" in r for r in recipients)
     assert b"completion" in envelope.open_sealed(sealed, [archive_key])
+
+
+def test_the_evidence_zip_checks_sealed_evidence_as_a_key_would(client, runtime,
+                                                                round_with_numbers, tmp_path,
+                                                                keys_dir, capsys, monkeypatch):
+    from signflow import cli
+
+    body, pdf = round_with_numbers
+    auditor = {"Authorization": "Bearer " + make_user(runtime, "zip@example.se", "auditor")}
+    zipped = tmp_path / "evidence.zip"
+    zipped.write_bytes(client.get(f"/api/v1/rounds/{body['id']}/evidence", headers=auditor).data)
+    signed = tmp_path / "signed.pdf"
+    signed.write_bytes(pdf)
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(keys_dir))
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path / "data"))
+
+    def approvals_of(*extra: str) -> list[dict]:
+        code = cli.main(["verify", str(signed), "--json", *extra])
+        report = json.loads(capsys.readouterr().out)
+        assert code == 0, report
+        return [s["evidence"] for s in report["signatures"] if s["kind"] == "approval"]
+
+    assert all(e["sealed"] and not e["opened"] for e in approvals_of())
+    for ev in approvals_of("--evidence-zip", str(zipped)):
+        assert ev["opened"] and ev["provider_signature_valid"] is True and not ev["problems"]
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a zip")
+    assert cli.main(["verify", str(signed), "--evidence-zip", str(bad)]) == 2

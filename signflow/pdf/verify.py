@@ -19,8 +19,8 @@ import asyncio
 import hashlib
 import io
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -155,13 +155,15 @@ def _transaction_id(cert: asn1_x509.Certificate) -> str | None:
 def verify_pdf(
     data: bytes, trust_roots: Sequence[x509.Certificate],
     provider_roots: Sequence[x509.Certificate] = (), *, at: datetime | None = None,
-    evidence_keys: Sequence[bytes] = (),
+    evidence_keys: Sequence[bytes] = (), evidence_completions: Mapping[str, dict] | None = None,
 ) -> VerificationReport:
     """Judge every signature in *data* against *trust_roots*.
 
     *provider_roots* are the roots the identity provider's own signatures
     (BankID's XML) must chain to; without them that check reports ``None``.
-    *evidence_keys* are PEM private keys that may open sealed identity evidence.
+    *evidence_keys* are PEM private keys that may open sealed identity evidence;
+    *evidence_completions* the auditors' evidence ZIP's entries by order reference,
+    which check sealed evidence as a key would.
     """
     sha = hashlib.sha256(data).hexdigest()
     if b"%PDF-" not in data[:1024]:
@@ -182,7 +184,7 @@ def verify_pdf(
             indication=TOTAL_FAILED, sub_indication="FORMAT_FAILURE")
     roots = [asn1_cert(c) for c in trust_roots]
     context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root, at,
-                           tuple(evidence_keys))
+                           tuple(evidence_keys), dict(evidence_completions or {}))
     reports = tuple(_judge(sig, roots, context) for sig in sigs)
     indication, sub_indication = overall_indication(reports)
     return VerificationReport(
@@ -215,17 +217,19 @@ def _worst(items: Sequence[_Indicated]) -> tuple[str, str | None]:
 def verify_pdf_der(
     data: bytes, *, roots_der: Sequence[bytes], provider_roots_der: Sequence[bytes] = (),
     at: datetime | None = None, evidence_keys: Sequence[bytes] = (),
+    evidence_completions: Mapping[str, dict] | None = None,
 ) -> VerificationReport:
     """:func:`verify_pdf` with DER roots (for the isolated child process)."""
     load = x509.load_der_x509_certificate
     return verify_pdf(data, [load(d) for d in roots_der], [load(d) for d in provider_roots_der],
-                      at=at, evidence_keys=evidence_keys)
+                      at=at, evidence_keys=evidence_keys,
+                      evidence_completions=evidence_completions)
 
 
 def verify_isolated(
     data: bytes, trust_roots: Sequence[x509.Certificate],
     provider_roots: Sequence[x509.Certificate] = (), *, at: datetime | None = None,
-    evidence_keys: Sequence[bytes] = (),
+    evidence_keys: Sequence[bytes] = (), evidence_completions: Mapping[str, dict] | None = None,
 ) -> VerificationReport:
     """:func:`verify_pdf` in a child process with memory, CPU and time limits.
 
@@ -239,7 +243,7 @@ def verify_isolated(
     report = isolate.run(
         "verify", data, roots_der=[c.public_bytes(Encoding.DER) for c in trust_roots],
         provider_roots_der=[c.public_bytes(Encoding.DER) for c in provider_roots], at=at,
-        evidence_keys=list(evidence_keys))
+        evidence_keys=list(evidence_keys), evidence_completions=dict(evidence_completions or {}))
     assert isinstance(report, VerificationReport)
     return report
 
@@ -256,6 +260,8 @@ class _FileContext:
     at: datetime | None = None
     #: PEM private keys that may open sealed identity evidence (none: report it sealed).
     evidence_keys: Sequence[bytes] = ()
+    #: The evidence ZIP's entries by order reference (none: report it sealed).
+    evidence_completions: Mapping[str, dict] = field(default_factory=dict)
 
     def prepared_sha256(self) -> str | None:
         """Hash of the certified revision: the document every signer approved."""

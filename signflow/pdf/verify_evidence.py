@@ -113,14 +113,32 @@ def _open_sealed(raw: bytes | None, seal: dict, public: dict, context: FileConte
         problems.append(f"the sealed identity evidence cannot be opened: {exc}")
         return _SealedEvidence(False, None, (), False)
     if doc is None:
-        return _SealedEvidence(True, None, recipients, False)
-    if doc.get("_sha256") != seal.get("sha256") or any(
+        doc = _from_evidence_zip(public, context)
+        if doc is None:
+            return _SealedEvidence(True, None, recipients, False)
+    elif doc.get("_sha256") != seal.get("sha256") or any(
             doc.get(k) != public.get(k) for k in ("orderRef", "documentSha256", "providerId")):
         problems.append("the sealed identity evidence does not match its signed summary")
         return _SealedEvidence(False, None, recipients, True)
+    if any(doc.get(k) != public.get(k) for k in ("orderRef", "documentSha256")):
+        problems.append("the evidence from the ZIP is for another act than this signature's")
+        return _SealedEvidence(True, None, recipients, False)
     completion = _dict(doc.get("completion"))
     _check_binding(doc, completion, problems)
     return _SealedEvidence(True, completion, recipients, True)
+
+
+def _from_evidence_zip(public: dict, context: FileContext) -> dict | None:
+    """The evidence for this signature's act from the auditors' evidence ZIP, shaped as the
+    sealed document is; None when the ZIP (if any) has none for it."""
+    entry = context.evidence_completions.get(str(public.get("orderRef") or ""))
+    if not isinstance(entry, dict):
+        return None
+    return {"orderRef": entry.get("order_ref"), "documentSha256": entry.get("document_sha256"),
+            "identityCheck": entry.get("identity_check"),
+            "invitedName": entry.get("invited_name"),
+            "invitedPersonalNumber": entry.get("invited_personal_number"),
+            "completion": entry.get("completion")}
 
 
 def _check_binding(doc: dict, completion: dict, problems: list[str]) -> None:
@@ -132,6 +150,8 @@ def _check_binding(doc: dict, completion: dict, problems: list[str]) -> None:
         check = IdentityCheck(str(doc.get("identityCheck")))
     except ValueError:
         return  # evidence from before identity binding claims nothing
+    if check is IdentityCheck.PERSONAL_NUMBER and not doc.get("invitedPersonalNumber"):
+        return  # erased when the round ended (the evidence ZIP): the signed claim stands
     mismatch = compare(check, invited_name=str(doc.get("invitedName") or ""),
                        invited_personal_number=str(doc.get("invitedPersonalNumber") or ""),
                        user=user)
