@@ -1,5 +1,6 @@
 """The signing page in a real browser (headless Chromium driven by Playwright)."""
 
+import base64
 import json
 import shutil
 import uuid
@@ -232,3 +233,61 @@ def test_coming_back_from_the_app_follows_the_open_order(browser, live_app, live
     live_app.runtime.simulator.approve(order.order_ref, PERSONAS[2])
     back.get_by_text("Du har signerat").wait_for(timeout=15_000)
     page.context.close()
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on *page*, one line each."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        pytest.skip("LOUD SKIP: axe-playwright-python is not installed (pip install -e "
+                    "'.[test]'), so the page's accessibility is not checked")
+    found = Axe().run(page).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {v['help']} – {len(v['nodes'])} element(s)"
+            for v in found if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_the_signing_page_has_no_serious_accessibility_violations(
+        browser, live_app, protocol_pdf, device, language, tmp_path):
+    """At rest, with the QR code up, and after a refusal: axe-core finds nothing serious."""
+    from signflow.adapters.bankid_sim import PERSONAS
+
+    rt = live_app.runtime
+    token = make_user(rt, f"a11y-{uuid.uuid4().hex[:8]}@example.se")
+    signers = signers_spec()[:1]
+    resp = requests.post(f"{live_app.url}/api/v1/rounds",
+                         headers={"Authorization": f"Bearer {token}"},
+                         data={"round": json.dumps({"title": "Protokoll nr 2 2026",
+                                                    "language": language,
+                                                    "signers": signers})},
+                         files={"document": ("p.pdf", protocol_pdf, "application/pdf")},
+                         timeout=30)
+    assert resp.status_code == 201, resp.text
+    link = links_in_outbox(live_app.settings.data_dir / "outbox")[signers[0]["email"]]
+    if device == "phone":
+        page, _ = phone_page(browser)
+    else:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{live_app.url}/sign/{link}")
+    findings = serious_violations(page)
+    other = {"sv": "BankID på en annan enhet (QR-kod)", "en": "BankID on another device (QR code)"}
+    start = {"sv": "Signera med BankID", "en": "Sign with BankID"}
+    if device == "phone":
+        page.get_by_role("button", name=other[language]).click()
+    else:
+        page.get_by_role("button", name=start[language]).click()
+    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
+    findings += serious_violations(page)
+    round_id = resp.json()["id"]
+    [order] = [o for o in rt.simulator.open_orders()
+               if round_id in base64.b64decode(o.visible_b64).decode()]
+    rt.simulator.open(order.order_ref)
+    rt.simulator.approve(order.order_ref, PERSONAS[2])  # the wrong person
+    refused = {"sv": "inte den inbjudna", "en": "not the person who was invited"}
+    page.get_by_text(refused[language]).wait_for(timeout=15_000)
+    findings += serious_violations(page)
+    page.screenshot(path=str(tmp_path / f"{device}-{language}.png"), full_page=True)
+    page.context.close()
+    assert findings == []
