@@ -11,11 +11,12 @@ the tests check that.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asn1crypto import algos, cms
+from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding, serialization
@@ -23,36 +24,45 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from signflow.pdf import der
+from signflow.pdf.cms import OID_DATA, SHA256, CertRef
+
 
 class EnvelopeError(ValueError):
     """The envelope cannot be made or opened."""
+
+
+OID_ENVELOPED_DATA = "1.2.840.113549.1.7.3"
+OID_RSAES_OAEP = "1.2.840.113549.1.1.7"
+OID_MGF1 = "1.2.840.113549.1.1.8"
+OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
+#: RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 4055), as an AlgorithmIdentifier.
+_OAEP_SHA256 = der.seq(der.oid(OID_RSAES_OAEP), der.seq(
+    der.explicit(0, der.algorithm(SHA256)),
+    der.explicit(1, der.seq(der.oid(OID_MGF1), der.algorithm(SHA256)))))
 
 
 def _oaep() -> OAEP:
     return OAEP(mgf=MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
-def _recipient(cert: x509.Certificate, content_key: bytes) -> cms.RecipientInfo:
+def _recipient(cert: x509.Certificate, content_key: bytes) -> bytes:
+    """A KeyTransRecipientInfo (DER): the content key wrapped for *cert*."""
     public = cert.public_key()
     if not isinstance(public, rsa.RSAPublicKey):
         raise EnvelopeError(f"evidence certificate {cert.subject.rfc4514_string()} has no "
                             "RSA key; sealing needs RSA recipients")
-    parsed = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-    params = algos.RSAESOAEPParams({
-        "hash_algorithm": {"algorithm": "sha256"},
-        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
-    })
-    return cms.RecipientInfo(name="ktri", value=cms.KeyTransRecipientInfo({
-        "version": "v0",
-        "rid": cms.RecipientIdentifier(name="issuer_and_serial_number", value={
-            "issuer": parsed.issuer, "serial_number": parsed.serial_number}),
-        "key_encryption_algorithm": {"algorithm": "rsaes_oaep", "parameters": params},
-        "encrypted_key": public.encrypt(content_key, _oaep()),
-    }))
+    rid = CertRef.of(cert).issuer_and_serial()
+    return der.seq(der.integer(0), rid, _OAEP_SHA256,
+                   der.octets(public.encrypt(content_key, _oaep())))
 
 
 def seal(plaintext: bytes, recipients: Sequence[x509.Certificate]) -> bytes:
-    """*plaintext* as a DER ContentInfo(EnvelopedData) any of *recipients* can open."""
+    """*plaintext* as a DER ContentInfo(EnvelopedData) any of *recipients* can open.
+
+    Written directly in DER (as :mod:`signflow.pdf.cms` writes signatures):
+    building it with asn1crypto's classes cost some 20 ms per signature.
+    """
     if not recipients:
         raise EnvelopeError("no evidence certificate to seal to")
     key, iv = os.urandom(32), os.urandom(16)
@@ -60,16 +70,22 @@ def seal(plaintext: bytes, recipients: Sequence[x509.Certificate]) -> bytes:
     padded = padder.update(plaintext) + padder.finalize()
     encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
     ciphertext = encryptor.update(padded) + encryptor.finalize()
-    enveloped = cms.EnvelopedData({
-        "version": "v0",
-        "recipient_infos": [_recipient(cert, key) for cert in recipients],
-        "encrypted_content_info": {
-            "content_type": "data",
-            "content_encryption_algorithm": {"algorithm": "aes256_cbc", "parameters": iv},
-            "encrypted_content": ciphertext,
-        },
-    })
-    return cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump()
+    content = der.seq(der.oid(OID_DATA), der.seq(der.oid(OID_AES256_CBC), der.octets(iv)),
+                      der.tlv(0x80, ciphertext))  # [0] IMPLICIT OCTET STRING
+    enveloped = der.seq(der.integer(0),
+                        der.set_of(*(_recipient(cert, key) for cert in recipients)), content)
+    return der.seq(der.oid(OID_ENVELOPED_DATA), der.explicit(0, enveloped))
+
+
+def recipient_label(cert: x509.Certificate) -> str:
+    """How a recipient is named: its issuer and serial number, as :func:`inspect` names it."""
+    return _label(cert.public_bytes(serialization.Encoding.DER))
+
+
+@functools.lru_cache(maxsize=32)
+def _label(cert_der: bytes) -> str:
+    tbs = asn1_x509.Certificate.load(cert_der)["tbs_certificate"]
+    return f"{tbs['issuer'].human_friendly} #{tbs['serial_number'].native:x}"
 
 
 @dataclass(frozen=True)

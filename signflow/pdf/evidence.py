@@ -84,7 +84,7 @@ def evidence_attributes(evidence: Mapping[str, Any],
     """The two signed CMS attributes (DER) carrying *evidence*, sealed to *recipients*."""
     sealed = sealed_document(evidence)
     sealed_envelope = envelope.seal(sealed, recipients)
-    names = envelope.inspect(sealed_envelope).recipients
+    names = [envelope.recipient_label(cert) for cert in recipients]
     public = public_document(evidence, sealed=sealed, sealed_envelope=sealed_envelope,
                              recipients=names)
     return [der.attribute(OID_EVIDENCE, der.octets(public)),
