@@ -240,7 +240,7 @@ def invited_personal_number(svc: Services, signer: Signer) -> str:
 
 
 def forget_personal_numbers(signers: list[Signer]) -> None:
-    """Erase personal numbers no longer needed: the signer is done, or the round ended."""
+    """Erase the invited personal numbers once the round has ended (completed or not)."""
     for s in signers:
         s.personal_number_sealed = None
 

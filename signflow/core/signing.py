@@ -230,7 +230,7 @@ def evidence_for(session: Session, svc: Services, signer: Signer) -> dict[str, A
         "document_sha256": ev.document_sha256,
         "completed_at": ev.completed_at.isoformat(),
         "signature_verified": ev.signature_verified,
-        "identity_check": signer.identity_check or IdentityCheck.NAME.value,
+        "identity_check": signer.identity_check,  # None: signed before identity binding
         "invited_name": signer.name,
         "invited_personal_number": invited_personal_number(svc, signer),
         "completion": json.loads(_opened(svc, signer, ev.completion_json)),
