@@ -14,7 +14,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     """Wire config, database, adapters, blueprints and error handling."""
     from signflow.runtime import build_runtime
-    from signflow.web import api, close_db, dev, errors, pages, pki, sign
+    from signflow.web import api, close_db, dev, errors, pages, pki, redact, sign
 
     settings = ensure_secret_key(settings or load_settings())
     runtime = runtime or build_runtime(settings)
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     if settings.dev_mode:
         app.register_blueprint(dev.bp)
     errors.register(app)
+    redact.install()  # signing-link tokens never reach the request logs
     # The simulators' pages let anyone approve an order as anyone: development only.
     mounts = {}
     for name in runtime.providers if settings.dev_mode else ():

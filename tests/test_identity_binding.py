@@ -239,3 +239,18 @@ def test_the_providers_evidence_is_encrypted_at_rest_too(client, auth, runtime, 
         stored = conn.execute(text("SELECT completion_json FROM bankid_evidence")).scalar()
     assert stored.startswith("v1:") and MIKAEL.personal_number not in stored
     assert "personalNumber" not in stored and "signature" not in stored
+
+
+def test_signing_link_tokens_never_reach_the_request_log(live_app, caplog):
+    """A request line with a link token is logged without it (werkzeug, as gunicorn)."""
+    import requests
+
+    token = "Abc_def-" * 5 + "xyz"
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    requests.get(f"{live_app.url}/sign/{token}", timeout=10)
+    requests.get(f"{live_app.url}/sign/{token}/bankid", timeout=10)
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("/sign/[link]" in line for line in lines), lines
+    assert not any(token in line for line in lines)
+    logging.getLogger("gunicorn.access").warning('"GET /sign/%s HTTP/1.1" 200', token)
+    assert token not in caplog.text
