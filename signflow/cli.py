@@ -210,21 +210,13 @@ def _evidence_keys(paths, password: str | None) -> list[bytes]:
     They are opened here, so a wrong path or password is a usage error, and the
     password never travels further.
     """
-    from cryptography.hazmat.primitives import serialization as ser
-
     from signflow.errors import ConfigError
+    from signflow.pdf.envelope import EnvelopeError, unlocked_key_pem
 
-    keys = []
-    for path in paths:
-        try:
-            key = ser.load_pem_private_key(Path(path).read_bytes(),
-                                           password.encode() if password else None)
-        except (OSError, ValueError, TypeError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise ConfigError(f"cannot read the evidence key {path}: {reason}") from None
-        keys.append(key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8,
-                                      ser.NoEncryption()))
-    return keys
+    try:
+        return [unlocked_key_pem(Path(path), password or "") for path in paths]
+    except EnvelopeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _print_report(report) -> None:

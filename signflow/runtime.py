@@ -13,7 +13,6 @@ import threading
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,7 +68,7 @@ class Runtime:
         """Keys (PEM) the service's own verification opens sealed evidence with (read once)."""
         from pathlib import Path
 
-        from signflow.pdf.envelope import EnvelopeError, load_key
+        from signflow.pdf.envelope import EnvelopeError, unlocked_key_pem
         from signflow.pdf.pki import EVIDENCE
 
         if self.settings.evidence_key:
@@ -79,12 +78,11 @@ class Runtime:
         else:
             return []
         try:
-            key = load_key(path.read_bytes(), password.encode() or None)
-        except (OSError, EnvelopeError) as exc:
+            return [unlocked_key_pem(path, password)]
+        except EnvelopeError as exc:
             if not self.settings.evidence_key:
                 return []  # no development key: sealed evidence is reported as sealed
-            raise ConfigError(f"SIGNFLOW_EVIDENCE_KEY {path}: {exc}") from None
-        return [key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())]
+            raise ConfigError(f"SIGNFLOW_EVIDENCE_KEY: {exc}") from None
 
 
 def build_runtime(settings: Settings) -> Runtime:

@@ -15,6 +15,7 @@ import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
@@ -133,6 +134,24 @@ def load_key(pem: bytes, password: bytes | None = None) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise EnvelopeError("the evidence key is not an RSA key")
     return key
+
+
+def unlocked_key_pem(path: Path, password: str = "") -> bytes:
+    """The evidence key in the PEM file *path*, decrypted, as unencrypted PKCS#8 PEM.
+
+    Opened here so that a wrong path or password is said at once, and the
+    password goes no further (the verifying child process gets the key).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EnvelopeError(f"cannot read the evidence key {path}: {exc.strerror}") from None
+    try:
+        key = load_key(data, password.encode() or None)
+    except EnvelopeError as exc:
+        raise EnvelopeError(f"cannot read the evidence key {path}: {exc}") from None
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def open_sealed(data: bytes, keys: Sequence[rsa.RSAPrivateKey]) -> bytes | None:
