@@ -50,6 +50,11 @@ class Runtime:
 
     def trust_settings(self) -> TrustSettings:
         """What verification trusts: the same as ``signflow verify`` with these settings."""
+        return self._trust
+
+    @functools.cached_property
+    def _trust(self) -> TrustSettings:
+        # read once: each verification and trust-anchors request read the PEM files again
         return trust_settings(self.settings)
 
     def provider_roots(self) -> list[x509.Certificate]:
