@@ -225,13 +225,15 @@ def test_coming_back_from_the_app_follows_the_open_order(browser, live_app, live
     page.get_by_role("button", name="Öppna BankID", exact=True).click()
     page.wait_for_function("document.getElementById('launch').href.includes('autostarttoken')")
     order = _open_order_of(live_app, tokens[2])
-    back = page.context.new_page()  # the app opens the returnUrl in the browser
-    back.goto(order.return_url)
-    back.get_by_text("Försöker starta BankID-appen.").wait_for(timeout=10_000)
-    assert not back.get_by_role("button", name="Öppna BankID", exact=True).is_visible()
+    # the app sends the browser back to the returnUrl: a fresh load of the signer's page
+    # (the same tab: a second page in this context sometimes never opened under load)
+    page.goto(order.return_url, timeout=30_000)
+    page.reload(timeout=30_000)  # a fragment-only change does not reload by itself
+    page.get_by_text("Försöker starta BankID-appen.").wait_for(timeout=10_000)
+    assert not page.get_by_role("button", name="Öppna BankID", exact=True).is_visible()
     live_app.runtime.simulator.open(order.order_ref)
     live_app.runtime.simulator.approve(order.order_ref, PERSONAS[2])
-    back.get_by_text("Du har signerat").wait_for(timeout=15_000)
+    page.get_by_text("Du har signerat").wait_for(timeout=15_000)
     page.context.close()
 
 
