@@ -14,11 +14,24 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     """Wire config, database, adapters, blueprints and error handling."""
     from signflow.runtime import build_runtime
-    from signflow.web import api, close_db, dev, errors, pages, pki, redact, sign
+    from signflow.web import (
+        api,
+        close_db,
+        dev,
+        errors,
+        login,
+        pages,
+        pki,
+        redact,
+        secretariat,
+        security,
+        sign,
+        staff,
+    )
 
     settings = ensure_secret_key(settings or load_settings())
     runtime = runtime or build_runtime(settings)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder="static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
@@ -27,11 +40,15 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     )
     app.extensions["signflow"] = runtime
     app.teardown_appcontext(close_db)
-    for bp in (api.bp, sign.bp, pki.bp, pages.bp):
+    for bp in (api.bp, sign.bp, pki.bp, pages.bp, login.bp, secretariat.bp):
         app.register_blueprint(bp)
     if settings.dev_mode:
         app.register_blueprint(dev.bp)
     errors.register(app)
+    # bearer-token API, OCSP/TSA clients and the signing page (which checks its own
+    # forms and the Origin of its JSON calls) are outside the session's CSRF check
+    security.install(app, exempt=[api.bp, pki.bp, sign.bp, dev.bp])
+    staff.configure(app)
     redact.install()  # signing-link tokens never reach the request logs
     # The simulators' pages let anyone approve an order as anyone: development only.
     mounts = {}

@@ -99,6 +99,10 @@ class Settings:
     #: Trusted reverse proxies in front of signflow; their X-Forwarded-For/-Proto/-Host
     #: give the signer's address (BankID's endUserIp).  0: headers ignored.
     proxy_hops: int = 0
+    #: Minutes a staff session may sit unused before it asks for sign-in again.
+    session_idle_minutes: int = 30
+    #: Hours a staff session lasts at most, however busy.
+    session_max_hours: int = 12
     #: Extra options for tests: not read from the environment.
     testing: bool = False
     #: ``SIGNFLOW_*`` variables signflow itself does not know, by lower-case

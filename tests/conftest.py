@@ -314,6 +314,24 @@ def live_app(base_url, keys_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for every browser test of the run."""
+    from tests.browser_kit import ARGS, CHROMIUM
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("LOUD SKIP: playwright is not installed (pip install -e '.[test]')")
+    if CHROMIUM is None:
+        pytest.skip("LOUD SKIP: Chromium is not installed (make test installs it with apt "
+                    "where it can)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
 def live_server(live_app) -> str:
     return live_app.url
 

@@ -2,33 +2,14 @@
 
 import base64
 import json
-import shutil
 import uuid
 
 import pytest
 import requests
 
 from signflow.demo import links_in_outbox
+from tests.browser_kit import PHONE, phone_page, serious_violations  # noqa: F401
 from tests.conftest import make_user, signers_spec
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("LOUD SKIP: playwright is not installed (pip install -e '.[test]')")
-    if CHROMIUM is None:
-        pytest.skip("LOUD SKIP: Chromium is not installed (make test installs it with apt "
-                    "where it can)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -98,25 +79,6 @@ def test_leaving_the_page_cancels_the_order(browser, live_app, live_round):
         time.sleep(0.1)
     assert sim.open_orders() == []
     page.close()
-
-
-IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
-PHONE = {"width": 390, "height": 844}
-
-
-def phone_page(browser, *, user_agent: str | None = IPHONE):
-    """A 390 px wide page; the app link is caught (204: the browser stays put)."""
-    context = browser.new_context(viewport=PHONE, user_agent=user_agent)
-    page = context.new_page()
-    launched: list[str] = []
-
-    def app(route):
-        launched.append(route.request.url)
-        route.fulfill(status=204)
-
-    page.route("https://app.bankid.com/**", app)
-    return page, launched
 
 
 def test_a_phone_leads_with_open_bankid(browser, live_app, live_round):
@@ -235,18 +197,6 @@ def test_coming_back_from_the_app_follows_the_open_order(browser, live_app, live
     live_app.runtime.simulator.approve(order.order_ref, PERSONAS[2])
     page.get_by_text("Du har signerat").wait_for(timeout=15_000)
     page.context.close()
-
-
-def serious_violations(page) -> list[str]:
-    """axe-core's serious and critical findings on *page*, one line each."""
-    try:
-        from axe_playwright_python.sync_playwright import Axe
-    except ImportError:
-        pytest.skip("LOUD SKIP: axe-playwright-python is not installed (pip install -e "
-                    "'.[test]'), so the page's accessibility is not checked")
-    found = Axe().run(page).response["violations"]
-    return [f"{v['id']} ({v['impact']}): {v['help']} – {len(v['nodes'])} element(s)"
-            for v in found if v["impact"] in ("serious", "critical")]
 
 
 @pytest.mark.parametrize("language", ["sv", "en"])

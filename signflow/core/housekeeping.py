@@ -19,10 +19,10 @@ from signflow.core.models import Document, Round, Signer
 from signflow.core.ports import Services
 from signflow.core.rounds import (
     SYSTEM,
-    _end_open_orders,
-    _revoke_links,
     _store,
+    end_open_orders,
     forget_personal_numbers,
+    revoke_links,
 )
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.db import after_commit
@@ -90,8 +90,8 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
             continue  # signed by all; only PDF work is left, which resume_stalled restarts
         transition(round_, RoundStatus.EXPIRED)
         expired.append(round_id)
-        _end_open_orders(session, svc, round_.signers)
-        _revoke_links(round_)
+        end_open_orders(session, svc, round_.signers)
+        revoke_links(round_)
         forget_personal_numbers(round_.signers)
         unsigned = [s.name for s in round_.signers if s.status != SignerStatus.SIGNED.value]
         append_event(session, round_, EventType.ROUND_EXPIRED, SYSTEM,

@@ -61,6 +61,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Keyed hash (HMAC-SHA256) of the personal number staff sign in with; never the number.
+    personal_number_hash: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, unique=True)
 
     organisation: Mapped[Organisation] = relationship()
 
@@ -73,7 +76,10 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: What the user called it on the tokens page ("Ärendesystemet").
+    name: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -169,6 +175,9 @@ class Signer(Base):
     #: SHA-256 of the signer's link token (the token itself is never stored).
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The link token itself, sealed (AES-GCM, bound to this signer), so that a
+    #: reminder can resend the link the signer already has instead of killing it.
+    link_token_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     invited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The BankID ``orderRef`` of the completed signature (Transaktions-ID).

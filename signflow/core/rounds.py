@@ -315,7 +315,7 @@ def _cancel_quietly(provider, order_ref: str) -> None:
         pass  # already finished or unknown to the provider: nothing left to cancel
 
 
-def _end_open_orders(session: Session, svc: Services, signers: list[Signer]) -> None:
+def end_open_orders(session: Session, svc: Services, signers: list[Signer]) -> None:
     """Forget *signers*' open orders now; tell the provider once committed.
 
     The provider is an HTTP call that may take seconds, so it is not made
@@ -334,21 +334,21 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     reason = (reason or "").strip()[:2000]
     round_ = lock_round(session, signer.round_id)
     _require_can_sign(signer)
-    _end_open_orders(session, svc, [signer])
+    end_open_orders(session, svc, [signer])
     transition(signer, SignerStatus.DECLINED)
     signer.decline_reason = reason
     transition(round_, RoundStatus.DECLINED)
     forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.SIGNER_DECLINED, f"signer:{signer.id}",
                  {"signer": signer.id, "reason": reason})
-    _revoke_links(round_, keep=signer)
+    revoke_links(round_, keep=signer)
     mail = messages.declined(round_.language, to=round_.created_by.email, title=round_.title,
                              name=signer.name, role=role_label(signer.role, round_.language),
                              reason=reason)
     after_commit(session, lambda: svc.mailer.send(mail))
 
 
-def _revoke_links(round_: Round, keep: Signer | None = None) -> None:
+def revoke_links(round_: Round, keep: Signer | None = None) -> None:
     for s in round_.signers:
         if s is not keep and s.status in (SignerStatus.WAITING.value, SignerStatus.INVITED.value):
             s.token_hash = None
@@ -357,12 +357,12 @@ def _revoke_links(round_: Round, keep: Signer | None = None) -> None:
 
 def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
     round_ = visible_round(session, user, round_id)
-    _require_manager(user)
+    require_manager(user)
     round_ = lock_round(session, round_.id)
     if not transition(round_, RoundStatus.CANCELLED):
         return round_  # cancelled already: nothing more to do or record
-    _end_open_orders(session, svc, round_.signers)
-    _revoke_links(round_)
+    end_open_orders(session, svc, round_.signers)
+    revoke_links(round_)
     forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.ROUND_CANCELLED, f"user:{user.email}", {})
     return round_
@@ -371,7 +371,7 @@ def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
 def remind(session: Session, svc: Services, user: User, round_id: str) -> list[Signer]:
     """E-mail every invited, unsigned signer a fresh link."""
     round_ = visible_round(session, user, round_id)
-    _require_manager(user)
+    require_manager(user)
     round_ = lock_round(session, round_.id)
     if round_.status != RoundStatus.PENDING.value:
         raise IllegalTransition(f"the round is {round_.status}", code="round_closed")
@@ -392,6 +392,6 @@ def record_evidence_download(session: Session, user: User, round_id: str) -> Rou
     return round_
 
 
-def _require_manager(user: User) -> None:
+def require_manager(user: User) -> None:
     if user.role not in ("secretariat", "admin"):
         raise Forbidden("only the secretariat can change a round")

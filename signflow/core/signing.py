@@ -25,10 +25,10 @@ from signflow.core.rounds import (
     SYSTEM,
     _block,
     _cancel_quietly,
-    _end_open_orders,
     _provider,
     _require_can_sign,
     _store,
+    end_open_orders,
     forget_personal_numbers,
     invite,
     invited_personal_number,
@@ -81,7 +81,7 @@ def start_signing(
         _cancel_quietly(provider, order.order_ref)
         raise
     if signer.pending_order_ref != previous:  # started meanwhile in another tab
-        _end_open_orders(session, svc, [signer])  # only the newest order counts
+        end_open_orders(session, svc, [signer])  # only the newest order counts
     signer.pending_order_ref = order.order_ref
     signer.pending_qr_token = order.qr_start_token
     signer.pending_qr_secret = order.qr_start_secret

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from signflow.errors import (
@@ -51,24 +51,43 @@ def error_body(code: str, message: str, **extra: object):
     return jsonify(error=body)
 
 
+def wants_page() -> bool:
+    """A person's browser asked (not the API, not the pages' own JSON calls)."""
+    if request.path.startswith("/api/") or request.is_json:
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
+def error_page(status: int, message: str = ""):
+    return render_template("error.html", status=status, message=message), status
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(SignflowError)
     def _signflow_error(err: SignflowError):
         status = status_of(err)
         if status >= 500:
             log.error("%s: %s", type(err).__name__, err.message)
+        if wants_page():
+            return error_page(status)
         extra = {k: v for k, v in err.fields.items() if isinstance(v, str | int | list)}
         return error_body(err.code, err.message, **extra), status
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
         code = (err.name or "error").lower().replace(" ", "_")
-        if request.path.startswith(("/api/", "/sign/")) or request.is_json:
+        if not wants_page() and (request.path.startswith(("/api/", "/sign/"))
+                                 or request.is_json or not request.accept_mimetypes.accept_html):
             resp = error_body(code, err.description or err.name)
             return resp, err.code or 400
+        if err.code and err.code >= 400:
+            return error_page(err.code)
         return err
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
+        if wants_page():
+            return error_page(500)
         return error_body("internal_error", "something went wrong on our side"), 500

@@ -1,0 +1,102 @@
+"""Staff sessions for the pages: who is signed in, for how long, and as what.
+
+The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure and
+``__Host-`` prefixed behind HTTPS).  It holds the user's id, when they signed
+in and when they were last seen: idle longer than
+``SIGNFLOW_SESSION_IDLE_MINUTES`` or signed in longer than
+``SIGNFLOW_SESSION_MAX_HOURS`` ago, the next page asks for sign-in again.
+:func:`sign_in` starts from an empty session, so a session id planted before
+sign-in never carries over.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from urllib.parse import quote
+
+from flask import Flask, abort, g, redirect, request, session
+
+from signflow.core.models import User
+from signflow.web import db, runtime
+
+USER, SIGNED_IN, SEEN, METHOD = "uid", "at", "seen", "via"
+
+
+def configure(app: Flask) -> None:
+    settings = app.extensions["signflow"].settings
+    secure = settings.base_url.startswith("https://")
+    from datetime import timedelta
+
+    app.config.update(
+        SESSION_COOKIE_NAME="__Host-signflow" if secure else "signflow",
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_idle_minutes),
+        SESSION_REFRESH_EACH_REQUEST=True,
+    )
+
+
+def sign_in(user: User, method: str) -> None:
+    """Start a new session for *user* (``bankid``, ``oidc``, …), dropping the old one."""
+    session.clear()
+    session.permanent = True
+    now = int(time.time())
+    session.update({USER: user.id, SIGNED_IN: now, SEEN: now, METHOD: method})
+
+
+def sign_out() -> None:
+    session.clear()
+
+
+def current_staff() -> User | None:
+    """The signed-in user, or None (no session, timed out, or the user is gone)."""
+    if "staff" in g:
+        return g.staff
+    g.staff = None
+    uid = session.get(USER)
+    if uid is None:
+        return None
+    settings = runtime().settings
+    now = int(time.time())
+    idle = now - int(session.get(SEEN, 0))
+    age = now - int(session.get(SIGNED_IN, 0))
+    if idle > settings.session_idle_minutes * 60 or age > settings.session_max_hours * 3600:
+        session.clear()
+        return None
+    user = db().get(User, uid)
+    if user is None:
+        session.clear()
+        return None
+    if idle > 30:
+        session[SEEN] = now  # writing the cookie on every request would be noise
+    g.staff = user
+    return user
+
+
+def staff_page(*roles: str) -> Callable:
+    """Decorator for staff pages: a stranger goes to /login, a wrong role gets 403."""
+
+    def wrap(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def inner(*args, **kwargs):
+            user = current_staff()
+            if user is None:
+                return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/')}")
+            if roles and user.role not in roles:
+                abort(403)
+            g.user = user
+            return view(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after sign-in: a path on this site only, never another host."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/rounds"
+    return target

@@ -1,0 +1,78 @@
+"""What the browser tests share: phone-sized pages, axe-core, screenshots.
+
+The ``browser`` fixture itself (one headless Debian Chromium for the whole
+run) lives in conftest.py.  Screenshots go to ``SIGNFLOW_SCREENSHOTS`` (or
+``test-artifacts/screenshots``) so that they are kept after the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+PHONE = {"width": 390, "height": 844}
+NARROWEST = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def phone_page(browser, *, user_agent: str | None = IPHONE, viewport: dict | None = None):
+    """A 390 px wide page; the BankID app link is caught (204: the browser stays put)."""
+    context = browser.new_context(viewport=viewport or PHONE, user_agent=user_agent)
+    page = context.new_page()
+    launched: list[str] = []
+
+    def app(route):
+        launched.append(route.request.url)
+        route.fulfill(status=204)
+
+    page.route("https://app.bankid.com/**", app)
+    return page, launched
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on *page*, one line each."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        pytest.skip("LOUD SKIP: axe-playwright-python is not installed (pip install -e "
+                    "'.[test]'), so the page's accessibility is not checked")
+    found = Axe().run(page).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {v['help']} – {len(v['nodes'])} element(s)"
+            for v in found if v["impact"] in ("serious", "critical")]
+
+
+def horizontal_overflow(page) -> int:
+    """How many CSS pixels the page is wider than its window (0: no sideways scrolling)."""
+    return int(page.evaluate(
+        "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+        " - window.innerWidth"))
+
+
+def screenshots_dir() -> Path:
+    path = Path(os.environ.get("SIGNFLOW_SCREENSHOTS") or "test-artifacts/screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def keep_screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot as a test artefact, named *name*.png."""
+    path = screenshots_dir() / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ".png")
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def check_page(page, name: str) -> None:
+    """The quality bar for any page at rest: no serious axe finding, no sideways scroll,
+    and a screenshot kept."""
+    keep_screenshot(page, name)
+    assert serious_violations(page) == [], name
+    assert horizontal_overflow(page) <= 0, f"{name} scrolls sideways"
