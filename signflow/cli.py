@@ -54,15 +54,42 @@ def cmd_db_upgrade(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _lookup_hasher(settings: Settings):
+    """What keys the personal-number hashes: the web app's own sealer, rebuilt."""
+    from signflow.adapters.secrets_at_rest import FieldCipher
+
+    return FieldCipher(settings.data_key or settings.secret_key)
+
+
 def cmd_users_add(args, settings: Settings) -> int:
-    from signflow.core.accounts import add_user, issue_token
+    from signflow.core.accounts import add_user, issue_token, set_personal_number
 
     with _database(settings) as session:
         user = add_user(session, args.email, args.role, name=args.name or "",
                         organisation=args.organisation or "Default")
-        token = issue_token(session, user, settings.api_token_days)
-    print(f"added {user.email} ({user.role}) to {args.organisation or 'Default'}")
+        if args.personal_number:
+            # a bad or taken number rolls the whole command back: no half-made user
+            set_personal_number(session, _lookup_hasher(settings), user, args.personal_number)
+        token = issue_token(session, user, settings.api_token_days, name="signflow users add")
+        email, role = user.email, user.role
+    print(f"added {email} ({role}) to {args.organisation or 'Default'}"
+          + ("; signs in with BankID" if args.personal_number else ""))
     print(token)
+    return EXIT_OK
+
+
+def cmd_users_set_personal_number(args, settings: Settings) -> int:
+    """Let an existing user sign in with BankID (only a keyed hash is kept)."""
+    from signflow.core.accounts import set_personal_number, user_by_email
+    from signflow.errors import InvalidInput
+
+    with _database(settings) as session:
+        user = user_by_email(session, args.email)
+        if user is None:
+            raise InvalidInput(f"no user {args.email.strip().lower()}", field="email")
+        set_personal_number(session, _lookup_hasher(settings), user, args.personal_number)
+        email = user.email
+    print(f"{email} now signs in with BankID")
     return EXIT_OK
 
 
@@ -84,23 +111,46 @@ def cmd_orgs_evidence_certs(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+DEV_USER = "sekretariatet@example.se"
+
+
 def _ensure_dev_user(settings: Settings) -> None:
-    """On a fresh dev install, make a secretariat user and show its token once."""
+    """On a fresh dev install, make a secretariat user and show its token once.
+
+    It signs in at /login as the BankID simulator's default person (whom the
+    simulator's phone page approves as when no one else is chosen); an older
+    dev install's user is given that personal number too.
+    """
     from sqlalchemy import func, select
 
-    from signflow.core.accounts import add_user, issue_token
+    from signflow.adapters.bankid_sim import PERSONAS
+    from signflow.core.accounts import (
+        add_user,
+        issue_token,
+        set_personal_number,
+        user_by_email,
+        user_for_personal_number,
+    )
     from signflow.core.models import User
 
+    hasher, pnr = _lookup_hasher(settings), PERSONAS[0].personal_number
+    token = ""
     with _database(settings) as session:
-        if session.scalar(select(func.count()).select_from(User)):
-            return
-        user = add_user(session, "sekretariatet@example.se", "secretariat",
-                        name="Sekretariatet", organisation="Dev")
-        token = issue_token(session, user, settings.api_token_days)
+        if not session.scalar(select(func.count()).select_from(User)):
+            made = add_user(session, DEV_USER, "secretariat", name="Sekretariatet",
+                            organisation="Dev")
+            token = issue_token(session, made, settings.api_token_days, name="dev")
+        dev = user_by_email(session, DEV_USER)
+        if dev is not None and dev.personal_number_hash is None \
+                and user_for_personal_number(session, hasher, pnr) is None:
+            set_personal_number(session, hasher, dev, pnr)
+    if not token:
+        return
     path = settings.data_dir / "dev-token"
     path.write_text(token + "\n")
     path.chmod(0o600)
-    print(f"dev secretariat user sekretariatet@example.se; API token saved in {path}")
+    print(f"dev secretariat user {DEV_USER} (signs in at /login with the BankID simulator "
+          f"as {PERSONAS[0].name}); API token saved in {path}")
 
 
 def cmd_serve(args, settings: Settings) -> int:
@@ -379,7 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--role", required=True, choices=["secretariat", "auditor", "admin"])
     s.add_argument("--name")
     s.add_argument("--organisation")
+    s.add_argument("--personal-number", metavar="PN",
+                   help="personnummer the user signs in with at /login (BankID); "
+                   "only a keyed hash is stored")
     s.set_defaults(func=cmd_users_add)
+    s = users.add_parser("set-personal-number",
+                         help="let an existing user sign in with BankID as PN")
+    s.add_argument("email")
+    s.add_argument("personal_number", metavar="PN")
+    s.set_defaults(func=cmd_users_set_personal_number)
     orgs = sub.add_parser("orgs").add_subparsers(dest="orgs_command", required=True)
     s = orgs.add_parser("evidence-certs", help="seal an organisation's evidence to its own "
                         "RSA certificates too; no FILE: the service's only")

@@ -103,6 +103,12 @@ class Settings:
     session_idle_minutes: int = 30
     #: Hours a staff session lasts at most, however busy.
     session_max_hours: int = 12
+    #: OpenID Connect sign-in for staff (Entra ID, Keycloak, …): the issuer URL
+    #: (its ``/.well-known/openid-configuration`` is read), and this service's
+    #: client id and secret there.  Empty issuer: BankID sign-in only.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
     #: Extra options for tests: not read from the environment.
     testing: bool = False
     #: ``SIGNFLOW_*`` variables signflow itself does not know, by lower-case

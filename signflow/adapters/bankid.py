@@ -124,13 +124,15 @@ class BankIDClient:
         return self._order(self._post("sign", body))
 
     def start_auth(self, end_user_ip: str, personal_number: str = "",
-                   visible_text: str = "") -> OrderStart:
-        """``/auth``: identification only (login to the secretariat's pages)."""
+                   visible_text: str = "", *, return_url: str = "") -> OrderStart:
+        """``/auth``: identification only (sign-in to the secretariat's pages)."""
         body: dict[str, Any] = {"endUserIp": end_user_ip,
                                 "requirement": self._requirement(personal_number)}
         if visible_text:
             body["userVisibleData"] = _b64(visible_text.encode("utf-8"))
             body["userVisibleDataFormat"] = "simpleMarkdownV1"
+        if return_url:
+            body["returnUrl"] = return_url
         return self._order(self._post("auth", body))
 
     def start_phone_sign(self, request: SignRequest, *, call_initiator: str = "RP"

@@ -4,11 +4,18 @@ The key is ``SIGNFLOW_DATA_KEY``, or else derived from the secret key, so web
 and workers that share their configuration read each other's values.  Each
 value is bound to the row it belongs to (the associated data), so a
 ciphertext copied to another signer does not open there.
+
+The same secret also keys the lookup hashes of values that are searched for
+but never read back (a staff member's personal number): HMAC-SHA256 under a
+key of its own, so a leaked table cannot be matched against the ~10^10
+possible personal numbers without the key.  Changing the key orphans them.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -31,6 +38,12 @@ class FieldCipher:
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                    info=b"signflow personal numbers v1").derive(secret.encode("utf-8"))
         self._aead = AESGCM(key)
+        self._lookup_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                                info=b"signflow lookup hashes v1").derive(secret.encode("utf-8"))
+
+    def lookup_hash(self, value: str) -> str:
+        """A keyed hash of *value* (64 hex digits) to find it by; not reversible."""
+        return hmac.new(self._lookup_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def seal(self, value: str, *, bound_to: str) -> str:
         nonce = os.urandom(12)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,17 @@ class IdentityProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class Authenticator(Protocol):
+    """A provider that can also identify a person without a signature (RP ``auth``):
+    staff sign-in.  Optional: a provider without it is for signing only."""
+
+    def start_auth(self, end_user_ip: str, personal_number: str = "",
+                   visible_text: str = "", *, return_url: str = "") -> OrderStart:
+        """Start an identification; collect, cancel and the QR code work as for signing."""
+        ...
+
+
 @dataclass(frozen=True)
 class Mail:
     to: str
@@ -128,6 +139,10 @@ class FieldSealer(Protocol):
     def seal(self, value: str, *, bound_to: str) -> str: ...
 
     def open(self, token: str, *, bound_to: str) -> str: ...
+
+    def lookup_hash(self, value: str) -> str:
+        """A keyed hash (64 hex digits) to look *value* up by without storing it."""
+        ...
 
 
 @dataclass(frozen=True)

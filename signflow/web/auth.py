@@ -1,4 +1,4 @@
-"""Bearer tokens: random 256-bit, stored as SHA-256, expiring."""
+"""Bearer tokens: random 256-bit, stored as SHA-256, expiring; last use noted."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from flask import g, request
 
-from signflow.core.accounts import user_for_token
-from signflow.core.models import User
+from signflow.core.accounts import live_token, note_token_use
+from signflow.core.models import User, utcnow
 from signflow.errors import Forbidden, Unauthorized
 from signflow.web import db
 
@@ -18,10 +18,14 @@ def current_user() -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("an API token is required (Authorization: Bearer …)")
-    user = user_for_token(db(), token.strip())
-    if user is None:
+    session = db()
+    row = live_token(session, token.strip())
+    if row is None:
         raise Unauthorized("the API token is not valid")
-    return user
+    if note_token_use(row, utcnow()):
+        # its own small commit, before the view's work begins (once a minute at most)
+        session.commit()
+    return row.user
 
 
 def require(*roles: str) -> Callable:
