@@ -37,6 +37,10 @@ class EventType(enum.StrEnum):
     SIGNER_INVITED = "signer.invited"
     #: A reminder was e-mailed.
     SIGNER_REMINDED = "signer.reminded"
+    #: The secretariat put another person in an unsigned signer's place; the
+    #: old link stopped working.  data: signer, old_name, old_email, name, email
+    #: (never a personal number).
+    SIGNER_REPLACED = "signer.replaced"
     #: An identity-provider order was started; data: signer, provider, order_ref.
     IDENTITY_STARTED = "identity.started"
     #: An identity-provider order failed or was cancelled, or its completion

@@ -19,9 +19,22 @@ _INVITE = {
     ),
 }
 _REMIND_PREFIX = {"sv": "Påminnelse: ", "en": "Reminder: "}
+#: The last line of a mail to the secretariat: where the round's page is.
+_SEE_ROUND = {"sv": "Se signeringen: {link}\n", "en": "See the round: {link}\n"}
+
+
+def round_page(base_url: str, round_id: str) -> str:
+    """The round's page for the secretariat (a browser page, not the API)."""
+    return f"{base_url}/rounds/{round_id}"
+
+
+def _see_round(lang: str, link: str) -> str:
+    return _SEE_ROUND[lang].format(link=link) if link else ""
 _COMPLETED = {
-    "sv": ("Signerat: {title}", "Alla har signerat \"{title}\".\nHämta dokumentet: {link}\n"),
-    "en": ("Signed: {title}", "Everyone has signed \"{title}\".\nDownload the document: {link}\n"),
+    "sv": ("Signerat: {title}", "Alla har signerat \"{title}\".\n"
+           "Se signeringen och hämta dokumentet: {link}\n"),
+    "en": ("Signed: {title}", "Everyone has signed \"{title}\".\n"
+           "See the round and download the document: {link}\n"),
 }
 _DECLINED = {
     "sv": (
@@ -48,15 +61,19 @@ def invitation(
 
 
 def completed(lang: str, *, to: str, title: str, link: str) -> Mail:
+    """To the secretariat: everyone has signed; *link* is the round's page (:func:`round_page`)."""
     subject, body = _COMPLETED[lang]
     return Mail(to=to, subject=subject.format(title=title),
                 body=body.format(title=title, link=link))
 
 
-def declined(lang: str, *, to: str, title: str, name: str, role: str, reason: str) -> Mail:
+def declined(lang: str, *, to: str, title: str, name: str, role: str, reason: str,
+             link: str = "") -> Mail:
+    """To the secretariat: a signer declined; *link*: the round's page."""
     subject, body = _DECLINED[lang]
     fields = dict(title=title, name=name, role=role, reason=reason or "-")
-    return Mail(to=to, subject=subject.format(**fields), body=body.format(**fields))
+    return Mail(to=to, subject=subject.format(**fields),
+                body=body.format(**fields) + _see_round(lang, link))
 
 
 _EXPIRED = {
@@ -69,10 +86,12 @@ _EXPIRED = {
 }
 
 
-def expired(lang: str, *, to: str, title: str, unsigned: list[str]) -> Mail:
+def expired(lang: str, *, to: str, title: str, unsigned: list[str], link: str = "") -> Mail:
+    """To the secretariat: the deadline passed; *link*: the round's page."""
     subject, body = _EXPIRED[lang]
     return Mail(to=to, subject=subject.format(title=title),
-                body=body.format(title=title, unsigned=", ".join(unsigned) or "-"))
+                body=body.format(title=title, unsigned=", ".join(unsigned) or "-")
+                + _see_round(lang, link))
 
 
 _MISMATCH = {
@@ -93,10 +112,14 @@ _MISMATCH_WHAT = {
 
 
 def identity_mismatch(lang: str, *, to: str, title: str, name: str, role: str, reported: str,
-                      by_personal_number: bool) -> Mail:
-    """To the secretariat: a signature was refused because the wrong person identified."""
+                      by_personal_number: bool, link: str = "") -> Mail:
+    """To the secretariat: a signature was refused because the wrong person identified.
+
+    *link*: the round's page, where the signer can be replaced.
+    """
     subject, body = _MISMATCH[lang]
     by_name, by_number = _MISMATCH_WHAT[lang]
     what = by_number if by_personal_number else by_name.format(reported=reported)
     return Mail(to=to, subject=subject.format(title=title),
-                body=body.format(title=title, name=name, role=role, what=what))
+                body=body.format(title=title, name=name, role=role, what=what)
+                + _see_round(lang, link))

@@ -33,11 +33,13 @@ class Limits:
 TASKS = {
     "prepare_clean": "signflow.pdf.prepare:prepare_clean",
     "verify": "signflow.pdf.verify:verify_pdf_der",
+    "thumbnails": "signflow.pdf.thumbnails:render_thumbnails",
 }
 #: Verification runs difference analysis over every page for every signature:
 #: about 5 s for a 1000-page protocol here, so it gets more time than intake.
 DEFAULT_LIMITS = {"prepare_clean": Limits(),
-                  "verify": Limits(cpu_seconds=90, wall_seconds=60.0)}
+                  "verify": Limits(cpu_seconds=90, wall_seconds=60.0),
+                  "thumbnails": Limits()}
 
 
 def run(task: str, data: bytes, limits: Limits | None = None, **kwargs: object) -> object:

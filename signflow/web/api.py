@@ -56,7 +56,11 @@ def get_round(round_id: str):
 @bp.get("/rounds/<round_id>/document")
 @require(*READERS)
 def get_document(round_id: str):
-    round_ = rounds.visible_round(db(), g.user, round_id)
+    return document_response(rounds.visible_round(db(), g.user, round_id))
+
+
+def document_response(round_: Round) -> Response:
+    """The round's current PDF (prepared, or signed once complete): the API's and the page's."""
     doc = round_.current_document
     if doc is None:
         raise NotFound("the round has no document")
@@ -82,6 +86,11 @@ def get_evidence(round_id: str):
     session = db()
     round_ = rounds.record_evidence_download(session, g.user, round_id)
     session.commit()
+    return evidence_response(session, round_)
+
+
+def evidence_response(session, round_: Round) -> Response:
+    """The evidence ZIP of *round_* (download already recorded): the API's and the page's."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         doc = round_.current_document

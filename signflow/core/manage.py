@@ -1,0 +1,160 @@
+"""What the secretariat does with its rounds besides starting, reminding and cancelling.
+
+- :func:`start_round_until`: :func:`~signflow.core.rounds.start_round` with a
+  deadline the secretariat chose instead of the service's default.
+- :func:`replace_signer`: put another person in the place of a signer who has
+  not signed; the old link stops working and the new person is invited.
+- :func:`find_rounds`: one page of an organisation's rounds, searched and filtered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from signflow.core import rounds
+from signflow.core.audit import EventType, append_event, lock_round
+from signflow.core.identity import IdentityPolicy
+from signflow.core.models import Round, Signer, User
+from signflow.core.ports import Services
+from signflow.core.states import RoundStatus, SignerStatus
+from signflow.errors import IllegalTransition, InvalidInput, NotFound
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+#: The latest deadline a round may have, in days from today.
+MAX_DEADLINE_DAYS = 365
+
+
+def deadline_from_date(day: date, now: datetime) -> datetime:
+    """The end of *day* in Stockholm, if it is between today and a year from now."""
+    today = now.astimezone(STOCKHOLM).date()
+    if day < today:
+        raise InvalidInput("the deadline has passed", code="deadline_past", field="deadline")
+    if day > today + timedelta(days=MAX_DEADLINE_DAYS):
+        raise InvalidInput(f"the deadline is more than {MAX_DEADLINE_DAYS} days away",
+                           code="deadline_far", field="deadline")
+    return datetime.combine(day, time(23, 59, 59), tzinfo=STOCKHOLM)
+
+
+def start_round_until(
+    session: Session, svc: Services, user: User, spec: rounds.RoundSpec, pdf: bytes,
+    deadline: datetime | None = None,
+) -> Round:
+    """Start a round whose links end at *deadline* (default: the service's invitation days).
+
+    The invitations name the deadline's (UTC) date, so the round is started
+    with as many invitation days as reach that date, then given the exact moment.
+    """
+    if deadline is None:
+        return rounds.start_round(session, svc, user, spec, pdf)
+    days = max(0, (deadline.astimezone(UTC).date() - svc.clock.now().astimezone(UTC).date()).days)
+    round_ = rounds.start_round(session, dataclasses.replace(svc, invitation_days=days),
+                                user, spec, pdf)
+    round_.expires_at = deadline
+    for signer in round_.signers:
+        if signer.token_expires_at is not None:
+            signer.token_expires_at = deadline
+    return round_
+
+
+def replace_signer(
+    session: Session, svc: Services, user: User, round_id: str, signer_id: str,
+    raw: Mapping[str, Any],
+) -> Signer:
+    """Put the person described by *raw* (name, email, personal_number) in *signer_id*'s place.
+
+    The place keeps its position and role.  An open identity order is ended,
+    the old link stops working at once and, if the place was already invited,
+    the new person is e-mailed a link of their own.
+    """
+    round_ = rounds.visible_round(session, user, round_id)
+    rounds.require_manager(user)
+    new = _replacement(round_, signer_id, raw)
+    round_ = lock_round(session, round_.id)
+    if round_.status != RoundStatus.PENDING.value:
+        raise IllegalTransition(f"the round is {round_.status}", code="round_closed")
+    signer = next((s for s in round_.signers if s.id == signer_id), None)
+    if signer is None:
+        raise NotFound("no such signer")
+    if signer.status not in (SignerStatus.WAITING.value, SignerStatus.INVITED.value):
+        raise IllegalTransition(f"the signer has already {signer.status}", code="signer_done")
+    if round_.identity_policy == IdentityPolicy.PERSONAL_NUMBER.value and not new.personal_number:
+        raise InvalidInput("this round binds signers by personal number: give one",
+                           code="personal_number_required", field="personal_number")
+    rounds.end_open_orders(session, svc, [signer])
+    append_event(session, round_, EventType.SIGNER_REPLACED, f"user:{user.email}", {
+        "signer": signer.id, "old_name": signer.name, "old_email": signer.email,
+        "name": new.name, "email": new.email,
+    })
+    _put_in_place(svc, signer, new)
+    if signer.status == SignerStatus.INVITED.value:
+        rounds.invite(session, svc, signer, actor=f"user:{user.email}")
+    return signer
+
+
+def _replacement(round_: Round, signer_id: str, raw: Mapping[str, Any]) -> rounds.SignerSpec:
+    """The new person, checked exactly as the round API checks a signer."""
+    role = next((s.role for s in round_.signers if s.id == signer_id), None)
+    if role is None:
+        raise NotFound("no such signer")
+    person = {k: raw.get(k, "") for k in ("name", "email", "personal_number")}
+    spec = rounds.parse_round_spec({"title": round_.title, "signers": [{**person, "role": role}]})
+    return spec.signers[0]
+
+
+def _put_in_place(svc: Services, signer: Signer, new: rounds.SignerSpec) -> None:
+    signer.name, signer.email = new.name, new.email
+    signer.personal_number_given = bool(new.personal_number)
+    signer.personal_number_sealed = (svc.sealer.seal(new.personal_number, bound_to=signer.id)
+                                     if new.personal_number else None)
+    # the old person's link: gone, and nothing left from which to resend it
+    signer.token_hash = None
+    signer.token_expires_at = None
+    signer.link_token_sealed = None
+    signer.invited_at = None
+    signer.pending_qr_token = signer.pending_qr_secret = None
+    signer.pending_started_at = None
+
+
+@dataclass(frozen=True)
+class RoundsPage:
+    """One page of the rounds list."""
+
+    #: The rounds on this page, newest first, signers loaded.
+    rounds: list[Round]
+    #: How many rounds match in all.
+    total: int
+    #: This page's number, from 1.
+    page: int
+    #: How many pages there are (at least 1).
+    pages: int
+
+
+def find_rounds(
+    session: Session, user: User, *, query: str = "", status: str = "", page: int = 1,
+    per_page: int = 20,
+) -> RoundsPage:
+    """*user*'s organisation's rounds whose title or a signer's name holds *query*."""
+    where = [Round.organisation_id == user.organisation_id]
+    query = query.strip()[:200]
+    if query:
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        named = select(Signer.round_id).where(Signer.name.ilike(pattern, escape="\\"))
+        where.append(or_(Round.title.ilike(pattern, escape="\\"), Round.id.in_(named)))
+    if status in {s.value for s in RoundStatus}:
+        where.append(Round.status == status)
+    total = session.scalar(select(func.count()).select_from(Round).where(*where)) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 1), pages)
+    rows = session.scalars(
+        select(Round).where(*where).options(selectinload(Round.signers))
+        .order_by(Round.created_at.desc(), Round.id).limit(per_page)
+        .offset((page - 1) * per_page))
+    return RoundsPage(list(rows), total, page, pages)

@@ -1,0 +1,144 @@
+"""A round in words for its page: states, roles and the audit trail as a timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import gettext as _
+
+from signflow.core.audit import EventType
+from signflow.core.models import Round, Signer
+from signflow.core.people import role_label
+from signflow.core.states import SignerStatus
+from signflow.web.security import stockholm_time
+
+
+def status_words() -> dict[str, str]:
+    """A round's status as the badge says it."""
+    return {"pending": _("In progress"), "completed": _("Completed"), "declined": _("Declined"),
+            "cancelled": _("Cancelled"), "expired": _("Past deadline")}
+
+
+def signer_words() -> dict[str, str]:
+    return {"waiting": _("Waiting for an earlier signer"),
+            "invited": _("Invited, has not signed"), "signed": _("Has signed"),
+            "declined": _("Has declined")}
+
+
+def progress(round_: Round) -> str:
+    signed = sum(1 for s in round_.signers if s.status == SignerStatus.SIGNED.value)
+    return _("%(signed)d of %(total)d have signed", signed=signed, total=len(round_.signers))
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One line of the timeline."""
+
+    #: Europe/Stockholm wall time.
+    at: str
+    #: What happened, in words.
+    text: str
+    #: Who did it, in words.
+    by: str
+    #: A reason or other detail ("" when none).
+    detail: str = ""
+
+
+_Words = Callable[[str, str], str]
+
+
+def _event_words() -> dict[str, _Words]:
+    """Each event type in plain words; *who* is the signer concerned, *old* a former one."""
+    return {
+        EventType.ROUND_CREATED: lambda who, old: _("The round was created"),
+        EventType.DOCUMENT_PREPARED: lambda who, old: _(
+            "The signature page was added and the document sealed"),
+        EventType.SIGNER_INVITED: lambda who, old: _("%(who)s was invited by e-mail", who=who),
+        EventType.SIGNER_REMINDED: lambda who, old: _("%(who)s was reminded by e-mail", who=who),
+        EventType.SIGNER_REPLACED: lambda who, old: _("%(old)s was replaced by %(who)s",
+                                                      old=old, who=who),
+        EventType.IDENTITY_STARTED: lambda who, old: _("%(who)s began to identify", who=who),
+        EventType.BANKID_STARTED: lambda who, old: _("%(who)s began to identify", who=who),
+        EventType.IDENTITY_FAILED: lambda who, old: _(
+            "The identification of %(who)s was cancelled or failed", who=who),
+        EventType.BANKID_FAILED: lambda who, old: _(
+            "The identification of %(who)s was cancelled or failed", who=who),
+        EventType.IDENTITY_MISMATCH: lambda who, old: _(
+            "Someone other than %(who)s identified on their link; nothing was signed", who=who),
+        EventType.EVIDENCE_DOWNLOADED: lambda who, old: _("The evidence was downloaded"),
+        EventType.SIGNER_SIGNED: lambda who, old: _("%(who)s signed", who=who),
+        EventType.SIGNATURE_APPLIED: lambda who, old: _(
+            "The signature of %(who)s was written into the PDF", who=who),
+        EventType.SIGNER_DECLINED: lambda who, old: _("%(who)s declined to sign", who=who),
+        EventType.ROUND_COMPLETED: lambda who, old: _(
+            "Everyone has signed; the document was sealed"),
+        EventType.DOCUMENT_RENEWED: lambda who, old: _(
+            "The archived document got a new timestamp"),
+        EventType.ROUND_CANCELLED: lambda who, old: _("The round was cancelled"),
+        EventType.ROUND_EXPIRED: lambda who, old: _(
+            "The deadline passed before everyone had signed"),
+    }
+
+
+def timeline(events: list[dict[str, Any]]) -> list[Moment]:
+    """The audit trail as it reads to people, with each signer named as they were then."""
+    names: dict[str, str] = {}
+    words = _event_words()
+    moments = []
+    for event in events:
+        data = event.get("data") or {}
+        if event["type"] == EventType.ROUND_CREATED:
+            names.update({s.get("id", ""): s.get("name", "") for s in data.get("signers", [])})
+        signer_id = str(data.get("signer", ""))
+        old = names.get(signer_id, "")
+        if event["type"] == EventType.SIGNER_REPLACED:
+            old = str(data.get("old_name", old))
+            names[signer_id] = str(data.get("name", ""))
+        who = names.get(signer_id, "") or _("a signer")
+        say = words.get(event["type"])
+        text = say(who, old) if say else event["type"]
+        detail = str(data.get("reason", "")) if event["type"] == EventType.SIGNER_DECLINED else ""
+        moments.append(Moment(stockholm_time(event["at"], seconds=True), text,
+                              _actor(str(event.get("actor", "")), names), detail))
+    return moments
+
+
+def _actor(actor: str, names: dict[str, str]) -> str:
+    kind, _sep, rest = actor.partition(":")
+    if kind == "user":
+        return rest
+    if kind == "signer":
+        return names.get(rest, "") or _("a signer")
+    return _("signflow (automatically)")
+
+
+@dataclass(frozen=True)
+class SignerLine:
+    """A signer as the round page shows them: never a personal number."""
+
+    signer: Signer
+    role: str
+    state: str
+    signed_at: str
+
+
+@dataclass(frozen=True)
+class RoundView:
+    signers: list[SignerLine]
+    timeline: list[Moment]
+    status: str
+    progress: str
+    created: str
+    deadline: str
+    completed: str
+
+
+def round_view(round_: Round, events: list[dict[str, Any]], language: str) -> RoundView:
+    states = signer_words()
+    lines = [SignerLine(s, role_label(s.role, language), states.get(s.status, s.status),
+                        stockholm_time(s.signed_at)) for s in round_.signers]
+    return RoundView(lines, timeline(events), status_words().get(round_.status, round_.status),
+                     progress(round_), stockholm_time(round_.created_at),
+                     stockholm_time(round_.expires_at), stockholm_time(round_.completed_at))

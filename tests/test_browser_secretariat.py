@@ -1,0 +1,196 @@
+"""The secretariat's pages in a real browser: the form, the list, the round page."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+
+import pytest
+
+from tests.browser_kit import DESKTOP, PHONE, check_page
+from tests.conftest import SHARED, make_user
+from tests.staff_kit import signed_in_context
+
+
+@pytest.fixture(scope="module")
+def protocol_file(tmp_path_factory, protocol_pdf):
+    """The real protocol where ../shared has it, else the generated sample (stand-alone)."""
+    real = SHARED / "fixtures" / "protokoll-nr-2-2026.pdf"
+    path = tmp_path_factory.mktemp("upload") / "protokoll-nr-2-2026.pdf"
+    path.write_bytes(real.read_bytes() if real.exists() else protocol_pdf)
+    return path
+
+
+@pytest.fixture
+def secretary(live_app) -> str:
+    email = f"sekr-{uuid.uuid4().hex[:8]}@example.se"
+    make_user(live_app.runtime, email, "secretariat", f"Kommun {uuid.uuid4().hex[:6]}")
+    return email
+
+
+def page_for(browser, live_app, email: str, viewport=DESKTOP):
+    context = signed_in_context(browser, live_app, email, viewport=viewport)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
+def fill_signer(page, i: int, name: str, email: str, role: str = "", pnr: str = "") -> None:
+    page.locator(f"#signers-{i}-name").fill(name)
+    page.locator(f"#signers-{i}-email").fill(email)
+    if role:
+        page.locator(f"#signers-{i}-role").select_option(role)
+    if pnr:
+        page.locator(f"#signers-{i}-personal_number").fill(pnr)
+
+
+def wait_for_thumbnails(page) -> None:
+    page.locator("#thumbs img").first.wait_for(state="visible", timeout=20_000)
+    page.wait_for_function("document.querySelector('#thumbs img').naturalWidth > 0")
+
+
+def test_the_secretariat_creates_a_round_through_the_form(
+        protocol_file, browser, live_app, secretary):
+    page, errors = page_for(browser, live_app, secretary)
+    page.goto(f"{live_app.url}/rounds")
+    page.get_by_text("Inga signeringar än").wait_for()
+    check_page(page, "rounds-empty-sv-desktop")
+    page.get_by_role("link", name="Ny signering").last.click()
+    page.wait_for_url("**/rounds/new")
+    check_page(page, "round-new-sv-desktop")
+    page.locator("#document").set_input_files(str(protocol_file))
+    wait_for_thumbnails(page)
+    assert page.locator("#thumbs img").first.get_attribute("alt") == "Sida 1 i den valda filen"
+    page.locator("#title").fill("Protokoll styrelsemöte 2026-03-12")
+    fill_signer(page, 0, "Mikael Johansson", "mikael@example.se", "sekreterare")
+    fill_signer(page, 1, "Ardiana Demjaha", "ardiana@example.se", "justerare", "19811218-9876")
+    fill_signer(page, 2, "Carina Leffler", "carina@example.se", "ordforande")
+    # move the chair to the top, without a reload
+    page.locator("#signers-2-name").focus()
+    page.get_by_role("button", name="Flytta upp – undertecknare 3").click()
+    page.get_by_role("button", name="Flytta upp – undertecknare 2").click()
+    assert page.locator("#signers-0-name").input_value() == "Carina Leffler"
+    page.get_by_label("En i taget, i ordningen nedan").check()
+    check_page(page, "round-new-filled-sv-desktop")
+    page.get_by_role("button", name="Starta signeringen").last.click()
+    page.wait_for_url(re.compile(r".*/rounds/[0-9a-f]{32}$"), timeout=30_000)
+    page.get_by_text("Signeringen har startat").wait_for()
+    assert page.locator(".signer-item strong").all_inner_texts() == [
+        "Carina Leffler", "Mikael Johansson", "Ardiana Demjaha"]
+    assert "19811218" not in page.content()
+    check_page(page, "round-sv-desktop")
+    page.goto(page.url + "?lang=en")
+    page.get_by_text("What has happened").wait_for()
+    check_page(page, "round-en-desktop")
+    assert errors == []
+    page.context.close()
+
+
+def test_errors_show_next_to_fields_and_in_a_summary(browser, live_app, secretary):
+    page, errors = page_for(browser, live_app, secretary)
+    page.goto(f"{live_app.url}/rounds/new")
+    fill_signer(page, 0, "Mikael Johansson", "inte-en-adress")
+    fill_signer(page, 1, "Ardiana Demjaha", "ardiana@example.se", pnr="19811218-9875")
+    page.get_by_role("button", name="Starta signeringen").last.click()
+    summary = page.locator("#error-summary")
+    summary.wait_for(state="visible")
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    for field in ("document", "title", "signers-0-email", "signers-1-personal_number"):
+        box = page.locator(f"#{field}")
+        assert box.get_attribute("aria-invalid") == "true", field
+        assert f"{field}-error" in box.get_attribute("aria-describedby"), field
+        assert page.locator(f"#{field}-error").is_visible(), field
+    assert "Ange en e-postadress" in page.locator("#signers-0-email-error").inner_text()
+    check_page(page, "round-new-errors-sv-desktop")
+    # a link in the summary takes the focus to its field
+    summary.get_by_role("link", name=re.compile("Ange dokumentets titel")).click()
+    assert page.evaluate("document.activeElement.id") == "title"
+    # a file that is not a PDF is refused next to the file field, before anything is sent
+    page.locator("#document").set_input_files(
+        files=[{"name": "x.pdf", "mimeType": "application/pdf", "buffer": b"not a pdf"}])
+    page.locator("#document-error").get_by_text("Filen är inte en PDF").wait_for()
+    assert errors == []
+    page.context.close()
+
+
+def test_the_file_can_be_dropped(protocol_file, browser, live_app, secretary):
+    page, _ = page_for(browser, live_app, secretary)
+    page.goto(f"{live_app.url}/rounds/new")
+    data = base64.b64encode(protocol_file.read_bytes()).decode()
+    handle = page.evaluate_handle("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "protokoll.pdf", {type: "application/pdf"}));
+        return dt;
+    }""", data)
+    page.dispatch_event("#dropzone", "dragover", {"dataTransfer": handle})
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": handle})
+    wait_for_thumbnails(page)
+    assert page.evaluate("document.getElementById('document').files[0].name") == "protokoll.pdf"
+    assert "2 sidor" in page.locator("#thumbs-status").inner_text() or \
+        "sida" in page.locator("#thumbs-status").inner_text()
+    page.context.close()
+
+
+def tab_to(page, element_id: str, limit: int = 80) -> None:
+    """Press Tab until *element_id* has the focus (it must be reachable by keyboard)."""
+    for _ in range(limit):
+        if page.evaluate("document.activeElement && document.activeElement.id") == element_id:
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"#{element_id} cannot be reached with Tab")
+
+
+def test_the_form_can_be_filled_and_sent_with_the_keyboard_alone(
+        protocol_file, browser, live_app, secretary):
+    page, errors = page_for(browser, live_app, secretary)
+    page.goto(f"{live_app.url}/rounds/new")
+    # the operating system's file dialog is outside the page: the file is given as it would
+    page.locator("#document").set_input_files(str(protocol_file))
+    wait_for_thumbnails(page)
+    page.locator("body").focus()
+    tab_to(page, "title")
+    page.keyboard.type("Protokoll nr 3 2026")
+    for i, (name, email) in enumerate([("Mikael Johansson", "m@example.se"),
+                                       ("Ardiana Demjaha", "a@example.se")]):
+        tab_to(page, f"signers-{i}-name")
+        page.keyboard.type(name)
+        page.keyboard.press("Tab")
+        page.keyboard.type(email)
+    tab_to(page, "add-signer")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "signers-3-name"
+    page.keyboard.type("Carina Leffler")
+    page.keyboard.press("Tab")
+    page.keyboard.type("c@example.se")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/rounds/[0-9a-f]{32}$"), timeout=30_000)
+    assert page.locator(".signer-item strong").all_inner_texts() == [
+        "Mikael Johansson", "Ardiana Demjaha", "Carina Leffler"]
+    assert errors == []
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang,viewport,tag", [
+    ("sv", DESKTOP, "desktop"), ("en", DESKTOP, "desktop"),
+    ("sv", PHONE, "phone"), ("en", PHONE, "phone")])
+def test_the_pages_at_desktop_and_phone_size(
+        protocol_file, browser, live_app, secretary, lang, viewport, tag, tmp_path):
+    page, errors = page_for(browser, live_app, secretary, viewport=viewport)
+    page.goto(f"{live_app.url}/rounds/new?lang={lang}")
+    page.locator("#document").set_input_files(str(protocol_file))
+    wait_for_thumbnails(page)
+    page.locator("#title").fill(f"Protokoll {lang} {tag}")
+    fill_signer(page, 0, "Mikael Johansson", "m@example.se")
+    fill_signer(page, 1, "Ardiana Demjaha", "a@example.se")
+    check_page(page, f"round-new-{lang}-{tag}")
+    page.locator("#start").click()
+    page.wait_for_url(re.compile(r".*/rounds/[0-9a-f]{32}$"), timeout=30_000)
+    page.locator("details.replace summary").first.click()
+    check_page(page, f"round-{lang}-{tag}")
+    page.goto(f"{live_app.url}/rounds?lang={lang}")
+    check_page(page, f"rounds-{lang}-{tag}")
+    assert errors == []
+    page.context.close()
