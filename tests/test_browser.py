@@ -1,25 +1,39 @@
-"""The signing page in a real browser (headless Chromium driven by Playwright)."""
+"""The signing page in a real browser (headless Chromium driven by Playwright).
+
+The app runs with its real Content-Security-Policy, so these tests wait with
+``wait_js`` (Playwright's ``wait_for_function`` evaluates a string, which the
+CSP rightly forbids) and fail on any CSP violation the page reports.
+"""
 
 import base64
 import json
+import time
 import uuid
 
 import pytest
 import requests
 
 from signflow.demo import links_in_outbox
-from tests.browser_kit import PHONE, phone_page, serious_violations  # noqa: F401
+from tests.browser_kit import (  # noqa: F401
+    DESKTOP,
+    NARROWEST,
+    PHONE,
+    check_page,
+    keep_screenshot,
+    phone_page,
+    serious_violations,
+)
 from tests.conftest import make_user, signers_spec
 
 
-@pytest.fixture
-def live_round(live_app, protocol_pdf):
+def start_round(live_app, protocol_pdf, *, language: str = "sv", count: int = 3):
     rt = live_app.runtime
     token = make_user(rt, f"browser-{uuid.uuid4().hex[:8]}@example.se")
-    signers = signers_spec()
+    signers = signers_spec()[:count]
     resp = requests.post(f"{live_app.url}/api/v1/rounds",
                          headers={"Authorization": f"Bearer {token}"},
                          data={"round": json.dumps({"title": "Protokoll nr 2 2026",
+                                                    "language": language,
                                                     "signers": signers})},
                          files={"document": ("p.pdf", protocol_pdf, "application/pdf")},
                          timeout=30)
@@ -28,106 +42,44 @@ def live_round(live_app, protocol_pdf):
     return resp.json(), [links[s["email"]] for s in signers], token
 
 
-def test_sign_with_bankid_in_the_browser(browser, live_app, live_round, tmp_path):
-    body, tokens, _ = live_round
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{live_app.url}/sign/{tokens[0]}")
-    assert "Du har signerat" not in page.content()
-    page.get_by_role("button", name="Signera med BankID").click()
-    page.locator("#qr").wait_for(state="visible")
-    sim = live_app.runtime.simulator
-    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
-    orders = sim.open_orders()
-    assert len(orders) == 1
-    sim.open(orders[0].order_ref)
-    sim.approve(orders[0].order_ref)
-    page.get_by_text("Du har signerat").wait_for(timeout=15_000)
-    page.screenshot(path=str(tmp_path / "signed.png"))
-    assert errors == []
-    page.close()
+@pytest.fixture
+def live_round(live_app, protocol_pdf):
+    return start_round(live_app, protocol_pdf)
 
 
-def test_decline_in_the_browser(browser, live_app, live_round):
-    body, tokens, api_token = live_round
-    page = browser.new_page()
-    page.goto(f"{live_app.url}/sign/{tokens[1]}")
-    page.get_by_text("Neka signering").first.click()
-    page.locator("textarea[name=reason]").fill("Fel datum i paragraf 3")
-    page.get_by_role("button", name="Neka signering").click()
-    page.get_by_text("Du har nekat att signera").wait_for(timeout=10_000)
-    round_ = requests.get(f"{live_app.url}/api/v1/rounds/{body['id']}",
-                          headers={"Authorization": f"Bearer {api_token}"}, timeout=10).json()
-    assert round_["status"] == "declined"
-    page.close()
+def wait_js(page, function: str, timeout: float = 10.0) -> None:
+    """Wait until the JavaScript *function* (no arguments) returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(function):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout:g} s: {function}")
+        page.wait_for_timeout(100)
 
 
-def test_leaving_the_page_cancels_the_order(browser, live_app, live_round):
-    body, tokens, _ = live_round
-    page = browser.new_page()
-    page.goto(f"{live_app.url}/sign/{tokens[2]}")
-    page.get_by_role("button", name="Signera med BankID").click()
-    page.locator("#qr").wait_for(state="visible")
-    sim = live_app.runtime.simulator
-    assert len(sim.open_orders()) == 1
-    page.goto("about:blank")  # pagehide → sendBeacon(cancel)
-    import time
-
-    deadline = time.monotonic() + 10
-    while sim.open_orders() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sim.open_orders() == []
-    page.close()
+def load_all_pages(page) -> None:
+    """Scroll through the document so that every lazily loaded page is drawn (for the
+    screenshot), then back to the top."""
+    for img in page.locator("img.page").all():
+        img.scroll_into_view_if_needed()
+    wait_js(page, "() => [...document.querySelectorAll('img.page')]"
+                  ".every(i => i.complete && i.naturalWidth > 0)")
+    page.evaluate("() => window.scrollTo(0, 0)")
 
 
-def test_a_phone_leads_with_open_bankid(browser, live_app, live_round):
-    from signflow.adapters.bankid_sim import PERSONAS
-
-    _, tokens, _ = live_round
-    page, launched = phone_page(browser)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{live_app.url}/sign/{tokens[1]}")
-    open_app = page.get_by_role("button", name="Öppna BankID", exact=True)
-    qr_instead = page.get_by_role("button", name="BankID på en annan enhet (QR-kod)")
-    assert open_app.is_visible() and qr_instead.is_visible()
-    big, small = open_app.bounding_box(), qr_instead.bounding_box()
-    assert big["y"] < small["y"] and big["width"] >= 0.75 * PHONE["width"]  # it leads
-    assert not page.locator("#qr").is_visible()
-    assert page.get_by_role("button", name="Signera med BankID").count() == 0  # the computer's
-    assert "Du har signerat" not in page.content()
-    open_app.click()
-    page.get_by_text("Försöker starta BankID-appen.").wait_for(timeout=10_000)
-    page.wait_for_function("document.getElementById('launch').href.includes('autostarttoken')")
-    sim = live_app.runtime.simulator
-    [order] = sim.open_orders()
-    assert launched == [f"https://app.bankid.com/?autostarttoken={order.auto_start_token}"
-                        "&redirect=null"]
-    assert order.return_url == f"{live_app.url}/sign/{tokens[1]}#bankid"
-    assert not page.locator("#qr").is_visible()
-    sim.open(order.order_ref)
-    sim.approve(order.order_ref, PERSONAS[1])
-    page.get_by_text("Du har signerat").wait_for(timeout=15_000)
-    assert errors == []
-    page.context.close()
+QR_SHOWN = "() => { const q = document.getElementById('qr'); return q && q.naturalWidth > 0; }"
 
 
-def test_a_narrow_window_gets_the_phone_layout_and_the_qr_is_one_tap_away(
-        browser, live_app, live_round):
-    _, tokens, _ = live_round
-    page, launched = phone_page(browser, user_agent=None)  # a desktop browser, made narrow
-    page.goto(f"{live_app.url}/sign/{tokens[2]}")
-    assert page.get_by_role("button", name="Öppna BankID", exact=True).is_visible()
-    page.get_by_role("button", name="BankID på en annan enhet (QR-kod)").click()
-    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
-    page.get_by_text("Starta BankID-appen.").wait_for(timeout=10_000)
-    assert launched == []  # the QR flow never opens the app here
-    order = _open_order_of(live_app, tokens[2])
-    assert order.return_url == ""
-    page.get_by_role("button", name="Avbryt").click()
-    _wait_until_ended(live_app, order.order_ref)
-    page.context.close()
+def watch(page) -> list[str]:
+    """Script errors and CSP violations on *page*, as they happen."""
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text)
+            if m.type == "error" and "Content Security Policy" in m.text else None)
+    return problems
+
+
+def desktop_page(browser):
+    return browser.new_context(viewport=DESKTOP).new_page()
 
 
 def _open_order_of(live_app, token: str):
@@ -143,8 +95,6 @@ def _open_order_of(live_app, token: str):
 
 
 def _wait_until_ended(live_app, order_ref: str) -> None:
-    import time
-
     order = live_app.runtime.simulator.orders[order_ref]
     deadline = time.monotonic() + 10
     while order.status == "pending" and time.monotonic() < deadline:
@@ -152,13 +102,159 @@ def _wait_until_ended(live_app, order_ref: str) -> None:
     assert (order.status, order.hint) == ("failed", "cancelled")
 
 
+# --- signing ------------------------------------------------------------------------------
+
+def test_sign_with_bankid_in_the_browser(browser, live_app, live_round):
+    body, tokens, _ = live_round
+    page = desktop_page(browser)
+    problems = watch(page)
+    page.goto(f"{live_app.url}/sign/{tokens[0]}")
+    assert "Du har signerat" not in page.content()
+    page.get_by_role("button", name="Signera med BankID").click()
+    page.locator("#qr").wait_for(state="visible")
+    qr = page.get_by_role("img", name="QR-kod för BankID – skanna med BankID-appen")
+    assert qr.is_visible()
+    sim = live_app.runtime.simulator
+    wait_js(page, QR_SHOWN)
+    orders = sim.open_orders()
+    assert len(orders) == 1
+    sim.open(orders[0].order_ref)
+    sim.approve(orders[0].order_ref)
+    page.get_by_text("Du har signerat").wait_for(timeout=15_000)
+    assert page.get_by_text("De andra som ska signera får egna länkar").is_visible()
+    assert page.get_by_text(orders[0].order_ref).is_visible()  # the transaction ID
+    keep_screenshot(page, "sign-done-desktop-sv")
+    assert problems == []
+    page.context.close()
+
+
+def test_a_phone_signs_on_the_same_device(browser, live_app, live_round):
+    from signflow.adapters.bankid_sim import PERSONAS
+
+    _, tokens, _ = live_round
+    page, launched = phone_page(browser)
+    problems = watch(page)
+    page.goto(f"{live_app.url}/sign/{tokens[1]}")
+    open_app = page.get_by_role("button", name="Öppna BankID", exact=True)
+    qr_instead = page.get_by_role("button", name="BankID på en annan enhet (QR-kod)")
+    assert open_app.is_visible() and qr_instead.is_visible()
+    big, small = open_app.bounding_box(), qr_instead.bounding_box()
+    assert big["y"] < small["y"] and big["width"] >= 0.75 * PHONE["width"]  # it leads
+    assert not page.locator("#qr").is_visible()
+    assert page.get_by_role("button", name="Signera med BankID").count() == 0  # the computer's
+    assert "Du har signerat" not in page.content()
+    open_app.click()
+    page.get_by_text("Försöker starta BankID-appen.").wait_for(timeout=10_000)
+    wait_js(page, "() => document.getElementById('launch').href.includes('autostarttoken')")
+    sim = live_app.runtime.simulator
+    [order] = sim.open_orders()
+    assert launched == [f"https://app.bankid.com/?autostarttoken={order.auto_start_token}"
+                        "&redirect=null"]
+    assert order.return_url == f"{live_app.url}/sign/{tokens[1]}#bankid"
+    assert not page.locator("#qr").is_visible()
+    sim.open(order.order_ref)
+    sim.approve(order.order_ref, PERSONAS[1])
+    page.get_by_text("Du har signerat").wait_for(timeout=15_000)
+    check_page(page, "sign-done-phone-sv")
+    assert problems == []
+    page.context.close()
+
+
+def test_a_failed_poll_is_retried_not_the_end_of_the_order(browser, live_app, live_round):
+    """A 503 (the database restarting) and a lost answer: "trying again", then signed."""
+    from signflow.adapters.bankid_sim import PERSONAS
+
+    _, tokens, _ = live_round
+    page = desktop_page(browser)
+    problems = watch(page)
+    failed: list[str] = []
+
+    def flaky(route):
+        if len(failed) < 2 and route.request.method == "GET":
+            failed.append(route.request.url)
+            if len(failed) == 1:
+                route.fulfill(status=503, content_type="text/html", body="<h1>503</h1>")
+            else:
+                route.abort("connectionreset")
+            return
+        route.continue_()
+
+    page.route(f"{live_app.url}/sign/{tokens[2]}/bankid?flow=*", flaky)
+    page.goto(f"{live_app.url}/sign/{tokens[2]}")
+    page.get_by_role("button", name="Signera med BankID").click()
+    page.get_by_text("Tjänsten svarade inte. Försöker igen…").wait_for(timeout=10_000)
+    assert page.locator("#qr").is_visible() and page.locator("#restart").is_visible()
+    deadline = time.monotonic() + 15
+    while len(failed) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(failed) == 2
+    page.get_by_text("Starta BankID-appen.").wait_for(timeout=10_000)  # polling again
+    order = _open_order_of(live_app, tokens[2])
+    assert order.status == "pending"
+    live_app.runtime.simulator.open(order.order_ref)
+    live_app.runtime.simulator.approve(order.order_ref, PERSONAS[2])
+    page.get_by_text("Du har signerat").wait_for(timeout=15_000)
+    assert problems == []
+    page.context.close()
+
+
+def test_a_round_cancelled_while_the_qr_is_up_leaves_no_stale_controls(
+        browser, live_app, live_round):
+    body, tokens, api_token = live_round
+    page = desktop_page(browser)
+    problems = watch(page)
+    page.goto(f"{live_app.url}/sign/{tokens[0]}")
+    page.get_by_role("button", name="Signera med BankID").click()
+    wait_js(page, QR_SHOWN)
+    requests.post(f"{live_app.url}/api/v1/rounds/{body['id']}/cancel",
+                  headers={"Authorization": f"Bearer {api_token}"}, timeout=10)
+    # the next poll finds the link ended: the page itself now says what happened
+    page.get_by_role("heading", name="Signeringen har avbrutits").wait_for(timeout=15_000)
+    assert page.locator("#qr").count() == 0 and page.get_by_role("button").count() == 0
+    assert problems == []
+    page.context.close()
+
+
+def test_leaving_the_page_cancels_the_order(browser, live_app, live_round):
+    _, tokens, _ = live_round
+    page = desktop_page(browser)
+    page.goto(f"{live_app.url}/sign/{tokens[2]}")
+    page.get_by_role("button", name="Signera med BankID").click()
+    page.locator("#qr").wait_for(state="visible")
+    sim = live_app.runtime.simulator
+    assert len(sim.open_orders()) == 1
+    page.goto("about:blank")  # pagehide → fetch(cancel, keepalive)
+    deadline = time.monotonic() + 10
+    while sim.open_orders() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sim.open_orders() == []
+    page.context.close()
+
+
+def test_a_narrow_window_gets_the_phone_layout_and_the_qr_is_one_tap_away(
+        browser, live_app, live_round):
+    _, tokens, _ = live_round
+    page, launched = phone_page(browser, user_agent=None)  # a desktop browser, made narrow
+    page.goto(f"{live_app.url}/sign/{tokens[2]}")
+    assert page.get_by_role("button", name="Öppna BankID", exact=True).is_visible()
+    page.get_by_role("button", name="BankID på en annan enhet (QR-kod)").click()
+    wait_js(page, QR_SHOWN)
+    page.get_by_text("Starta BankID-appen.").wait_for(timeout=10_000)
+    assert launched == []  # the QR flow never opens the app here
+    order = _open_order_of(live_app, tokens[2])
+    assert order.return_url == ""
+    page.get_by_role("button", name="Avbryt").click()
+    _wait_until_ended(live_app, order.order_ref)
+    page.context.close()
+
+
 def test_after_cancel_no_stale_controls_remain(browser, live_app, live_round):
     _, tokens, _ = live_round
-    page = browser.new_page()
+    page = desktop_page(browser)
     page.goto(f"{live_app.url}/sign/{tokens[0]}")
     assert page.get_by_role("button", name="Öppna BankID på den här enheten").is_visible()
     page.get_by_role("button", name="Signera med BankID").click()
-    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
+    wait_js(page, QR_SHOWN)
     first = _open_order_of(live_app, tokens[0])
     page.get_by_role("button", name="Avbryt").click()
     for gone in ("#qr", "#restart", "#launch", "#switch-here", "#message"):
@@ -169,12 +265,12 @@ def test_after_cancel_no_stale_controls_remain(browser, live_app, live_round):
     sim = live_app.runtime.simulator
     # a failed order (cancelled in the app) leaves its message and a fresh start, no QR
     page.get_by_role("button", name="Signera med BankID").click()
-    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
+    wait_js(page, QR_SHOWN)
     sim.user_cancel(_open_order_of(live_app, tokens[0]).order_ref)
     page.get_by_text("Åtgärden avbröts.").wait_for(timeout=10_000)
     assert not page.locator("#qr").is_visible() and not page.locator("#restart").is_visible()
     assert page.get_by_role("button", name="Signera med BankID").is_visible()
-    page.close()
+    page.context.close()
 
 
 def test_coming_back_from_the_app_follows_the_open_order(browser, live_app, live_round):
@@ -185,7 +281,7 @@ def test_coming_back_from_the_app_follows_the_open_order(browser, live_app, live
     page, launched = phone_page(browser)
     page.goto(f"{live_app.url}/sign/{tokens[2]}")
     page.get_by_role("button", name="Öppna BankID", exact=True).click()
-    page.wait_for_function("document.getElementById('launch').href.includes('autostarttoken')")
+    wait_js(page, "() => document.getElementById('launch').href.includes('autostarttoken')")
     order = _open_order_of(live_app, tokens[2])
     # the app sends the browser back to the returnUrl: a fresh load of the signer's page
     # (the same tab: a second page in this context sometimes never opened under load)
@@ -199,47 +295,184 @@ def test_coming_back_from_the_app_follows_the_open_order(browser, live_app, live
     page.context.close()
 
 
-@pytest.mark.parametrize("language", ["sv", "en"])
-@pytest.mark.parametrize("device", ["desktop", "phone"])
-def test_the_signing_page_has_no_serious_accessibility_violations(
-        browser, live_app, protocol_pdf, device, language, tmp_path):
-    """At rest, with the QR code up, and after a refusal: axe-core finds nothing serious."""
-    from signflow.adapters.bankid_sim import PERSONAS
+def test_a_reminder_leaves_the_old_link_working(browser, live_app, live_round):
+    body, tokens, api_token = live_round
+    resp = requests.post(f"{live_app.url}/api/v1/rounds/{body['id']}/remind",
+                         headers={"Authorization": f"Bearer {api_token}"}, timeout=10)
+    assert resp.status_code == 200
+    assert links_in_outbox(live_app.settings.data_dir / "outbox")[
+        body["signers"][0]["email"]] == tokens[0]
+    page = desktop_page(browser)
+    page.goto(f"{live_app.url}/sign/{tokens[0]}")  # the link from the first e-mail
+    page.get_by_role("button", name="Signera med BankID").click()
+    wait_js(page, QR_SHOWN)
+    page.get_by_role("button", name="Avbryt").click()
+    page.context.close()
 
-    rt = live_app.runtime
-    token = make_user(rt, f"a11y-{uuid.uuid4().hex[:8]}@example.se")
-    signers = signers_spec()[:1]
-    resp = requests.post(f"{live_app.url}/api/v1/rounds",
-                         headers={"Authorization": f"Bearer {token}"},
-                         data={"round": json.dumps({"title": "Protokoll nr 2 2026",
-                                                    "language": language,
-                                                    "signers": signers})},
-                         files={"document": ("p.pdf", protocol_pdf, "application/pdf")},
-                         timeout=30)
-    assert resp.status_code == 201, resp.text
-    link = links_in_outbox(live_app.settings.data_dir / "outbox")[signers[0]["email"]]
+
+# --- reading ------------------------------------------------------------------------------
+
+def test_the_protocol_is_readable_on_a_narrow_phone(browser, live_app, live_round):
+    _, tokens, _ = live_round
+    page, _ = phone_page(browser, viewport=NARROWEST)
+    problems = watch(page)
+    page.goto(f"{live_app.url}/sign/{tokens[0]}")
+    first = page.get_by_role("img", name="Sida 1 av 3")
+    first.scroll_into_view_if_needed()
+    wait_js(page, "() => document.querySelector('img.page').naturalWidth > 0")
+    narrow = first.bounding_box()["width"]
+    assert 280 <= narrow <= NARROWEST["width"]
+    page.get_by_role("button", name="Zooma in").click()
+    page.get_by_role("button", name="Zooma in").click()
+    assert first.bounding_box()["width"] >= 1.9 * narrow  # twice as wide, inside its frame
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROWEST["width"]
+    page.get_by_role("button", name="Zooma ut").click()
+    page.get_by_role("button", name="Zooma ut").click()
+    assert page.get_by_role("button", name="Zooma ut").is_disabled()
+    assert abs(first.bounding_box()["width"] - narrow) < 2
+    pdf = page.get_by_role("link", name="Öppna PDF")
+    assert pdf.get_attribute("href") == f"/sign/{tokens[0]}/document"
+    assert problems == []
+    page.context.close()
+
+
+# --- declining ----------------------------------------------------------------------------
+
+def test_decline_asks_for_a_reason_and_a_confirmation(browser, live_app, live_round):
+    body, tokens, api_token = live_round
+    page = desktop_page(browser)
+    problems = watch(page)
+    page.goto(f"{live_app.url}/sign/{tokens[1]}")
+    page.get_by_text("Neka signering").first.click()
+    page.get_by_role("button", name="Neka signering").click()  # nothing filled in
+    page.get_by_text("Skriv varför du nekar.").wait_for(timeout=10_000)
+    assert page.get_by_text("Kryssa i rutan för att bekräfta att du nekar.").is_visible()
+    check_page(page, "sign-decline-errors-desktop-sv")
+    page.get_by_label("Skäl (visas för sekretariatet)").fill("Fel datum i paragraf 3")
+    page.get_by_role("button", name="Neka signering").click()  # still not confirmed
+    page.get_by_text("Kryssa i rutan för att bekräfta att du nekar.").wait_for()
+    assert page.get_by_label("Skäl (visas för sekretariatet)").input_value() == \
+        "Fel datum i paragraf 3"
+    page.get_by_label("Ja, jag nekar att signera protokollet").check()
+    page.get_by_role("button", name="Neka signering").click()
+    page.get_by_role("heading", name="Du har nekat att signera").wait_for(timeout=10_000)
+    round_ = requests.get(f"{live_app.url}/api/v1/rounds/{body['id']}",
+                          headers={"Authorization": f"Bearer {api_token}"}, timeout=10).json()
+    assert round_["status"] == "declined"
+    assert round_["signers"][1]["decline_reason"] == "Fel datum i paragraf 3"
+    check_page(page, "sign-declined-desktop-sv")
+    # another signer's link now says what happened, and whom to ask
+    page.goto(f"{live_app.url}/sign/{tokens[0]}")
+    page.get_by_role("heading", name="Signeringen är avslutad").wait_for()
+    assert "mailto:browser-" in page.content()
+    assert page.get_by_role("button").count() == 0  # nothing left to press
+    check_page(page, "sign-closed-round-declined-desktop-sv")
+    assert problems == []
+    page.context.close()
+
+
+# --- every page, at desktop and phone size, in Swedish and English -------------------------
+
+TEXT = {
+    "sv": {"start": "Signera med BankID", "other": "BankID på en annan enhet (QR-kod)",
+           "refused": "inte den inbjudna", "cancelled": "Signeringen har avbrutits",
+           "missing": "Länken fungerar inte"},
+    "en": {"start": "Sign with BankID", "other": "BankID on another device (QR code)",
+           "refused": "not the person who was invited", "cancelled": "Signing was cancelled",
+           "missing": "The link does not work"},
+}
+
+
+def sized_page(browser, device: str, language: str):
     if device == "phone":
         page, _ = phone_page(browser)
     else:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page = desktop_page(browser)
+    page.set_extra_http_headers({"Accept-Language": "en" if language == "en" else "sv"})
+    return page
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_the_signing_page_passes_the_quality_bar(
+        browser, live_app, protocol_pdf, device, language):
+    """At rest, with the QR code up, and after a refusal: axe finds nothing serious,
+    nothing scrolls sideways, and the page speaks the round's language."""
+    from signflow.adapters.bankid_sim import PERSONAS
+
+    rt = live_app.runtime
+    body, [link], _ = start_round(live_app, protocol_pdf, language=language, count=1)
+    page = sized_page(browser, device, language)
+    problems = watch(page)
     page.goto(f"{live_app.url}/sign/{link}")
-    findings = serious_violations(page)
-    other = {"sv": "BankID på en annan enhet (QR-kod)", "en": "BankID on another device (QR code)"}
-    start = {"sv": "Signera med BankID", "en": "Sign with BankID"}
+    assert page.locator("html").get_attribute("lang") == language
+    load_all_pages(page)
+    check_page(page, f"sign-{device}-{language}")
     if device == "phone":
-        page.get_by_role("button", name=other[language]).click()
+        page.get_by_role("button", name=TEXT[language]["other"]).click()
     else:
-        page.get_by_role("button", name=start[language]).click()
-    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
-    findings += serious_violations(page)
-    round_id = resp.json()["id"]
+        page.get_by_role("button", name=TEXT[language]["start"]).click()
+    wait_js(page, QR_SHOWN)
+    check_page(page, f"sign-qr-{device}-{language}")
     [order] = [o for o in rt.simulator.open_orders()
-               if round_id in base64.b64decode(o.visible_b64).decode()]
+               if body["id"] in base64.b64decode(o.visible_b64).decode()]
     rt.simulator.open(order.order_ref)
     rt.simulator.approve(order.order_ref, PERSONAS[2])  # the wrong person
-    refused = {"sv": "inte den inbjudna", "en": "not the person who was invited"}
-    page.get_by_text(refused[language]).wait_for(timeout=15_000)
-    findings += serious_violations(page)
-    page.screenshot(path=str(tmp_path / f"{device}-{language}.png"), full_page=True)
+    page.get_by_text(TEXT[language]["refused"]).wait_for(timeout=15_000)
+    check_page(page, f"sign-refused-{device}-{language}")
+    assert problems == []
     page.context.close()
-    assert findings == []
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_ended_and_unknown_links_pass_the_quality_bar(
+        browser, live_app, protocol_pdf, device, language):
+    body, tokens, api_token = start_round(live_app, protocol_pdf, language=language, count=2)
+    requests.post(f"{live_app.url}/api/v1/rounds/{body['id']}/cancel",
+                  headers={"Authorization": f"Bearer {api_token}"}, timeout=10)
+    page = sized_page(browser, device, language)
+    page.goto(f"{live_app.url}/sign/{tokens[0]}")
+    page.get_by_role("heading", name=TEXT[language]["cancelled"]).wait_for()
+    assert page.locator("html").get_attribute("lang") == language
+    check_page(page, f"sign-closed-cancelled-{device}-{language}")
+    resp = page.goto(f"{live_app.url}/sign/{'z' * 43}")
+    assert resp.status == 404
+    page.get_by_role("heading", name=TEXT[language]["missing"]).wait_for()
+    check_page(page, f"sign-missing-{device}-{language}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_the_confirmation_passes_the_quality_bar(browser, live_app, protocol_pdf, device,
+                                                 language):
+    from signflow.demo import sign_over_http
+
+    body, [link], _ = start_round(live_app, protocol_pdf, language=language, count=1)
+    client = requests.Session()
+
+    class Client:  # sign_over_http speaks the Flask test client's dialect
+        def post(self, path, headers=None):
+            return _Answer(client.post(live_app.url + path, headers=headers, timeout=10))
+
+        def get(self, path):
+            return _Answer(client.get(live_app.url + path, timeout=10))
+
+    from tests.conftest import approve_with
+    result = sign_over_http(Client(), link, approve_with(live_app.runtime))
+    assert result["status"] == "complete"
+    page = sized_page(browser, device, language)
+    page.goto(f"{live_app.url}/sign/{link}")
+    done = {"sv": "Du har signerat", "en": "You have signed"}[language]
+    page.get_by_role("heading", name=done).wait_for(timeout=10_000)
+    check_page(page, f"sign-done-{device}-{language}")
+    page.context.close()
+
+
+class _Answer:
+    def __init__(self, resp):
+        self.status_code, self._resp = resp.status_code, resp
+
+    def get_json(self):
+        return self._resp.json()

@@ -161,8 +161,7 @@ def test_cancel_and_remind(client, auth, protocol_pdf, settings):
     resp = client.post(f"/api/v1/rounds/{round_id}/remind", headers=auth)
     assert resp.status_code == 200 and len(resp.get_json()["reminded"]) == 3
     new = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
-    assert new != old
-    assert client.get(f"/sign/{old}").status_code == 404
+    assert new == old  # the reminder resends the link the signer already has
     assert client.get(f"/sign/{new}").status_code == 200
     assert client.post(f"/api/v1/rounds/{round_id}/cancel", headers=auth).status_code == 200
     again = client.post(f"/api/v1/rounds/{round_id}/cancel", headers=auth)
@@ -170,6 +169,7 @@ def test_cancel_and_remind(client, auth, protocol_pdf, settings):
     events = client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()["events"]
     assert [e["type"] for e in events].count("round.cancelled") == 1
     assert client.post(f"/sign/{new}/bankid").status_code == 404
+    assert client.get(f"/sign/{new}").status_code == 410  # a page that says it was cancelled
     assert client.post(f"/api/v1/rounds/{round_id}/remind", headers=auth).status_code == 409
 
 
@@ -301,7 +301,8 @@ def test_rounds_expire_after_their_deadline(client, auth, runtime, settings, pro
         s.commit()
     body = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
     assert body["status"] == "expired"
-    assert client.get(f"/sign/{token}").status_code == 404
+    assert client.get(f"/sign/{token}").status_code == 410  # "the link has expired"
+    assert client.post(f"/sign/{token}/bankid").status_code == 404
     events = client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()
     assert events["events"][-1]["type"] == "round.expired" and events["intact"]
     mail = json.loads(sorted((settings.data_dir / "outbox").glob("*.json"))[-1].read_text())

@@ -91,12 +91,13 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
         transition(round_, RoundStatus.EXPIRED)
         expired.append(round_id)
         end_open_orders(session, svc, round_.signers)
-        revoke_links(round_)
+        revoke_links(round_, now)
         forget_personal_numbers(round_.signers)
         unsigned = [s.name for s in round_.signers if s.status != SignerStatus.SIGNED.value]
         append_event(session, round_, EventType.ROUND_EXPIRED, SYSTEM,
                      {"unsigned": unsigned, "expires_at": round_.expires_at.isoformat()})
         mail = messages.expired(round_.language, to=round_.created_by.email,
-                                title=round_.title, unsigned=unsigned)
+                                title=round_.title, unsigned=unsigned,
+                                link=messages.round_page(svc.base_url, round_.id))
         after_commit(session, functools.partial(svc.mailer.send, mail))
     return expired

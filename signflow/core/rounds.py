@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from signflow.core import messages
 from signflow.core.audit import EventType, append_event, claim_new_round, lock_round
 from signflow.core.identity import IdentityCheck, IdentityPolicy
+from signflow.core.links import (  # noqa: F401  (hash_token, signer_for_token: public here too)
+    hash_token,
+    issue_link,
+    revoke_links,
+    signer_for_token,
+)
 from signflow.core.models import Document, Round, Signer, User, new_id
 from signflow.core.people import canonical_role, normalize_personal_number, role_label
 from signflow.core.ports import Services, SignerBlock
@@ -120,10 +124,6 @@ def parse_round_spec(raw: Any) -> RoundSpec:
         workflow=_text(raw, "workflow", required=False, limit=100) or "standard",
         message=_text(raw, "message", required=False, limit=4000),
     )
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _store(session: Session, svc: Services, round_: Round, kind: str, data: bytes) -> Document:
@@ -248,10 +248,11 @@ def forget_personal_numbers(signers: list[Signer]) -> None:
 def invite(
     session: Session, svc: Services, signer: Signer, *, actor: str, reminder: bool = False
 ) -> None:
-    """Give *signer* a fresh personal link and e-mail it after commit.
+    """E-mail *signer* their personal link after commit.
 
-    Only the link's hash is stored, so a reminder necessarily issues a new
-    link; the previous one stops working.
+    A reminder resends the link the signer already has (kept sealed), so an
+    earlier e-mail keeps working; only a link issued before links were kept
+    is replaced by a new one.
     """
     round_ = signer.round
     if reminder:
@@ -259,15 +260,16 @@ def invite(
             return
     else:
         transition(signer, SignerStatus.INVITED)
-    token = secrets.token_urlsafe(32)
+    before = signer.token_hash
+    token = issue_link(svc, signer, round_, resend=reminder)
     now = svc.clock.now()
-    signer.token_hash = hash_token(token)
-    signer.token_expires_at = round_.expires_at
     signer.invited_at = signer.invited_at or now
+    data: dict[str, Any] = {"signer": signer.id, "email": signer.email}
+    if reminder:
+        data["same_link"] = signer.token_hash == before
     append_event(
         session, round_,
-        EventType.SIGNER_REMINDED if reminder else EventType.SIGNER_INVITED,
-        actor, {"signer": signer.id, "email": signer.email},
+        EventType.SIGNER_REMINDED if reminder else EventType.SIGNER_INVITED, actor, data,
     )
     mail = messages.invitation(
         round_.language, to=signer.email, name=signer.name,
@@ -285,16 +287,6 @@ def visible_round(session: Session, user: User, round_id: str) -> Round:
     if round_ is None or round_.organisation_id != user.organisation_id:
         raise NotFound("no such round")
     return round_
-
-
-def signer_for_token(session: Session, token: str, now: datetime) -> Signer:
-    """The signer a link token belongs to, if the link is live; else NotFound."""
-    if not token or len(token) > 100:
-        raise NotFound("no such link")
-    signer = session.scalar(select(Signer).where(Signer.token_hash == hash_token(token)))
-    if signer is None or signer.token_expires_at is None or signer.token_expires_at < now:
-        raise NotFound("no such link")
-    return signer
 
 
 def _require_can_sign(signer: Signer) -> None:
@@ -330,8 +322,11 @@ def end_open_orders(session: Session, svc: Services, signers: list[Signer]) -> N
 
 
 def decline(session: Session, svc: Services, signer: Signer, reason: str) -> None:
-    """The signer refuses; the round ends as declined and the secretariat is told."""
+    """The signer refuses, giving a reason; the round ends as declined and the
+    secretariat is told."""
     reason = (reason or "").strip()[:2000]
+    if not reason:
+        raise InvalidInput("say why you decline", code="reason_required", field="reason")
     round_ = lock_round(session, signer.round_id)
     _require_can_sign(signer)
     end_open_orders(session, svc, [signer])
@@ -341,18 +336,11 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.SIGNER_DECLINED, f"signer:{signer.id}",
                  {"signer": signer.id, "reason": reason})
-    revoke_links(round_, keep=signer)
+    revoke_links(round_, svc.clock.now())
     mail = messages.declined(round_.language, to=round_.created_by.email, title=round_.title,
                              name=signer.name, role=role_label(signer.role, round_.language),
-                             reason=reason)
+                             reason=reason, link=messages.round_page(svc.base_url, round_.id))
     after_commit(session, lambda: svc.mailer.send(mail))
-
-
-def revoke_links(round_: Round, keep: Signer | None = None) -> None:
-    for s in round_.signers:
-        if s is not keep and s.status in (SignerStatus.WAITING.value, SignerStatus.INVITED.value):
-            s.token_hash = None
-            s.token_expires_at = None
 
 
 def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
@@ -362,14 +350,14 @@ def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
     if not transition(round_, RoundStatus.CANCELLED):
         return round_  # cancelled already: nothing more to do or record
     end_open_orders(session, svc, round_.signers)
-    revoke_links(round_)
+    revoke_links(round_, svc.clock.now())
     forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.ROUND_CANCELLED, f"user:{user.email}", {})
     return round_
 
 
 def remind(session: Session, svc: Services, user: User, round_id: str) -> list[Signer]:
-    """E-mail every invited, unsigned signer a fresh link."""
+    """E-mail every invited, unsigned signer their link again."""
     round_ = visible_round(session, user, round_id)
     require_manager(user)
     round_ = lock_round(session, round_.id)

@@ -32,6 +32,7 @@ from signflow.core.rounds import (
     forget_personal_numbers,
     invite,
     invited_personal_number,
+    revoke_links,
 )
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.db import after_commit
@@ -210,7 +211,8 @@ def _refuse_identity(session: Session, svc: Services, round_: Round, signer: Sig
     mail = messages.identity_mismatch(
         round_.language, to=round_.created_by.email, title=round_.title, name=signer.name,
         role=role_label(signer.role, round_.language), reported=reported or "?",
-        by_personal_number=mismatch.check is IdentityCheck.PERSONAL_NUMBER)
+        by_personal_number=mismatch.check is IdentityCheck.PERSONAL_NUMBER,
+        link=messages.round_page(svc.base_url, round_.id))
     after_commit(session, lambda: svc.mailer.send(mail))
 
 
@@ -307,10 +309,11 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> 
     final = _store(session, svc, round_, "final", sealed)
     round_.current_document_id = final.id
     transition(round_, RoundStatus.COMPLETED)
-    round_.completed_at = svc.clock.now()
+    round_.completed_at = now = svc.clock.now()
     forget_personal_numbers(round_.signers)
+    revoke_links(round_, now)  # the signers' pages now say it is done
     append_event(session, round_, EventType.ROUND_COMPLETED, SYSTEM,
                  {"sha256": final.sha256, "size": final.size})
     mail = messages.completed(round_.language, to=round_.created_by.email, title=round_.title,
-                              link=f"{svc.base_url}/api/v1/rounds/{round_.id}/document")
+                              link=messages.round_page(svc.base_url, round_.id))
     after_commit(session, lambda: svc.mailer.send(mail))

@@ -1,4 +1,14 @@
-"""The signer's pages: read the protocol, sign with BankID, or decline."""
+"""The signer's pages: read the protocol, sign with BankID, or decline.
+
+Everything here is reached through the signer's personal link, without an
+account.  The page speaks the round's language.  A live link reads the
+document and acts; an ended one (round over, link replaced) only shows what
+happened and whom to ask; an unknown one is a plain 404.
+
+Forgery: the blueprint is outside the app-wide CSRF check.  The decline form
+carries a CSRF token, checked here; the page's own JSON calls must come from
+this site (:func:`_check_origin`).
+"""
 
 from __future__ import annotations
 
@@ -7,48 +17,54 @@ import io
 import math
 import re
 import secrets
+from urllib.parse import urlsplit
 
 import segno
-from flask import Blueprint, Response, jsonify, render_template, request, send_file
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+)
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms.validators import ValidationError
 
 from signflow.adapters.bankid_messages import FLOWS, user_message
-from signflow.core import rounds, signing
+from signflow.core import links, rounds, signing
+from signflow.core.links import LinkState
 from signflow.core.models import Signer
 from signflow.core.people import role_label
-from signflow.errors import NotFound, ProviderError
-from signflow.web import db, runtime
+from signflow.core.states import SignerStatus
+from signflow.errors import InvalidInput, NotFound, ProviderError
+from signflow.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from signflow.pdf.page_images import DEFAULT_WIDTH, WIDTHS, PageImages
+from signflow.web import db, runtime, security
 from signflow.web.errors import error_body, status_of
 
 bp = Blueprint("sign", __name__, url_prefix="/sign")
 
-TEXTS = {
-    "sv": {
-        "heading": "Signera protokoll", "role": "Din roll", "sign": "Signera med {app}",
-        "open": "Öppna {app}", "other_device": "{app} på en annan enhet (QR-kod)",
-        "show_qr": "Visa QR-kod i stället",
-        "decline": "Neka signering", "reason": "Skäl (visas för sekretariatet)",
-        "done": "Du har signerat", "declined": "Du har nekat att signera.",
-        "closed": "Signeringen är avslutad", "scan": "Skanna QR-koden med {app}-appen",
-        "same_device": "Öppna {app} på den här enheten", "cancel": "Avbryt",
-        "missing": "Länken är ogiltig eller har gått ut.", "document": "Dokumentet",
-        "open_pdf": "Öppna PDF", "transaction": "Transaktions-ID",
-    },
-    "en": {
-        "heading": "Sign the minutes", "role": "Your role", "sign": "Sign with {app}",
-        "open": "Open {app}", "other_device": "{app} on another device (QR code)",
-        "show_qr": "Show a QR code instead",
-        "decline": "Decline to sign", "reason": "Reason (shown to the secretariat)",
-        "done": "You have signed", "declined": "You declined to sign.",
-        "closed": "Signing has ended", "scan": "Scan the QR code with the {app} app",
-        "same_device": "Open {app} on this device", "cancel": "Cancel",
-        "missing": "The link is invalid or has expired.", "document": "The document",
-        "open_pdf": "Open PDF", "transaction": "Transaction ID",
-    },
-}
+
+@bp.record_once
+def _setup(state) -> None:
+    app: Flask = state.app
+    app.extensions["sign_page_images"] = PageImages()
+
+
+def _now():
+    return runtime().services.clock.now()
 
 
 def _signer(token: str) -> Signer:
-    return rounds.signer_for_token(db(), token, runtime().services.clock.now())
+    """The signer of a live link; NotFound for an unknown or ended one."""
+    signer = links.signer_for_token(db(), token, _now())
+    security.use_language(signer.round.language)
+    return signer
 
 
 def _client_ip() -> str:
@@ -83,33 +99,138 @@ def _provider_failure(err: ProviderError, language: str):
     return error_body(err.code, user_message(shown, language)), status_of(err)
 
 
+# --- forgery -----------------------------------------------------------------------------
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def _check_origin():
+    """Refuse a POST another site's page made (403), before it does anything.
+
+    A browser names the page's origin in ``Origin`` on every cross-origin
+    POST (``fetch`` or form), so a request with neither ``Origin`` nor
+    ``Referer`` is not a browser's cross-site request: scripts and the
+    tests' HTTP clients, which hold the link anyway, are let through.  One
+    that names a different origin, or ``null`` (a sandboxed frame, or a form
+    under our no-referrer policy), is refused.  The page's own calls send
+    ``referrerPolicy: "same-origin"`` so that the browser names our origin.
+    The decline *form* is instead checked by its CSRF token.
+    """
+    if request.method != "POST" or _is_decline_form():
+        return None
+    claimed = request.headers.get("Origin")
+    if claimed is None:
+        referer = request.headers.get("Referer")
+        if referer is None:
+            return None
+        claimed = _origin_of(referer)
+    allowed = {_origin_of(runtime().services.base_url), _origin_of(request.host_url)}
+    if claimed.lower() in allowed:
+        return None
+    return error_body("cross_origin", "this request did not come from the signing page"), 403
+
+
+bp.before_request(_check_origin)
+
+
+def _is_decline_form() -> bool:
+    return (request.endpoint == "sign.decline"
+            and request.mimetype in ("application/x-www-form-urlencoded",
+                                     "multipart/form-data"))
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+def _missing():
+    """An unknown link: a generic page, Swedish unless the browser prefers English."""
+    asked = request.args.get("lang") or request.cookies.get(security.LANG_COOKIE)
+    lang = asked if asked in LANGUAGES else (
+        request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT_LANGUAGE)
+    security.use_language(lang)
+    return render_template("sign_missing.html"), 404
+
+
 @bp.get("/<token>")
 def page(token: str):
-    try:
-        signer = _signer(token)
-    except NotFound:
-        lang = request.accept_languages.best_match(["sv", "en"]) or "sv"
-        return render_template("sign_missing.html", t=TEXTS[lang], lang=lang), 404
+    signer = links.find_link(db(), token)
+    if signer is None:
+        return _missing()
+    security.use_language(signer.round.language)
+    state = links.link_state(signer, _now())
+    context = _context(token, signer, state)
+    if state is LinkState.SIGNED:
+        return render_template("sign_done.html", **context)
+    if state is not LinkState.LIVE:
+        return render_template("sign_closed.html", **context), (
+            200 if state is LinkState.DECLINED else 410)
+    return _sign_page(token, signer, context)
+
+
+def _context(token: str, signer: Signer, state: LinkState) -> dict:
+    """What every signer's page shows: who, which round, and whom to ask."""
     round_ = signer.round
-    lang = round_.language
-    app_name = "Freja eID" if round_.provider == "freja" else "BankID"
-    texts = {k: v.format(app=app_name) for k, v in TEXTS[lang].items()}
+    return dict(signer=signer, round=round_, token=token, state=state.value,
+                role=role_label(signer.role, round_.language),
+                contact=round_.created_by.email, organisation=round_.organisation.name)
+
+
+def _sign_page(token: str, signer: Signer, context: dict, *, errors: dict | None = None,
+               reason: str = "", status: int = 200):
+    pages = _page_sizes(signer)
+    app_name = "Freja eID" if signer.round.provider == "freja" else "BankID"
     return render_template(
-        "sign.html", t=texts, lang=lang, signer=signer, round=round_, token=token,
-        role=role_label(signer.role, lang), phone=_on_phone(),
-    )
+        "sign.html", **context, app=app_name, phone=_on_phone(), pages=pages,
+        widths=WIDTHS, default_width=DEFAULT_WIDTH, errors=errors or {}, reason=reason,
+    ), status
+
+
+def _document_bytes(signer: Signer) -> tuple[str, bytes]:
+    doc = signer.round.current_document
+    if doc is None:
+        raise NotFound("no document")
+    return doc.sha256, runtime().services.blobs.get(doc.storage_key)
+
+
+def _images() -> PageImages:
+    return current_app.extensions["sign_page_images"]
+
+
+def _page_sizes(signer: Signer) -> list[tuple[float, float]]:
+    sha, data = _document_bytes(signer)
+    return _images().page_sizes(sha, data)
 
 
 @bp.get("/<token>/document")
 def document(token: str):
     signer = _signer(token)
-    doc = signer.round.current_document
-    if doc is None:
-        raise NotFound("no document")
-    data = runtime().services.blobs.get(doc.storage_key)
+    _, data = _document_bytes(signer)
     return send_file(io.BytesIO(data), mimetype="application/pdf",
                      download_name=f"{signer.round.id}.pdf")
 
+
+@bp.get("/<token>/pages/<int:number>.png")
+def page_image(token: str, number: int):
+    """One page of the round's current document as a picture, for reading on a phone.
+
+    ``Cache-Control: no-store`` like every signing URL (set app-wide): the
+    protocol may not be public yet and the device may be shared, so no copy
+    is left in the browser's cache; the server keeps the renders instead.
+    """
+    signer = _signer(token)
+    width = request.args.get("w", type=int) or DEFAULT_WIDTH
+    if width not in WIDTHS:
+        raise InvalidInput(f"w must be one of {', '.join(map(str, WIDTHS))}", field="w")
+    sha, data = _document_bytes(signer)
+    try:
+        png = _images().png(sha, data, number, width)
+    except IndexError:
+        raise NotFound("no such page") from None
+    return Response(png, mimetype="image/png")
+
+
+# --- BankID --------------------------------------------------------------------------------
 
 DEVICE_COOKIE = "sf_device"
 
@@ -165,10 +286,13 @@ def cancel(token: str):
 @bp.get("/<token>/bankid")
 def status(token: str):
     session = db()
+    found = links.find_link(session, token)
+    if found is not None and found.status == SignerStatus.SIGNED.value:
+        # answered even once the round is complete and the link has ended: the
+        # signer's own page is still waiting to hear that the signature counted
+        security.use_language(found.round.language)
+        return jsonify(status="complete", hint_code="", message=_("You have signed"))
     signer = _signer(token)
-    if signer.status == "signed":
-        done = TEXTS[signer.round.language]["done"]
-        return jsonify(status="complete", hint_code="", message=done)
     lang = signer.round.language
     try:
         result = signing.poll_signing(session, runtime().services, signer)
@@ -195,13 +319,40 @@ def qr(token: str):
                     headers={"Cache-Control": "no-store"})
 
 
+# --- declining -----------------------------------------------------------------------------
+
 @bp.post("/<token>/decline")
 def decline(token: str):
+    """Decline with a reason: the page's form (CSRF token, confirmation) or JSON."""
     session = db()
     signer = _signer(token)
-    body = request.get_json(silent=True) or request.form
-    rounds.decline(session, runtime().services, signer, str(body.get("reason", "")))
-    session.commit()
-    if request.is_json:
+    if not _is_decline_form():
+        body = request.get_json(silent=True)
+        reason = str((body if isinstance(body, dict) else {}).get("reason") or "")
+        rounds.decline(session, runtime().services, signer, reason)
+        session.commit()
         return jsonify(status="declined")
-    return ("", 303, {"Location": f"/sign/{token}"})
+    reason = request.form.get("reason", "").strip()
+    errors = _decline_form_errors(reason)
+    if errors:
+        return _sign_page(token, signer, _context(token, signer, LinkState.LIVE),
+                          errors=errors, reason=reason, status=400)
+    rounds.decline(session, runtime().services, signer, reason)
+    session.commit()
+    return redirect(f"/sign/{token}", code=303)
+
+
+def _decline_form_errors(reason: str) -> dict[str, str]:
+    errors = {}
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except (ValidationError, CSRFError):
+        errors["form"] = _("The form had expired. Check your answers and press the button "
+                           "again.")
+    if not reason:
+        errors["reason"] = _("Write why you decline.")
+    elif len(reason) > 2000:
+        errors["reason"] = _("Keep the reason under 2000 characters.")
+    if request.form.get("confirm") != "yes":
+        errors["confirm"] = _("Tick the box to confirm that you decline.")
+    return errors
