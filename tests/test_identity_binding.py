@@ -16,6 +16,7 @@ from signflow.core.workflows import load_workflows
 from signflow.demo import links_in_outbox, sign_over_http
 from signflow.errors import ConfigError
 from tests.conftest import approve_with, create_round, signers_spec
+from tests.test_verify_page import post_verify
 
 MIKAEL, ARDIANA, CARINA = PERSONAS
 
@@ -205,9 +206,8 @@ def test_identity_none_lets_anyone_sign_and_says_so(tmp_path, settings, protocol
             "document": (__import__("io").BytesIO(pdf), "x.pdf")}).get_json()
         approval = next(s for s in report["signatures"] if s["kind"] == "approval")
         assert approval["evidence"]["identity_check"] == "none"
-        page = client.post("/verify", data={
-            "document": (__import__("io").BytesIO(pdf), "x.pdf")}).get_data(as_text=True)
-        assert "identiteten kontrollerades inte mot inbjudan" in page
+        page = post_verify(client, pdf).get_data(as_text=True)
+        assert "Identiteten kontrollerades inte mot inbjudan." in page
 
 
 def test_no_personal_number_in_the_audit_trail_or_the_logs(client, auth, runtime, settings,

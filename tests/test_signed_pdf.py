@@ -11,6 +11,7 @@ import pytest
 
 from signflow import cli
 from tests.conftest import ROOT, tamper
+from tests.test_verify_page import post_verify
 
 PYHANKO = shutil.which("pyhanko") or str(ROOT / ".venv/bin/pyhanko")
 
@@ -243,7 +244,8 @@ def test_pdf_report(completed_round, client, tmp_path):
         path.write_bytes(resp.data)
         text = subprocess.run([pdftotext, str(path), "-"], capture_output=True,
                               text=True).stdout
-        assert "Verifieringsrapport" in text and "GILTIG" in text and "Underskrift3" in text
+        assert "Verifieringsrapport" in text and "Giltig: alla tre har signerat" in text
+        assert "Underskrift3" in text and "Ordförande" in text
 
 
 def test_signature_blocks_reuse_the_pages_font(completed_round):
@@ -263,8 +265,8 @@ def test_verify_page_in_the_browser_flow(completed_round, client):
     _, pdf = completed_round
     page = client.get("/verify?document=abc")
     assert page.status_code == 200 and "abc" in page.get_data(as_text=True)
-    resp = client.post("/verify", data={"document": (io.BytesIO(pdf), "x.pdf")})
+    resp = post_verify(client, pdf)
     assert resp.status_code == 200
     assert resp.get_data(as_text=True).count('data-indication="TOTAL-PASSED"') == 5
-    resp = client.post("/verify", data={})
-    assert resp.status_code == 400
+    assert client.post("/verify", data={}).status_code == 400  # no CSRF token
+    assert post_verify(client, None).status_code == 400  # no file

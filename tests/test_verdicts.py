@@ -30,6 +30,7 @@ from signflow.pdf.verify import (
 )
 from signflow.trust import trust_settings
 from tests.conftest import tamper
+from tests.test_verify_page import post_verify
 
 NO_CHAIN = "NO_CERTIFICATE_CHAIN_FOUND"
 
@@ -158,7 +159,7 @@ def test_the_api_the_page_and_the_cli_give_the_same_verdict(completed_round, cli
         assert api["sub_indication"] == local["sub_indication"]
         assert [(s["field"], s["indication"], s["sub_indication"]) for s in api["signatures"]] \
             == [(s["field"], s["indication"], s["sub_indication"]) for s in local["signatures"]]
-    page = client.post("/verify", data={"document": (io.BytesIO(pdf), "x.pdf")})
+    page = post_verify(client, pdf)
     assert page.status_code == 200
     assert page.get_data(as_text=True).count('data-indication="TOTAL-PASSED"') == 5
 
@@ -276,8 +277,8 @@ def test_every_line_of_the_pdf_report_stays_inside_its_margins(language):
     assert lines
     for left, right, text in lines:
         assert left >= MARGIN - 0.01 and right <= A4[0] - MARGIN + 0.01, (right, text)
-    words = {"sv": ("OGILTIG", "obestämd", "Tjänsten som utfärdade"),
-             "en": ("FAILED", "indeterminate", "The service that issued")}[language]
+    words = {"sv": ("Ogiltig", "obestämd", "Tjänsten som utfärdade"),
+             "en": ("Not valid", "indeterminate", "The service that issued")}[language]
     text = " ".join(t for _, _, t in lines)
     for word in words:
         assert word in text

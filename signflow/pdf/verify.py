@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -101,6 +102,10 @@ class SignatureReport:
     #: trust anchors, read from the certificate's CRL pointer; given when the
     #: chain reaches no known anchor.  It comes from the file: a hint, no proof.
     trust_anchors_url: str | None = None
+    #: The signer's role as the signature page names it above this field
+    #: ("Ordförande", "Justerare"); the seal's certification covers that page.
+    #: None when the page names none (a file signflow did not prepare).
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -487,7 +492,34 @@ def _judge_signature(sig, field: str, kind: str, roots: list,
         modification_level=level.name if level else None,
         coverage=status.coverage.name if status.coverage else None,
         docmdp_ok=status.docmdp_ok, transaction_id=tx_id,
+        role=role_on_page(sig) if kind == "approval" else None,
     )
+
+
+#: A block label on signflow's signature page (prepare.py): its baseline and role,
+#: written in cp1252 as ``Underskrift 2 – Justerare`` (or ``Signature 2 – …``).
+_BLOCK_LABEL = re.compile(rb"1 0 0 1 [0-9.]+ ([0-9.]+) Tm\s*\((?:Underskrift|Signature) [0-9]+ "
+                          rb"\x96 ((?:[^()\\]|\\.){1,200})\) Tj")
+#: How far above its field the block label stands (prepare.py), in points.
+_LABEL_ABOVE_FIELD = 8
+
+
+def role_on_page(sig) -> str | None:
+    """The role in the block label just above *sig*'s field on the signature page."""
+    try:
+        field = sig.sig_field
+        top = float(field["/Rect"][3])
+        contents = field["/P"]["/Contents"]
+        streams = ([contents[i] for i in range(min(len(contents), 8))]
+                   if isinstance(contents, list) else [contents])
+        data = b"\n".join(stream.data for stream in streams)
+    except Exception:  # no page, no rectangle: a file signflow did not prepare
+        return None
+    for match in _BLOCK_LABEL.finditer(data[:200_000]):
+        if abs(float(match[1]) - (top + _LABEL_ABOVE_FIELD)) < 1:
+            raw = re.sub(rb"\\(.)", rb"\1", match[2])
+            return raw.decode("cp1252", "replace").strip() or None
+    return None
 
 
 def _judge_timestamp(sig, field: str, roots: list, at: datetime | None) -> SignatureReport:

@@ -1,13 +1,37 @@
-"""Public pages: the start page and browser verification."""
+"""Public pages: the start page and the auditor's verification page.
+
+``/verify`` needs no sign-in.  The verdict is shown in plain words
+(:mod:`signflow.pdf.verdict_words`, the wording the PDF report and the command
+line share) and can be downloaded as PDF or JSON without uploading again: the
+result page carries the report, signed with the app's secret key, in its
+download form.  Nothing is kept on the server, so any worker can answer and
+no memory grows with the number of visitors.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+import json
+import re
+from dataclasses import replace
 
-from signflow.pdf.verify import verify_isolated
+from flask import Blueprint, Response, current_app, render_template, request
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from signflow.errors import InvalidInput
+from signflow.pdf.verdict_words import plain_verdict
+from signflow.pdf.verify import SignatureReport, VerificationReport, verify_isolated
+from signflow.pdf.verify_evidence import EvidenceReport
 from signflow.web import read_upload, runtime
+from signflow.web.security import current_language
 
 bp = Blueprint("pages", __name__)
+#: How long a result page's downloads keep working, in seconds.
+REPORT_MAX_AGE = 3600
+#: A document ID as the QR code on every page carries it.
+DOCUMENT_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+FORMATS = ("pdf", "json")
 
 
 @bp.get("/")
@@ -18,23 +42,102 @@ def index():
 @bp.get("/verify")
 def verify_form():
     """Where the QR code on every page leads: upload the PDF to check it."""
-    return render_template("index.html", dev=False, document=request.args.get("document", ""))
+    return render_template("verify.html", document=_document_id())
 
 
 @bp.post("/verify")
 def verify():
-    """The verdict in plain words, judged as ``signflow verify`` and the API judge it."""
-    from signflow.pdf.report import describe, evidence_words, headline, published
+    """The verdict in plain words, judged as ``signflow verify`` and the API judge it;
+    with ``format=pdf|json`` the verdict itself, as a download."""
+    try:
+        data = read_upload()
+        trust = runtime().trust_settings()
+        report = verify_isolated(data, trust.anchors, trust.provider_roots,
+                                 evidence_keys=runtime().evidence_keys)
+    except InvalidInput as err:  # UnsupportedDocument too: not a PDF, too large, empty
+        return _form_with_error(_upload_problem(err.code, err.message), _status(err.code))
+    if request.form.get("format") in FORMATS:
+        return _download(report, request.form["format"])
+    return render_template("verify.html", verdict=plain_verdict(report, current_language()),
+                           report=report, token=_signer().dumps(report.to_dict()))
 
-    data = read_upload()
-    trust = runtime().trust_settings()
-    report = verify_isolated(data, trust.anchors, trust.provider_roots,
-                             evidence_keys=runtime().evidence_keys)
-    return render_template("verify.html", report=report, headline=headline(report),
-                           published=published(report), describe=describe,
-                           evidence_words=evidence_words)
+
+@bp.post("/verify/report")
+def verify_download():
+    """The verdict a result page shows, as PDF or JSON, from the page's signed copy."""
+    try:
+        body = _signer().loads(request.form.get("report", ""), max_age=REPORT_MAX_AGE)
+        report = report_from_dict(body)
+    except (BadSignature, TypeError, KeyError, ValueError):
+        return _form_with_error(_("This result has expired. Upload the file again."), 400)
+    return _download(report, request.form.get("format", "pdf"))
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_err):
+    return _form_with_error(_upload_problem("too_large", ""), 413)
 
 
 @bp.get("/healthz")
 def healthz():
     return {"ok": True}
+
+
+def _document_id() -> str:
+    value = request.args.get("document", "")
+    return value if DOCUMENT_ID.fullmatch(value) else ""
+
+
+def _form_with_error(message: str, status: int):
+    return render_template("verify.html", document=_document_id(), upload_error=message), status
+
+
+def _status(code: str) -> int:
+    return {"too_large": 413, "not_pdf": 415}.get(code, 422 if code != "invalid_input" else 400)
+
+
+def _upload_problem(code: str, message: str) -> str:
+    """An upload problem in the page's language (the verifier's message says which)."""
+    limit = runtime().settings.max_upload_bytes // (1024 * 1024)
+    if code == "too_large":
+        return _("The file is larger than %(mb)s MB.", mb=limit)
+    if code == "not_pdf" and "empty" in message:
+        return _("The file is empty. Choose the signed PDF file.")
+    if code == "not_pdf":
+        return _("The file is not a PDF. Choose the signed PDF file.")
+    if code == "encrypted":
+        return _("The PDF is encrypted and cannot be checked.")
+    if code == "invalid_input":
+        return _("Choose the PDF file to check.")
+    return _("The PDF cannot be read, so its signatures cannot be checked.")
+
+
+def _download(report: VerificationReport, fmt: str) -> Response:
+    name = f"verifiering-{report.sha256[:12]}"
+    if fmt == "json":
+        body = json.dumps(report.to_dict(), ensure_ascii=False, indent=1)
+        return Response(body, mimetype="application/json", headers={
+            "Content-Disposition": f'attachment; filename="{name}.json"'})
+    from signflow.pdf.report import report_pdf
+
+    return Response(report_pdf(report, current_language()), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'})
+
+
+def _signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="signflow.verify-report")
+
+
+def report_from_dict(body: dict) -> VerificationReport:
+    """The inverse of :meth:`VerificationReport.to_dict`."""
+    sigs = []
+    for raw in body["signatures"]:
+        evidence = raw.get("evidence")
+        sig = SignatureReport(**{**raw, "problems": tuple(raw["problems"]), "evidence": None})
+        if evidence:
+            sig = replace(sig, evidence=EvidenceReport(**{
+                **evidence, "problems": tuple(evidence["problems"]),
+                "recipients": tuple(evidence.get("recipients", ()))}))
+        sigs.append(sig)
+    return VerificationReport(**{**body, "signatures": tuple(sigs),
+                                 "problems": tuple(body["problems"])})
