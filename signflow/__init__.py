@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     """Wire config, database, adapters, blueprints and error handling."""
     from signflow.runtime import build_runtime
     from signflow.web import (
+        account,
         api,
         close_db,
         dev,
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     )
     app.extensions["signflow"] = runtime
     app.teardown_appcontext(close_db)
-    for bp in (api.bp, sign.bp, pki.bp, pages.bp, login.bp, secretariat.bp):
+    for bp in (api.bp, sign.bp, pki.bp, pages.bp, login.bp, secretariat.bp, account.bp):
         app.register_blueprint(bp)
     if settings.dev_mode:
         app.register_blueprint(dev.bp)
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     # bearer-token API, OCSP/TSA clients and the signing page (which checks its own
     # forms and the Origin of its JSON calls) are outside the session's CSRF check
     security.install(app, exempt=[api.bp, pki.bp, sign.bp, dev.bp])
-    staff.configure(app)
+    staff.configure(app, settings)
     redact.install()  # signing-link tokens never reach the request logs
     # The simulators' pages let anyone approve an order as anyone: development only.
     mounts = {}

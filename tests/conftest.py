@@ -42,6 +42,19 @@ REDIS_URL = os.environ.get("SIGNFLOW_TEST_REDIS_URL", "")
 SERVICES = bool(PG_URL and REDIS_URL)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests (tests/test_browser*.py) carry the mark ``browser``: `make test`
+    runs them on the SQLite pass only, since the pages do not change with the database.
+
+    They run last: Playwright's sync API keeps an asyncio loop running in the main
+    thread while a browser is open, and pyHanko's asyncio.run() in a later test's
+    main thread would refuse to start under it."""
+    for item in items:
+        if item.path.name.startswith("test_browser"):
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: item.path.name.startswith("test_browser"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -313,9 +326,9 @@ def live_app(base_url, keys_dir, tmp_path_factory):
     rt.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Debian Chromium for every browser test of the run."""
+    """A headless Debian Chromium for a module's browser tests."""
     from tests.browser_kit import ARGS, CHROMIUM
 
     try:

@@ -47,3 +47,17 @@ def test_no_message_id_is_translated_twice_differently():
                     raise AssertionError(f"{m.id!r}: {seen[m.id][1]} and {path.name} differ")
                 if m.id:
                     seen[m.id] = (m.string, path.name)
+
+
+def test_the_words_that_confirm_a_signature_appear_only_where_a_signer_has_signed():
+    """CONTRACT.md: "Du har signerat"/"You have signed" appear nowhere else."""
+    from babel.messages.pofile import read_po
+
+    for path in i18n.catalogue_sources("sv"):
+        with path.open("rb") as fh:
+            for m in read_po(fh):
+                said = f"{m.id} {m.string}"
+                if "You have signed" in said or "Du har signerat" in said:
+                    assert path.name == "sign.po" and m.id == "You have signed", (path, m.id)
+    users = {f for m, f in asked_for().items() if m == "You have signed"}
+    assert {Path(f).name for f in users} <= {"sign_done.html", "sign.py"}

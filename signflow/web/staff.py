@@ -16,16 +16,15 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote
 
-from flask import Flask, abort, g, redirect, request, session
+from flask import Flask, abort, current_app, g, redirect, request, session
 
 from signflow.core.models import User
-from signflow.web import db, runtime
+from signflow.web import db
 
 USER, SIGNED_IN, SEEN, METHOD = "uid", "at", "seen", "via"
 
 
-def configure(app: Flask) -> None:
-    settings = app.extensions["signflow"].settings
+def configure(app: Flask, settings) -> None:
     secure = settings.base_url.startswith("https://")
     from datetime import timedelta
 
@@ -36,6 +35,7 @@ def configure(app: Flask) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_idle_minutes),
         SESSION_REFRESH_EACH_REQUEST=True,
+        SIGNFLOW_SESSION_MAX_SECONDS=settings.session_max_hours * 3600,
     )
 
 
@@ -59,11 +59,11 @@ def current_staff() -> User | None:
     uid = session.get(USER)
     if uid is None:
         return None
-    settings = runtime().settings
     now = int(time.time())
     idle = now - int(session.get(SEEN, 0))
     age = now - int(session.get(SIGNED_IN, 0))
-    if idle > settings.session_idle_minutes * 60 or age > settings.session_max_hours * 3600:
+    idle_limit = current_app.permanent_session_lifetime.total_seconds()
+    if idle > idle_limit or age > current_app.config["SIGNFLOW_SESSION_MAX_SECONDS"]:
         session.clear()
         return None
     user = db().get(User, uid)

@@ -1,0 +1,99 @@
+"""Headers and checks every page carries: CSP with nonces, CSRF, caching, sessions."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from signflow import create_app
+from tests.conftest import make_user
+from tests.staff_kit import sign_in_client
+
+PUBLIC_PAGES = ["/", "/verify", "/verify?lang=en", "/login", "/sign/not-a-real-link"]
+
+
+def scripts_and_styles_without_nonce(html: str, nonce: str) -> list[str]:
+    tags = re.findall(r"<(?:script|style)\b[^>]*>", html)
+    return [t for t in tags if f'nonce="{nonce}"' not in t and "src=" not in t]
+
+
+def csp_of(resp) -> dict[str, str]:
+    return {part.strip().split(" ", 1)[0]: part.strip().partition(" ")[2]
+            for part in resp.headers["Content-Security-Policy"].split(";")}
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_every_page_carries_the_security_headers(client, path):
+    resp = client.get(path, headers={"Accept": "text/html"})
+    assert resp.mimetype == "text/html"
+    csp = csp_of(resp)
+    nonce = re.search(r"'nonce-([^']+)'", csp["script-src"]).group(1)
+    assert len(nonce) >= 16
+    assert csp["object-src"] == "'none'" and csp["frame-ancestors"] == "'none'"
+    assert "'unsafe-inline'" not in resp.headers["Content-Security-Policy"]
+    assert scripts_and_styles_without_nonce(resp.get_data(as_text=True), nonce) == []
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in resp.headers["Cache-Control"]
+    assert "Strict-Transport-Security" not in resp.headers  # plain HTTP: no HSTS
+
+
+def test_the_nonce_is_new_for_every_response(client):
+    first = csp_of(client.get("/verify"))["script-src"]
+    second = csp_of(client.get("/verify"))["script-src"]
+    assert first != second
+
+
+def test_hsts_over_https(client):
+    resp = client.get("/verify", base_url="https://signflow.example.se")
+    assert resp.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_the_page_language_follows_the_request(client):
+    assert '<html lang="sv">' in client.get("/verify").get_data(as_text=True)
+    resp = client.get("/verify?lang=en")
+    assert '<html lang="en">' in resp.get_data(as_text=True)
+    assert "sf_lang=en" in resp.headers["Set-Cookie"]
+    # remembered by the cookie the switch set
+    assert '<html lang="en">' in client.get("/verify").get_data(as_text=True)
+
+
+def test_a_form_post_without_its_csrf_token_is_refused_and_changes_nothing(
+        client, settings, runtime):
+    email = f"csrf-{uuid.uuid4().hex[:6]}@example.se"
+    make_user(runtime, email)
+    sign_in_client(client, settings, runtime, email)
+    assert client.get("/rounds").status_code == 200
+    resp = client.post("/logout", headers={"Accept": "text/html"})
+    assert resp.status_code == 400
+    assert resp.mimetype == "text/html"  # a page saying what to do, not JSON
+    assert client.get("/rounds").status_code == 200  # still signed in
+
+
+def test_a_stranger_is_sent_to_login(client):
+    resp = client.get("/rounds?q=x")
+    assert resp.status_code == 302
+    assert resp.headers["Location"].startswith("/login?next=/rounds")
+
+
+def test_an_idle_session_ends(settings, runtime):
+    email = f"idle-{uuid.uuid4().hex[:6]}@example.se"
+    make_user(runtime, email)
+    app = create_app(settings.with_overrides(session_idle_minutes=0), runtime)
+    client = app.test_client()
+    sign_in_client(client, settings, runtime, email)
+    import time
+    time.sleep(1.1)
+    assert client.get("/rounds").status_code == 302
+
+
+def test_session_cookie_flags(settings, runtime):
+    plain = create_app(settings, runtime)
+    assert plain.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert plain.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert plain.config["SESSION_COOKIE_SECURE"] is False
+    https = create_app(settings.with_overrides(base_url="https://signflow.example.se"), runtime)
+    assert https.config["SESSION_COOKIE_SECURE"] is True
+    assert https.config["SESSION_COOKIE_NAME"].startswith("__Host-")
