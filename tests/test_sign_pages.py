@@ -101,6 +101,15 @@ def test_a_cancelled_round_says_so_and_its_links_cannot_act(client, auth, runtim
     for s in signers:
         assert signer_row(runtime, s["email"]).link_token_sealed is None
 
+def test_before_completion_the_signed_copy_is_not_there(client, runtime, new_round):
+    _, _, tokens = new_round()
+    assert sign_over_http(client, tokens[0], approve_with(runtime))["status"] == "complete"
+    for token in tokens[:2]:  # signed, and not yet signed
+        resp = client.get(f"/sign/{token}/signed.pdf")
+        assert resp.status_code == 303 and resp.headers["Location"] == f"/sign/{token}"
+    assert client.get("/sign/no-such-link/signed.pdf").status_code == 404
+    assert "Ladda ned det signerade" not in page_text(client.get(f"/sign/{tokens[0]}"))
+
 
 def test_after_a_decline_each_link_says_what_happened(client, auth, runtime, new_round):
     round_id, signers, tokens = new_round()
@@ -149,6 +158,19 @@ def test_a_signer_still_sees_the_confirmation_once_the_round_is_complete(
     assert client.post(f"/sign/{tokens[0]}/bankid").status_code == 404
     for s in signers:
         assert signer_row(runtime, s["email"]).link_token_sealed is None
+
+    # every signer is mailed the signed protocol, through the link they already had
+    final = client.get(f"/api/v1/rounds/{round_id}/document", headers=auth).data
+    mails = [json.loads(p.read_text(encoding="utf-8"))
+             for p in sorted((settings.data_dir / "outbox").glob("*.json"))]
+    for s, token in zip(signers, tokens, strict=True):
+        [copy] = [m for m in mails if m["to"] == s["email"]
+                  and m["subject"] == "Signerat protokoll: Protokoll nr 2 2026"]
+        assert f"/sign/{token}/signed.pdf" in copy["body"]
+        got = client.get(f"/sign/{token}/signed.pdf")
+        assert got.status_code == 200 and got.data == final
+        assert got.headers["Cache-Control"] == "no-store"
+    assert "Ladda ned det signerade protokollet" in page_text(client.get(f"/sign/{tokens[0]}"))
 
 
 def test_after_signing_the_page_says_what_happens_next(client, runtime, new_round):

@@ -66,7 +66,7 @@ def issue_link(svc: Services, signer: Signer, round_: Round, *, resend: bool) ->
     """The token of *signer*'s link: the one they have when *resend* and it is
     still live and kept sealed, else a new one (which ends any earlier link)."""
     if resend:
-        kept = _kept_token(svc, signer)
+        kept = kept_token(svc, signer)
         if kept:
             signer.token_expires_at = round_.expires_at
             return kept
@@ -77,7 +77,7 @@ def issue_link(svc: Services, signer: Signer, round_: Round, *, resend: bool) ->
     return token
 
 
-def _kept_token(svc: Services, signer: Signer) -> str:
+def kept_token(svc: Services, signer: Signer) -> str:
     """The live link's token, opened; "" when none is kept (links from before they were)."""
     if not (signer.link_token_sealed and signer.token_hash):
         return ""
@@ -86,6 +86,13 @@ def _kept_token(svc: Services, signer: Signer) -> str:
     except (ValueError, ConfigError):
         return ""  # sealed under a key we no longer hold: a new link is the way out
     return token if hash_token(token) == signer.token_hash else ""
+
+
+def may_fetch_signed_copy(signer: Signer) -> bool:
+    """A signer who signed may fetch the signed protocol through their own link
+    once the round is complete (the link's e-mail says so); nothing else."""
+    return (signer.status == SignerStatus.SIGNED.value
+            and signer.round.status == RoundStatus.COMPLETED.value)
 
 
 def revoke_link(signer: Signer, now: datetime) -> None:

@@ -60,6 +60,25 @@ def invitation(
     return Mail(to=to, subject=prefix + subject.format(**fields), body=body.format(**fields))
 
 
+_SIGNED_COPY = {
+    "sv": ("Signerat protokoll: {title}",
+           "Hej {name},\n\nAlla har nu signerat \"{title}\". Protokollet är signerat och "
+           "förseglat.\nHämta det signerade protokollet (PDF): {link}\n\n"
+           "Vem som helst kan kontrollera underskrifterna: {verify}\n"),
+    "en": ("Signed minutes: {title}",
+           "Hello {name},\n\nEveryone has now signed \"{title}\". The minutes are signed and "
+           "sealed.\nDownload the signed minutes (PDF): {link}\n\n"
+           "Anyone can check the signatures: {verify}\n"),
+}
+
+
+def signed_copy(lang: str, *, to: str, name: str, title: str, link: str, verify: str) -> Mail:
+    """To a signer: everyone has signed; *link* fetches the signed protocol."""
+    subject, body = _SIGNED_COPY[lang]
+    fields = dict(name=name, title=title, link=link, verify=verify)
+    return Mail(to=to, subject=subject.format(**fields), body=body.format(**fields))
+
+
 def completed(lang: str, *, to: str, title: str, link: str) -> Mail:
     """To the secretariat: everyone has signed; *link* is the round's page (:func:`round_page`)."""
     subject, body = _COMPLETED[lang]

@@ -8,6 +8,7 @@ transaction, audits in it, and defers side effects until after commit.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from signflow.core import messages
 from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.identity import IdentityCheck, Mismatch, check_for, compare
+from signflow.core.links import kept_token
 from signflow.core.models import BankIDEvidence, Round, Signer
 from signflow.core.people import role_label
 from signflow.core.ports import CollectResult, OrderStart, Services, SignRequest
@@ -311,9 +313,25 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> 
     transition(round_, RoundStatus.COMPLETED)
     round_.completed_at = now = svc.clock.now()
     forget_personal_numbers(round_.signers)
+    copies = _signed_copies(svc, round_)  # before the links' sealed tokens are dropped
     revoke_links(round_, now)  # the signers' pages now say it is done
     append_event(session, round_, EventType.ROUND_COMPLETED, SYSTEM,
                  {"sha256": final.sha256, "size": final.size})
-    mail = messages.completed(round_.language, to=round_.created_by.email, title=round_.title,
-                              link=messages.round_page(svc.base_url, round_.id))
-    after_commit(session, lambda: svc.mailer.send(mail))
+    mails = [messages.completed(round_.language, to=round_.created_by.email,
+                                title=round_.title,
+                                link=messages.round_page(svc.base_url, round_.id)), *copies]
+    for mail in mails:
+        after_commit(session, functools.partial(svc.mailer.send, mail))
+
+
+def _signed_copies(svc: Services, round_: Round) -> list[messages.Mail]:
+    """Each signer's mail with the way to the signed protocol: their own link,
+    which after completion offers the signed PDF (links.may_fetch_signed_copy)."""
+    mails = []
+    for s in round_.signers:
+        token = kept_token(svc, s)
+        if token:  # links from before tokens were kept sealed cannot be resent
+            mails.append(messages.signed_copy(
+                round_.language, to=s.email, name=s.name, title=round_.title,
+                link=f"{svc.base_url}/sign/{token}/signed.pdf", verify=f"{svc.base_url}/verify"))
+    return mails

@@ -210,6 +210,18 @@ def document(token: str):
                      download_name=f"{signer.round.id}.pdf")
 
 
+@bp.get("/<token>/signed.pdf")
+def signed_copy(token: str):
+    """The signed protocol, for a signer who signed, once everyone has (the link in
+    their "signed" mail).  Any other link, or before completion: the link's page."""
+    signer = links.find_link(db(), token)
+    if signer is None or not links.may_fetch_signed_copy(signer):
+        return redirect(f"/sign/{token}", 303) if signer is not None else _missing()
+    _, data = _document_bytes(signer)
+    return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"{signer.round.id}-signerat.pdf")
+
+
 @bp.get("/<token>/pages/<int:number>.png")
 def page_image(token: str, number: int):
     """One page of the round's current document as a picture, for reading on a phone.
