@@ -15,14 +15,14 @@ from sqlalchemy import select
 
 from signflow.core.models import User
 from signflow.db import session_scope
-from signflow.web.staff import METHOD, SEEN, SIGNED_IN, USER
+from signflow.web.staff import EPOCH, METHOD, SEEN, SIGNED_IN, USER
 
 
 def cookie_name(settings) -> str:
     return "__Host-signflow" if settings.base_url.startswith("https://") else "signflow"
 
 
-def session_cookie(settings, user_id: int, *, method: str = "bankid") -> str:
+def session_cookie(settings, user_id: int, *, method: str = "bankid", epoch: int = 0) -> str:
     """The value of the session cookie of a user who has just signed in."""
     app = Flask("staff-kit")
     app.secret_key = settings.secret_key
@@ -30,7 +30,7 @@ def session_cookie(settings, user_id: int, *, method: str = "bankid") -> str:
     assert serializer is not None
     now = int(time.time())
     return serializer.dumps({USER: user_id, SIGNED_IN: now, SEEN: now, METHOD: method,
-                             "_permanent": True})
+                             EPOCH: epoch, "_permanent": True})
 
 
 def user_id(runtime, email: str) -> int:

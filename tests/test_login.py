@@ -462,11 +462,13 @@ class TinyProvider:
 
 
 @pytest.fixture
-def oidc(settings):
+def oidc(settings, request):
     provider = TinyProvider()
+    extra = {"oidc_organisation": "Familjen Helsingborg",
+             **getattr(request, "param", {})}
     configured = settings.with_overrides(oidc_issuer=provider.issuer,
                                          oidc_client_id=provider.client[0],
-                                         oidc_client_secret=provider.client[1])
+                                         oidc_client_secret=provider.client[1], extra=extra)
     rt = build_runtime(configured)
     try:
         yield provider, create_app(configured, rt).test_client(), rt
@@ -508,6 +510,41 @@ def test_oidc_refuses_unverified_and_unknown_addresses(oidc, person):
     assert resp.status_code == 403
     assert "inget konto" in resp.get_data(as_text=True)
     assert client.get("/account/tokens").status_code == 302
+
+
+def test_oidc_speaks_only_for_its_own_organisations_staff(oidc):
+    provider, client, rt = oidc
+    make_user(rt, "chef@annan.se", org="Annan kommun")
+    provider.person = {"email": "chef@annan.se", "email_verified": True}
+    assert oidc_sign_in(client).status_code == 403
+    assert client.get("/account/tokens").status_code == 302
+
+
+@pytest.mark.parametrize("oidc", [{"oidc_tenant_id": "tenant-1"}], indirect=True)
+@pytest.mark.parametrize("person,status", [
+    ({"preferred_username": "chef@example.se", "tid": "tenant-1"}, 302),
+    ({"email": "chef@example.se", "tid": "tenant-1"}, 302),
+    ({"preferred_username": "chef@example.se", "tid": "tenant-2"}, 403),
+    ({"preferred_username": "chef@example.se"}, 403),
+])
+def test_an_entra_tenant_vouches_for_its_own_addresses(oidc, person, status):
+    provider, client, rt = oidc
+    make_user(rt, "chef@example.se")
+    provider.person = person
+    assert oidc_sign_in(client).status_code == status
+
+
+def test_an_issuer_without_its_organisation_is_refused_at_start(settings):
+    from signflow.errors import ConfigError
+
+    configured = settings.with_overrides(oidc_issuer="https://login.example.se",
+                                         oidc_client_id="c", oidc_client_secret="s")
+    rt = build_runtime(configured)
+    try:
+        with pytest.raises(ConfigError, match="SIGNFLOW_OIDC_ORGANISATION"):
+            create_app(configured, rt)
+    finally:
+        rt.close()
 
 
 def test_oidc_refuses_a_callback_whose_state_is_not_this_browsers(oidc):

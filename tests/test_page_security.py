@@ -97,3 +97,40 @@ def test_session_cookie_flags(settings, runtime):
     https = create_app(settings.with_overrides(base_url="https://signflow.example.se"), runtime)
     assert https.config["SESSION_COOKIE_SECURE"] is True
     assert https.config["SESSION_COOKIE_NAME"].startswith("__Host-")
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("/rounds/abc?q=1", "/rounds/abc?q=1"),
+    ("/account/tokens", "/account/tokens"),
+    ("/verify?document=9cf54af4000e4ae9a3665365", "/verify?document=9cf54af4000e4ae9a3665365"),
+    ("//evil.example/", "/rounds"),
+    ("/\t/evil.example", "/rounds"),
+    ("/\n/evil.example", "/rounds"),
+    ("/\r/evil.example", "/rounds"),
+    ("/ /evil.example", "/rounds"),
+    ("/\\evil.example", "/rounds"),
+    ("/rounds//evil.example", "/rounds"),
+    ("https://evil.example/rounds", "/rounds"),
+    ("/sign/some-token", "/rounds"),
+    ("", "/rounds"),
+    (None, "/rounds"),
+])
+def test_sign_in_only_leads_back_to_our_own_staff_pages(target, expected):
+    from signflow.web.staff import safe_next
+
+    assert safe_next(target) == expected
+
+
+def test_sign_out_ends_every_copy_of_the_session_cookie(client, settings, runtime):
+    from tests.staff_kit import cookie_name
+
+    email = f"logout-{uuid.uuid4().hex[:6]}@example.se"
+    make_user(runtime, email)
+    sign_in_client(client, settings, runtime, email)
+    page = client.get("/rounds").get_data(as_text=True)
+    copied = client.get_cookie(cookie_name(settings)).value
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/rounds").status_code == 302
+    client.set_cookie(cookie_name(settings), copied)  # the cookie kept from before
+    assert client.get("/rounds").status_code == 302

@@ -369,12 +369,18 @@ def test_downloads_under_the_session(client, settings, runtime, protocol_pdf):
     body = started_round(client, auth, protocol_pdf)
     doc = client.get(f"/rounds/{body['id']}/document")
     assert doc.status_code == 200 and doc.data.startswith(b"%PDF-")
-    assert client.get(f"/rounds/{body['id']}/evidence").status_code == 403
+    token = csrf(client, f"/rounds/{body['id']}")
+    assert client.post(f"/rounds/{body['id']}/evidence",
+                       data={"csrf_token": token}).status_code == 403
     auditor = client.application.test_client()
     staff(auditor, settings, runtime, role="auditor")
     page = auditor.get(f"/rounds/{body['id']}").get_data(as_text=True)
-    assert f"/rounds/{body['id']}/evidence" in page
-    zipped = auditor.get(f"/rounds/{body['id']}/evidence")
+    assert f'action="/rounds/{body["id"]}/evidence"' in page
+    # a link from elsewhere (a GET, or a POST without the form's token) takes nothing
+    assert auditor.get(f"/rounds/{body['id']}/evidence").status_code == 405
+    assert auditor.post(f"/rounds/{body['id']}/evidence").status_code == 400
+    zipped = auditor.post(f"/rounds/{body['id']}/evidence",
+                          data={"csrf_token": csrf(auditor, f"/rounds/{body['id']}")})
     assert zipped.status_code == 200
     assert "audit.json" in zipfile.ZipFile(io.BytesIO(zipped.data)).namelist()
     with runtime.sessions() as s:

@@ -311,3 +311,20 @@ def test_the_page_has_no_inline_script_or_style_without_its_nonce(client, new_ro
     config = json.loads(re.search(r'<script id="sign-config"[^>]*>(.*?)</script>', html,
                                   re.S).group(1))
     assert config["base"] == f"/sign/{tokens[0]}/bankid" and "Försöker igen" in config["retrying"]
+
+
+def test_a_very_tall_page_is_drawn_narrower_not_as_a_huge_bitmap():
+    import pikepdf
+
+    from signflow.pdf.page_images import MAX_PIXELS, PageImages
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(100, 14400))  # 1:144, within PDF's limits
+    buf = io.BytesIO()
+    pdf.save(buf)
+    png = PageImages().png("tall", buf.getvalue(), 1, 1800)
+    width, height = Image.open(io.BytesIO(png)).size
+    assert width * height <= MAX_PIXELS * 1.01
+    assert height > 10 * width  # the shape is kept
+    with pytest.raises(IndexError):
+        PageImages().png("tall", buf.getvalue(), 2, 800)

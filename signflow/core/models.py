@@ -64,6 +64,8 @@ class User(Base):
     #: Keyed hash (HMAC-SHA256) of the personal number staff sign in with; never the number.
     personal_number_hash: Mapped[str | None] = mapped_column(
         String(64), nullable=True, unique=True)
+    #: Raised at sign-out: every session cookie issued before then stops working.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     organisation: Mapped[Organisation] = relationship()
 

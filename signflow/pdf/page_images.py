@@ -18,6 +18,11 @@ WIDTHS = (480, 800, 1200, 1800)
 DEFAULT_WIDTH = 800
 #: How many bytes of PNG the cache keeps before it forgets the oldest.
 CACHE_BYTES = 64 * 1024 * 1024
+#: At most this many pixels per render, whatever the page's shape: a page 100 pt
+#: wide and 14 400 pt tall drawn 1800 px wide would otherwise be a 3.5 GB bitmap.
+MAX_PIXELS = 8_000_000
+#: Documents whose page sizes are remembered (a few numbers each).
+SIZES_KEPT = 256
 
 
 class PageImages:
@@ -27,7 +32,7 @@ class PageImages:
         self._limit = limit
         self._lock = threading.Lock()
         self._pngs: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
-        self._sizes: dict[str, list[tuple[float, float]]] = {}
+        self._sizes: OrderedDict[str, list[tuple[float, float]]] = OrderedDict()
         self._size = 0
 
     def page_sizes(self, sha256: str, pdf: bytes) -> list[tuple[float, float]]:
@@ -38,6 +43,8 @@ class PageImages:
         sizes = read_page_sizes(pdf)
         with self._lock:
             self._sizes[sha256] = sizes
+            while len(self._sizes) > SIZES_KEPT:
+                self._sizes.popitem(last=False)
         return sizes
 
     def png(self, sha256: str, pdf: bytes, page: int, width: int) -> bytes:
@@ -76,7 +83,8 @@ def read_page_sizes(pdf: bytes) -> list[tuple[float, float]]:
 
 
 def render_png(pdf: bytes, page: int, width: int) -> bytes:
-    """Page *page* (1-based) of *pdf* as a PNG *width* pixels wide."""
+    """Page *page* (1-based) of *pdf* as a PNG *width* pixels wide (narrower for a
+    very tall page, see MAX_PIXELS); IndexError if there is no such page to draw."""
     import pypdfium2 as pdfium
 
     with _PDFIUM:
@@ -85,8 +93,16 @@ def render_png(pdf: bytes, page: int, width: int) -> bytes:
             if not 1 <= page <= len(doc):
                 raise IndexError(f"no page {page}")
             p = doc[page - 1]
-            scale = width / p.get_width()
-            image = p.render(scale=scale, may_draw_forms=True).to_pil()
+            w, h = p.get_width(), p.get_height()
+            if w <= 0 or h <= 0:
+                raise IndexError(f"page {page} has no area")
+            # the asked width, unless the page is so tall that this would exceed
+            # MAX_PIXELS: then narrower (the picture is a reading aid, the PDF is the record)
+            scale = min(width / w, (MAX_PIXELS / (w * h)) ** 0.5)
+            try:
+                image = p.render(scale=scale, may_draw_forms=True).to_pil()
+            except (pdfium.PdfiumError, MemoryError):
+                raise IndexError(f"page {page} cannot be drawn") from None
             if image.width > width:  # PDFium rounds the pixel size up
                 image = image.crop((0, 0, width, image.height))
         finally:

@@ -203,7 +203,7 @@ def qr():
 @bp.post("/logout")
 def logout():
     user = staff.current_staff()
-    staff.sign_out()
+    staff.sign_out(user)
     if user is not None:
         log.info("staff sign-out: user %s", user.id)
     flash(_("You are now signed out."), "ok")

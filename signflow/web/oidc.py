@@ -3,9 +3,16 @@
 Configured by ``SIGNFLOW_OIDC_ISSUER``, ``SIGNFLOW_OIDC_CLIENT_ID`` and
 ``SIGNFLOW_OIDC_CLIENT_SECRET``.  The authorization-code flow with PKCE (S256),
 ``state`` and ``nonce`` (Authlib keeps them in the session until the
-callback).  A person is let in only as an existing user whose e-mail address
-the provider says it has verified (``email_verified``); anyone else is
-refused without being told more.
+callback).
+
+One issuer serves one organisation (``SIGNFLOW_OIDC_ORGANISATION``, required):
+whoever runs that identity provider can vouch only for that organisation's
+staff, never for another's.  A person is let in only as an existing user of
+it whose e-mail address the provider says it has verified
+(``email_verified``).  Entra ID sends no ``email_verified``; with
+``SIGNFLOW_OIDC_TENANT_ID`` set, an id_token of that tenant (``tid``) vouches
+for its ``email`` or ``preferred_username`` instead.  Anyone else is refused
+without being told more.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 
 from signflow.core.accounts import user_by_email
-from signflow.errors import NotFound
+from signflow.errors import ConfigError, NotFound
 from signflow.web import db, staff
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,9 @@ def setup(state: BlueprintSetupState) -> None:
     settings = app.extensions["signflow"].settings
     if not settings.oidc_issuer:
         return
+    if not settings.extra.get("oidc_organisation", "").strip():
+        raise ConfigError("SIGNFLOW_OIDC_ORGANISATION must name the organisation whose staff "
+                          "sign in through SIGNFLOW_OIDC_ISSUER")
     oauth = OAuth(app)
     app.extensions[CLIENT] = oauth.register(
         "organisation", client_id=settings.oidc_client_id,
@@ -77,9 +87,12 @@ def callback():
         return _refused(_("Signing in with your organisation's account did not work. "
                           "Try again."))
     claims = token.get("userinfo") or {}
-    email = str(claims.get("email") or "")
-    user = user_by_email(db(), email) if email and claims.get("email_verified") is True \
-        else None
+    settings = current_app.extensions["signflow"].settings
+    email = _vouched_email(claims, settings.extra.get("oidc_tenant_id", "").strip())
+    user = user_by_email(db(), email) if email else None
+    if user is not None and \
+            user.organisation.name != settings.extra["oidc_organisation"].strip():
+        user = None  # this issuer does not speak for other organisations' staff
     if user is None:
         log.info("single sign-on refused: no user with that verified e-mail address")
         from signflow.web.login import unknown_person
@@ -88,6 +101,15 @@ def callback():
     staff.sign_in(user, "oidc")
     log.info("staff sign-in: user %s (%s) with single sign-on", user.id, user.role)
     return redirect(staff.safe_next(target))
+
+
+def _vouched_email(claims: dict, tenant: str) -> str:
+    """The e-mail address the provider vouches for, or "" if it vouches for none."""
+    if claims.get("email_verified") is True:
+        return str(claims.get("email") or "")
+    if tenant and claims.get("tid") == tenant:  # Entra ID: the tenant owns its addresses
+        return str(claims.get("email") or claims.get("preferred_username") or "")
+    return ""
 
 
 def _refused(message: str):

@@ -53,7 +53,7 @@ def read(form: MultiDict) -> RoundForm:
     for key in form:
         prefix, _sep, rest = key.partition("-")
         index, _sep, name = rest.partition("-")
-        if prefix == "signers" and index.isdigit() and name in SIGNER_FIELDS \
+        if prefix == "signers" and index.isascii() and index.isdigit() and name in SIGNER_FIELDS \
                 and int(index) < rounds.MAX_SIGNERS * 2:
             rows.setdefault(int(index), dict.fromkeys(SIGNER_FIELDS, ""))[name] = \
                 (form.get(key) or "").strip()
@@ -67,7 +67,7 @@ def apply_row_action(form: RoundForm, action: str, default_role: str) -> bool:
     if verb == "add" and len(rows) < rounds.MAX_SIGNERS:
         rows.append(dict.fromkeys(SIGNER_FIELDS, "") | {"role": default_role})
         return True
-    if not index.isdigit() or int(index) >= len(rows):
+    if not (index.isascii() and index.isdigit()) or int(index) >= len(rows):
         return verb == "add"
     i = int(index)
     if verb == "remove" and len(rows) > 1:

@@ -213,9 +213,11 @@ def document(round_id: str):
     return document_response(rounds.visible_round(db(), g.user, round_id))
 
 
-@bp.get("/rounds/<round_id>/evidence")
+@bp.post("/rounds/<round_id>/evidence")
 @staff_page("auditor", "admin")
 def evidence(round_id: str):
+    """A POST with the form's CSRF token: taking the evidence is an audited act, and
+    a link from another site (cookies ride along on top-level GETs) must not do it."""
     session = db()
     round_ = rounds.record_evidence_download(session, g.user, round_id)
     session.commit()

@@ -12,6 +12,7 @@ sign-in never carries over.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable
 from urllib.parse import quote
@@ -21,7 +22,7 @@ from flask import Flask, abort, current_app, g, redirect, request, session
 from signflow.core.models import User
 from signflow.web import db
 
-USER, SIGNED_IN, SEEN, METHOD = "uid", "at", "seen", "via"
+USER, SIGNED_IN, SEEN, METHOD, EPOCH = "uid", "at", "seen", "via", "ep"
 
 
 def configure(app: Flask, settings) -> None:
@@ -44,11 +45,17 @@ def sign_in(user: User, method: str) -> None:
     session.clear()
     session.permanent = True
     now = int(time.time())
-    session.update({USER: user.id, SIGNED_IN: now, SEEN: now, METHOD: method})
+    session.update({USER: user.id, SIGNED_IN: now, SEEN: now, METHOD: method,
+                    EPOCH: user.session_epoch})
 
 
-def sign_out() -> None:
+def sign_out(user: User | None = None) -> None:
+    """End this session and, the cookie being all the session there is, every other
+    cookie *user* was given: a copied or left-behind one stops working too."""
     session.clear()
+    if user is not None:
+        user.session_epoch = (user.session_epoch or 0) + 1
+        db().commit()
 
 
 def current_staff() -> User | None:
@@ -67,7 +74,7 @@ def current_staff() -> User | None:
         session.clear()
         return None
     user = db().get(User, uid)
-    if user is None:
+    if user is None or session.get(EPOCH, 0) != user.session_epoch:
         session.clear()
         return None
     if idle > 30:
@@ -95,8 +102,16 @@ def staff_page(*roles: str) -> Callable:
     return wrap
 
 
+#: Where sign-in may lead back to: the staff pages, nothing else.
+_NEXT = re.compile(r"^/(?:rounds|account|verify)(?:[/?][!#-~]*)?$")
+
+
 def safe_next(target: str | None) -> str:
-    """Where to go after sign-in: a path on this site only, never another host."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after sign-in: one of our staff pages, never another host.
+
+    Only printable ASCII without spaces or backslashes passes: browsers drop
+    tabs and newlines from URLs, so ``/\t/evil.example`` would otherwise leave
+    the site."""
+    if not target or not _NEXT.match(target) or "\\" in target or "//" in target:
         return "/rounds"
     return target

@@ -20,6 +20,8 @@ def upgrade() -> None:
                                       nullable=True))
         batch_op.create_unique_constraint('uq_users_personal_number_hash',
                                           ['personal_number_hash'])
+        batch_op.add_column(sa.Column('session_epoch', sa.Integer(), nullable=False,
+                                      server_default='0'))
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.add_column(sa.Column('name', sa.String(length=100), nullable=False,
                                       server_default=''))
@@ -36,5 +38,6 @@ def downgrade() -> None:
         batch_op.drop_column('last_used_at')
         batch_op.drop_column('name')
     with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('session_epoch')
         batch_op.drop_constraint('uq_users_personal_number_hash', type_='unique')
         batch_op.drop_column('personal_number_hash')
