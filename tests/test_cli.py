@@ -117,3 +117,26 @@ def test_bankid_simulator_command_over_tls(tmp_path, keys_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_blobs_sweep_removes_only_unreferenced_old_blobs(settings, monkeypatch, capsys,
+                                                          runtime, client, auth, protocol_pdf):
+    import os
+    import time
+
+    from tests.conftest import create_round
+
+    env_for(monkeypatch, settings)
+    monkeypatch.setenv("SIGNFLOW_DEV_MODE", "true")
+    assert create_round(client, auth, protocol_pdf).status_code == 201
+    orphan = runtime.services.blobs.put(b"left behind by a failed transaction")
+    if settings.extra.get("blob_store", "file") == "file":  # age it past the grace period
+        path = settings.data_dir / "documents" / orphan[:2] / orphan
+        old = time.time() - 2 * 3600
+        os.utime(path, (old, old))
+    assert cli.main(["blobs", "sweep", "--older-than-minutes", "5"]) == 2
+    assert "at least 10" in capsys.readouterr().err
+    assert cli.main(["blobs", "sweep"]) == 0
+    assert "1 orphaned document blob(s) removed" in capsys.readouterr().out
+    with pytest.raises(Exception):  # noqa: B017 - NotFound from the store
+        runtime.services.blobs.get(orphan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -239,3 +239,18 @@ class AuditEvent(Base):
     data_json: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Blob(Base):
+    """A stored document's bytes, when documents live in the database
+    (``SIGNFLOW_BLOB_STORE=database``): content addressed, never changed."""
+
+    __tablename__ = "blobs"
+
+    #: SHA-256 of the data, hex: the key :class:`~signflow.core.models.Document` stores.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int]
+    #: When the bytes were last put (a put of stored bytes moves it on): the
+    #: orphan sweep's grace period counts from here.
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

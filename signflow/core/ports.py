@@ -6,7 +6,7 @@ Each has a real and a development implementation, chosen in one place
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -114,13 +114,32 @@ class Mailer(Protocol):
 
 
 class BlobStore(Protocol):
-    """Immutable, content-addressed storage of documents."""
+    """Immutable, content-addressed storage of documents.
+
+    A blob is durable once :meth:`put` returns, before the transaction that
+    refers to it commits; one whose transaction never commits is an orphan
+    until :func:`signflow.core.blob_gc.sweep_orphans` removes it.
+    """
 
     def put(self, data: bytes) -> str:
-        """Store *data*; return its key."""
+        """Store *data* and return its key (SHA-256, hex).  Putting bytes that are
+        already stored is harmless, and counts as writing them now."""
         ...
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str) -> bytes:
+        """The bytes stored under *key*; :class:`~signflow.errors.NotFound` if none."""
+        ...
+
+    def stored_before(self, cutoff: datetime) -> Iterator[str]:
+        """Keys of the blobs last written before *cutoff*: the orphan sweep's candidates."""
+        ...
+
+    def delete(self, key: str, *, written_before: datetime) -> bool:
+        """Remove *key* if it was last written before *written_before*; say whether it was.
+
+        A put since then keeps the blob: the commit that refers to it may be under way.
+        """
+        ...
 
 
 class JobQueue(Protocol):
