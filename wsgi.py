@@ -1,5 +1,23 @@
-"""WSGI entry point for gunicorn: ``gunicorn wsgi:app``."""
+"""WSGI entry point for gunicorn: ``gunicorn wsgi:app``.
 
-from signflow import create_app
+Production by default: no development mode, JSON logs.  A configuration that
+cannot work stops the start with one line naming what is missing, instead of a
+traceback per gunicorn worker.
+"""
 
-app = create_app()
+import sys
+
+from signflow import create_app, logs
+from signflow.config import ensure_secret_key, load_settings
+from signflow.errors import ConfigError
+
+#: gunicorn's exit status for "App failed to load": the arbiter stops, not retries.
+APP_LOAD_ERROR = 4
+
+try:
+    settings = ensure_secret_key(load_settings())
+    logs.configure(settings, default="json")
+    app = create_app(settings)
+except ConfigError as exc:
+    print(f"signflow: {exc.message}", file=sys.stderr, flush=True)
+    raise SystemExit(APP_LOAD_ERROR) from None

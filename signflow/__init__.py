@@ -13,6 +13,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     """Wire config, database, adapters, blueprints and error handling."""
+    from signflow import logs, metrics
     from signflow.runtime import build_runtime
     from signflow.web import (
         account,
@@ -20,6 +21,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
         close_db,
         dev,
         errors,
+        health,
         login,
         pages,
         pki,
@@ -40,8 +42,11 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["signflow"] = runtime
+    logs.init_app(app)  # first: every response, refused ones too, gets a request ID
+    metrics.init_app(app)
     app.teardown_appcontext(close_db)
-    for bp in (api.bp, sign.bp, pki.bp, pages.bp, login.bp, secretariat.bp, account.bp):
+    for bp in (health.bp, api.bp, sign.bp, pki.bp, pages.bp, login.bp, secretariat.bp,
+               account.bp):
         app.register_blueprint(bp)
     if settings.dev_mode:
         app.register_blueprint(dev.bp)
@@ -51,9 +56,8 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     security.install(app, exempt=[api.bp, pki.bp, sign.bp, dev.bp])
     staff.configure(app, settings)
     redact.install()  # signing-link tokens never reach the request logs
-    # The simulators' pages let anyone approve an order as anyone: development only.
     mounts = {}
-    for name in runtime.providers if settings.dev_mode else ():
+    for name in _simulated_providers(settings, runtime):
         build = runtime.providers.build(name)
         if build.simulator_app is not None:
             mounts[build.mount] = build.simulator_app
@@ -66,3 +70,14 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     return app
+
+
+def _simulated_providers(settings: Settings, runtime) -> list[str]:
+    """Whose simulator pages to serve: they let anyone approve an order as anyone.
+
+    Every provider's in development mode; outside it only BankID's, and only when
+    ``SIGNFLOW_ALLOW_DEV_BANKID`` chose the simulator (a staging demo signs there).
+    """
+    if settings.dev_mode:
+        return list(runtime.providers)
+    return ["bankid"] if settings.allow_dev_bankid and not settings.bankid_url else []

@@ -21,8 +21,9 @@ VERIFY_EXIT = {"TOTAL-PASSED": EXIT_OK, "TOTAL-FAILED": EXIT_FAIL,
                "INDETERMINATE": EXIT_INDETERMINATE}
 
 
-def _settings() -> Settings:
-    return ensure_secret_key(load_settings())
+def _settings(args) -> Settings:
+    """The environment's settings, over the command's own defaults (serve: dev mode)."""
+    return ensure_secret_key(load_settings(defaults=getattr(args, "setting_defaults", None)))
 
 
 @contextmanager
@@ -154,18 +155,23 @@ def _ensure_dev_user(settings: Settings) -> None:
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    from signflow import create_app
+    from signflow import create_app, logs
     from signflow.migrate import upgrade
     from signflow.pdf.pki import init_keys
 
-    if init_keys(settings.keys_dir, settings.base_url):
-        print(f"made a development PKI in {settings.keys_dir}")
+    logs.configure(settings, default="text")
+    if settings.dev_mode:
+        print("development mode is on (SIGNFLOW_DEV_MODE=false turns it off): dev outbox, "
+              "simulators, dev PKI and TSA")
+        if init_keys(settings.keys_dir, settings.base_url):
+            print(f"made a development PKI in {settings.keys_dir}")
     upgrade(settings)
     if settings.dev_mode:
         _ensure_dev_user(settings)
     app = create_app(settings)
-    print(f"signflow on http://{args.host}:{args.port}  (dev outbox: /dev/outbox, "
-          "BankID simulator: /bankid-sim/)")
+    print(f"signflow on http://{args.host}:{args.port}"
+          + ("  (dev outbox: /dev/outbox, BankID simulator: /bankid-sim/)"
+             if settings.dev_mode else ""))
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
     return EXIT_OK
 
@@ -177,9 +183,13 @@ def cmd_worker(args, settings: Settings) -> int:
     from redis import Redis
     from rq import Queue, Worker
 
+    from signflow import logs
+    from signflow.metrics import serve_worker_metrics
     from signflow.runtime import worker_runtime
 
-    worker_runtime()  # fail now, not on the first job, if keys or database are wrong
+    logs.configure(settings, default="json")
+    worker_runtime()  # fail now, not on the first job: configuration, keys, database
+    serve_worker_metrics(settings.metrics_port)
     conn = Redis.from_url(settings.redis_url)
     worker = Worker([Queue(settings.rq_queue, connection=conn)], connection=conn)
     worker.work(burst=args.burst, with_scheduler=True)
@@ -310,6 +320,30 @@ def cmd_audit_verify(args, settings: Settings) -> int:
     return EXIT_OK if report.intact else EXIT_FAIL
 
 
+def cmd_blobs_sweep(args, settings: Settings) -> int:
+    """Remove stored documents nothing refers to (left by a transaction that failed
+    after its blob was written), older than the grace period."""
+    from datetime import timedelta
+
+    from signflow.core.blob_gc import sweep_orphans
+    from signflow.db import session_scope
+    from signflow.runtime import build_runtime
+
+    if args.older_than_minutes < 10:
+        print("--older-than-minutes must be at least 10: a blob is written before the "
+              "transaction that refers to it commits", file=sys.stderr)
+        return EXIT_USAGE
+    runtime = build_runtime(settings)
+    try:
+        with session_scope(runtime.sessions) as session:
+            removed = sweep_orphans(session, runtime.services.blobs,
+                                    older_than=timedelta(minutes=args.older_than_minutes))
+    finally:
+        runtime.close()
+    print(f"{len(removed)} orphaned document blob(s) removed")
+    return EXIT_OK
+
+
 def cmd_rounds_expire(args, settings: Settings) -> int:
     """End pending rounds past their deadline (run it from cron, e.g. hourly).
 
@@ -415,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="development server on embedded defaults")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=5000)
-    s.set_defaults(func=cmd_serve)
+    # development mode unless SIGNFLOW_DEV_MODE says otherwise (CONTRACT: serve asks for it)
+    s.set_defaults(func=cmd_serve, setting_defaults={"dev_mode": True})
     s = sub.add_parser("worker", help="RQ worker (needs SIGNFLOW_REDIS_URL)")
     s.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     s.set_defaults(func=cmd_worker)
@@ -470,6 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
     rounds_cmd = sub.add_parser("rounds").add_subparsers(dest="rounds_command", required=True)
     rounds_cmd.add_parser("expire", help="end pending rounds past their deadline (cron)"
                           ).set_defaults(func=cmd_rounds_expire)
+    blobs = sub.add_parser("blobs").add_subparsers(dest="blobs_command", required=True)
+    s = blobs.add_parser("sweep", help="remove stored documents nothing refers to (cron)")
+    s.add_argument("--older-than-minutes", type=int, default=60,
+                   help="leave blobs younger than this (at least 10)")
+    s.set_defaults(func=cmd_blobs_sweep)
     lta = sub.add_parser("lta").add_subparsers(dest="lta_command", required=True)
     s = lta.add_parser("renew", help="re-timestamp archived documents (run it from cron)")
     s.add_argument("--days", type=int, default=365,
@@ -494,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args, _settings())
+        return args.func(args, _settings(args))
     except SignflowError as exc:
         print(f"signflow: {exc.message}", file=sys.stderr)
         return EXIT_USAGE

@@ -94,8 +94,21 @@ class Settings:
     invitation_days: int = 30
     #: Days an API token stays valid.
     api_token_days: int = 365
-    #: Development conveniences (dev outbox page, simulator phone page).
-    dev_mode: bool = True
+    #: Development mode: the dev outbox page, the simulators' pages, the dev TSA
+    #: endpoint, and every development stand-in allowed at once.  ``signflow
+    #: serve`` turns it on unless told otherwise; nothing else does.
+    dev_mode: bool = False
+    #: Outside development mode, allow one development stand-in each: the built-in
+    #: BankID simulator (or BankID without a client certificate), the dev TSA, the
+    #: dev mail outbox, the development seal in the keys dir.  Staging only.
+    allow_dev_bankid: bool = False
+    allow_dev_tsa: bool = False
+    allow_dev_smtp: bool = False
+    allow_dev_seal: bool = False
+    #: ``json`` (one JSON object a line) or ``text``; empty: JSON, except ``signflow serve``.
+    log_format: str = ""
+    #: Port on which ``signflow worker`` serves its Prometheus metrics; 0: none.
+    metrics_port: int = 0
     #: Trusted reverse proxies in front of signflow; their X-Forwarded-For/-Proto/-Host
     #: give the signer's address (BankID's endUserIp).  0: headers ignored.
     proxy_hops: int = 0
@@ -152,10 +165,15 @@ def _coerce(name: str, raw: str, kind: type) -> object:
 _KINDS = {"Path": Path, "int": int, "bool": bool, "str": str}
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build :class:`Settings` from the environment (``os.environ`` by default)."""
+def load_settings(environ: Mapping[str, str] | None = None, *,
+                  defaults: Mapping[str, object] | None = None) -> Settings:
+    """Build :class:`Settings` from the environment (``os.environ`` by default).
+
+    *defaults* replace the class's defaults for this process (``signflow serve``
+    asks for development mode); a variable that is set still wins.
+    """
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
+    values: dict[str, object] = dict(defaults or {})
     known = {PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     values["extra"] = {k[len(PREFIX):].lower(): v for k, v in env.items()
                        if k.startswith(PREFIX) and k not in known}
@@ -169,6 +187,66 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.base_url.endswith("/"):
         settings = settings.with_overrides(base_url=settings.base_url.rstrip("/"))
     return settings
+
+
+#: The parts a production start needs, each with the setting that allows its
+#: development stand-in instead.
+_PARTS = (
+    ("BankID", "allow_dev_bankid"),
+    ("the TSA", "allow_dev_tsa"),
+    ("mail", "allow_dev_smtp"),
+    ("the seal", "allow_dev_seal"),
+)
+
+
+def _missing(settings: Settings, part: str) -> str:
+    """What *part* lacks, as the settings to set; empty when it is configured."""
+    if part == "BankID":
+        need = [name for name, value in (("BANKID_URL", settings.bankid_url),
+                                         ("BANKID_CERT", settings.bankid_cert)) if not value]
+        return " and ".join(PREFIX + name for name in need)
+    if part == "the TSA":
+        return "" if settings.tsa_url else f"{PREFIX}TSA_URL"
+    if part == "mail":
+        return "" if settings.smtp_url else f"{PREFIX}SMTP_URL"
+    if settings.seal_key or settings.seal_pkcs11_module:
+        return ""
+    return f"{PREFIX}SEAL_CERT and {PREFIX}SEAL_KEY, or {PREFIX}SEAL_PKCS11_MODULE"
+
+
+def stand_ins(settings: Settings) -> list[tuple[str, str, str]]:
+    """The parts left to a development stand-in: (part, missing settings, allowing setting)."""
+    found = []
+    for part, allowed in _PARTS:
+        missing = _missing(settings, part)
+        if missing:
+            found.append((part, missing, f"{PREFIX}{allowed.upper()}"))
+    return found
+
+
+def production_gaps(settings: Settings) -> list[str]:
+    """The parts that would run on a development stand-in nobody allowed.
+
+    Empty in development mode, and for each part whose
+    ``SIGNFLOW_ALLOW_DEV_<PART>`` is set.
+    """
+    if settings.dev_mode:
+        return []
+    return [f"{part} needs {missing} (or {allowing}=true)"
+            for part, missing, allowing in stand_ins(settings)
+            if not getattr(settings, allowing[len(PREFIX):].lower())]
+
+
+def require_production_ready(settings: Settings) -> None:
+    """Refuse to start outside development mode on a stand-in nobody allowed.
+
+    :raises ConfigError: naming every missing setting at once.
+    """
+    gaps = production_gaps(settings)
+    if gaps:
+        raise ConfigError(
+            "refusing to start without development mode: " + "; ".join(gaps)
+            + f". ({PREFIX}DEV_MODE=true allows every stand-in: development only.)")
 
 
 def ensure_secret_key(settings: Settings) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -19,12 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from signflow.adapters.mail import OutboxMailer, SmtpMailer
 from signflow.adapters.providers import Providers
 from signflow.adapters.secrets_at_rest import FieldCipher
-from signflow.adapters.storage import FileBlobStore
-from signflow.config import Settings
+from signflow.adapters.storage import build_blob_store
+from signflow.config import Settings, require_production_ready, stand_ins
 from signflow.core.ports import Clockwork, Services
 from signflow.core.workflows import load_workflows
 from signflow.db import make_engine, make_session_factory, session_scope
 from signflow.errors import ConfigError
+from signflow.metrics import CountingProviders, observe_job, queue_wait_seconds
 from signflow.pdf.keys import make_timestamper
 from signflow.pdf.pki import Pki, load_evidence_certificates, load_pki
 from signflow.pdf.seal import load_seal
@@ -91,13 +93,21 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    """Everything a process needs; outside development mode only what was configured.
+
+    :raises ConfigError: a part (BankID, TSA, SMTP, seal) would fall back to its
+        development stand-in without ``SIGNFLOW_ALLOW_DEV_<PART>``; the message
+        names every missing setting.
+    """
+    require_production_ready(settings)
+    _warn_of_stand_ins(settings)
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)
     pki = load_pki(settings.keys_dir)
-    providers = Providers(settings, pki)
+    providers = CountingProviders(settings, pki)  # counts each provider's errors (metrics)
     providers.build("bankid")  # the default: fail now on bad BankID configuration
     services = Services(
-        blobs=FileBlobStore(settings.data_dir / "documents"),
+        blobs=build_blob_store(settings, engine),
         pdf=PdfWorks(pki, make_timestamper(pki, settings.tsa_url), base_url=settings.base_url,
                      max_bytes=settings.max_upload_bytes, max_pages=settings.max_pages,
                      evidence_recipients=load_evidence_certificates(settings.keys_dir,
@@ -125,11 +135,24 @@ def build_runtime(settings: Settings) -> Runtime:
     return runtime
 
 
+def _warn_of_stand_ins(settings: Settings) -> None:
+    """Outside development mode, say once which allowed stand-ins are in use."""
+    if settings.dev_mode:
+        return
+    for part, _missing, allowing in stand_ins(settings):
+        log.warning("%s is the development stand-in (%s): staging only", part, allowing)
+
+
 def run_job(runtime: Runtime, job: str, args: tuple[str, ...]) -> None:
     from signflow.jobs import JOBS
 
-    with session_scope(runtime.sessions) as session:
-        JOBS[job](session, runtime.services, *args)
+    waited, outcome, started = queue_wait_seconds(), "failed", time.perf_counter()
+    try:
+        with session_scope(runtime.sessions) as session:
+            JOBS[job](session, runtime.services, *args)
+        outcome = "ok"
+    finally:
+        observe_job(job, outcome, time.perf_counter() - started, waited)
 
 
 _worker_runtime: Runtime | None = None

@@ -142,6 +142,7 @@ def settings(database_url, data_dir, keys_dir, base_url, queue_name, tmp_path) -
         data_dir=data_dir if SERVICES else tmp_path, database_url=database_url,
         keys_dir=keys_dir, base_url=base_url, secret_key="test-secret",
         redis_url=REDIS_URL if SERVICES else "", rq_queue=queue_name, testing=True,
+        dev_mode=True,
     )
 
 
@@ -154,7 +155,7 @@ def worker(data_dir, keys_dir, base_url, queue_name, template_db, tmp_path_facto
     env = dict(os.environ, SIGNFLOW_DATABASE_URL=PG_URL, SIGNFLOW_REDIS_URL=REDIS_URL,
                SIGNFLOW_RQ_QUEUE=queue_name, SIGNFLOW_DATA_DIR=str(data_dir),
                SIGNFLOW_KEYS_DIR=str(keys_dir), SIGNFLOW_BASE_URL=base_url,
-               SIGNFLOW_SECRET_KEY="test-secret")
+               SIGNFLOW_SECRET_KEY="test-secret", SIGNFLOW_DEV_MODE="true")
     # a file, not a pipe: an unread pipe fills up and blocks the worker mid-suite
     log = open(tmp_path_factory.mktemp("worker") / "worker.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "signflow.cli", "worker"], env=env,
@@ -314,7 +315,7 @@ def live_app(base_url, keys_dir, tmp_path_factory):
 
     data = tmp_path_factory.mktemp("live")
     settings = Settings(data_dir=data, keys_dir=keys_dir, base_url=base_url, secret_key="x",
-                        database_url=f"sqlite:///{data / 'live.sqlite3'}")
+                        database_url=f"sqlite:///{data / 'live.sqlite3'}", dev_mode=True)
     upgrade(settings)
     rt = build_runtime(settings)
     port = int(base_url.rsplit(":", 1)[1])

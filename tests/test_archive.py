@@ -15,6 +15,7 @@ def test_lta_renew_adds_a_document_timestamp(completed_round, client, auth, runt
     monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(settings.keys_dir))
     monkeypatch.setenv("SIGNFLOW_BASE_URL", settings.base_url)
+    monkeypatch.setenv("SIGNFLOW_DEV_MODE", "true")  # the dev TSA renews
     if SERVICES:
         monkeypatch.setenv("SIGNFLOW_REDIS_URL", settings.redis_url)
         monkeypatch.setenv("SIGNFLOW_RQ_QUEUE", settings.rq_queue)

@@ -96,7 +96,9 @@ def test_production_mode_without_freja(settings, protocol_pdf, worker):
     from signflow.runtime import build_runtime
     from tests.conftest import make_user
 
-    settings = settings.with_overrides(dev_mode=False)
+    settings = settings.with_overrides(  # BankID configured; other stand-ins allowed
+        dev_mode=False, bankid_url="https://appapi2.test.bankid.com", allow_dev_bankid=True,
+        allow_dev_tsa=True, allow_dev_smtp=True, allow_dev_seal=True)
     rt = build_runtime(settings)
     try:
         client = create_app(settings, rt).test_client()

@@ -295,6 +295,7 @@ def test_rounds_expire_after_their_deadline(client, auth, runtime, settings, pro
     monkeypatch.setenv("SIGNFLOW_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(settings.keys_dir))
+    monkeypatch.setenv("SIGNFLOW_DEV_MODE", "true")  # the dev outbox and stand-ins
     monkeypatch.delenv("SIGNFLOW_REDIS_URL", raising=False)
     with runtime.sessions() as s:
         assert expire_due(s, runtime.services, utcnow() + timedelta(days=31)) == [round_id]

@@ -174,7 +174,7 @@ def test_trust_settings_read_the_service_root_the_trust_roots_and_the_providers(
     (tmp_path / "freja.pem").write_bytes(_pem(freja))
 
     dev = trust_settings(Settings(keys_dir=keys_dir, trust_roots=str(tmp_path / "extra.pem"),
-                                  freja_jws_cert=str(tmp_path / "freja.pem")))
+                                  freja_jws_cert=str(tmp_path / "freja.pem"), dev_mode=True))
     assert dev.anchors == (root, extra)
     bankid = tuple(shipped_certs(BANKID_PRODUCTION_ROOT) + shipped_certs(BANKID_TEST_ROOT))
     assert dev.provider_roots == (*bankid, simulator, freja)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from werkzeug.exceptions import HTTPException
 
 from signflow.errors import (
@@ -32,6 +33,15 @@ STATUS = [
     (ConfigError, 500),
 ]
 UNSUPPORTED_STATUS = {"not_pdf": 415, "too_large": 413}
+#: Seconds a client is asked to wait when the database is away.
+RETRY_AFTER = "5"
+#: What a driver says when the database is not there (PostgreSQL via psycopg, SQLite).
+OUTAGE_WORDS = (
+    "connection refused", "could not connect", "connection failed", "server closed the connection",
+    "terminating connection", "connection timed out", "connection is closed",
+    "no connection to the server", "connection reset", "the database system is",
+    "unable to open database file", "consuming input failed", "ssl syscall error",
+)
 
 
 def status_of(err: SignflowError) -> int:
@@ -63,7 +73,33 @@ def error_page(status: int, message: str = ""):
     return render_template("error.html", status=status, message=message), status
 
 
+def is_database_outage(err: DBAPIError) -> bool:
+    """The database is unreachable (not a bad query): worth a 503, not a traceback."""
+    if err.connection_invalidated or isinstance(err, InterfaceError):
+        return True
+    reason = str(err.orig).lower()
+    return any(words in reason for words in OUTAGE_WORDS)
+
+
+def _unavailable(err: DBAPIError):
+    first = (str(err.orig).strip().splitlines() or [""])[0]
+    # the request's own log line says it (signflow.logs), so an outage costs one line a request
+    g.log_problem = f"database unavailable: {first[:200]}"
+    if wants_page():
+        body, status = error_page(503)
+    else:
+        body, status = error_body(
+            "unavailable", "the service is briefly unavailable; try again shortly"), 503
+    return body, status, {"Retry-After": RETRY_AFTER}
+
+
 def register(app: Flask) -> None:
+    @app.errorhandler(DBAPIError)
+    def _database_error(err: DBAPIError):
+        if is_database_outage(err):
+            return _unavailable(err)
+        return _unexpected(err)
+
     @app.errorhandler(SignflowError)
     def _signflow_error(err: SignflowError):
         status = status_of(err)

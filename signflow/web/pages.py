@@ -78,11 +78,6 @@ def _too_large(_err):
     return _form_with_error(_upload_problem("too_large", ""), 413)
 
 
-@bp.get("/healthz")
-def healthz():
-    return {"ok": True}
-
-
 def _document_id() -> str:
     value = request.args.get("document", "")
     return value if DOCUMENT_ID.fullmatch(value) else ""

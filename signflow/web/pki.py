@@ -68,8 +68,12 @@ def _ocsp(body: bytes) -> Response:
 
 @bp.post("/tsa")
 def tsa():
-    """RFC 3161 over HTTP, answered by the development TSA."""
-    if runtime().settings.tsa_url:
+    """RFC 3161 over HTTP, answered by the development TSA (development mode only:
+    it would timestamp anything for anyone)."""
+    settings = runtime().settings
+    if not settings.dev_mode:
+        raise NotFound("no such page")
+    if settings.tsa_url:
         raise NotFound("the development TSA is off: SIGNFLOW_TSA_URL is set")
     if request.content_type != "application/timestamp-query":
         raise InvalidInput("Content-Type must be application/timestamp-query")

@@ -16,13 +16,18 @@ TOKEN_IN_PATH = re.compile(r"/sign/[A-Za-z0-9_\-]{16,}")
 REQUEST_LOGGERS = ("werkzeug", "gunicorn.access")
 
 
+def redact_links(text: str) -> str:
+    """*text* with every signing-link token replaced by ``[link]``."""
+    return TOKEN_IN_PATH.sub("/sign/[link]", text) if "/sign/" in text else text
+
+
 class RedactSigningLinks(logging.Filter):
     """Replaces link tokens in a record's message with ``/sign/[link]``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "/sign/" in message:
-            record.msg, record.args = TOKEN_IN_PATH.sub("/sign/[link]", message), ()
+            record.msg, record.args = redact_links(message), ()
         return True
 
 
