@@ -10,23 +10,23 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import time
 from dataclasses import dataclass
 
 from cryptography import x509
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from signflow import jobs
 from signflow.adapters.mail import OutboxMailer, SmtpMailer
 from signflow.adapters.providers import Providers
 from signflow.adapters.secrets_at_rest import FieldCipher
 from signflow.adapters.storage import build_blob_store
 from signflow.config import Settings, require_production_ready, stand_ins
-from signflow.core.ports import Clockwork, Services
+from signflow.core.ports import Clockwork, JobQueue, Services
 from signflow.core.workflows import load_workflows
-from signflow.db import make_engine, make_session_factory, session_scope
+from signflow.db import make_engine, make_session_factory
 from signflow.errors import ConfigError
-from signflow.metrics import CountingProviders, observe_job, queue_wait_seconds
+from signflow.metrics import CountingProviders
 from signflow.pdf.keys import make_timestamper
 from signflow.pdf.pki import Pki, load_evidence_certificates, load_pki
 from signflow.pdf.seal import load_seal
@@ -106,6 +106,8 @@ def build_runtime(settings: Settings) -> Runtime:
     pki = load_pki(settings.keys_dir)
     providers = CountingProviders(settings, pki)  # counts each provider's errors (metrics)
     providers.build("bankid")  # the default: fail now on bad BankID configuration
+    # jobs run in this process use the services that hold their queue: bound just below
+    in_process = jobs.InProcessRunner(sessions)
     services = Services(
         blobs=build_blob_store(settings, engine),
         pdf=PdfWorks(pki, make_timestamper(pki, settings.tsa_url), base_url=settings.base_url,
@@ -115,7 +117,7 @@ def build_runtime(settings: Settings) -> Runtime:
                      seal=load_seal(settings, pki)),
         mailer=(SmtpMailer(settings.smtp_url, settings.mail_from) if settings.smtp_url
                 else OutboxMailer(settings.data_dir / "outbox", settings.mail_from)),
-        jobs=None,  # type: ignore[arg-type]  # set just below: the queue needs the runtime
+        jobs=_job_queue(settings, in_process),
         providers=providers,
         workflows=load_workflows(settings.workflows_dir),
         clock=Clockwork(),
@@ -123,16 +125,19 @@ def build_runtime(settings: Settings) -> Runtime:
         sealer=FieldCipher(settings.data_key or settings.secret_key),
         invitation_days=settings.invitation_days,
     )
-    runtime = Runtime(settings, engine, sessions, services, pki, providers)
+    in_process.bind(services)
+    return Runtime(settings, engine, sessions, services, pki, providers)
+
+
+def _job_queue(settings: Settings, in_process: jobs.InProcessRunner) -> JobQueue:
+    """RQ on Redis when ``SIGNFLOW_REDIS_URL`` is set, else *in_process*, after each commit."""
     if settings.redis_url:
         from signflow.adapters.queue import RQQueue
 
-        services.jobs = RQQueue(settings.redis_url, settings.rq_queue)
-    else:
-        from signflow.adapters.queue import InProcessQueue
+        return RQQueue(settings.redis_url, settings.rq_queue)
+    from signflow.adapters.queue import InProcessQueue
 
-        services.jobs = InProcessQueue(lambda job, args: run_job(runtime, job, args))
-    return runtime
+    return InProcessQueue(in_process)
 
 
 def _warn_of_stand_ins(settings: Settings) -> None:
@@ -144,15 +149,8 @@ def _warn_of_stand_ins(settings: Settings) -> None:
 
 
 def run_job(runtime: Runtime, job: str, args: tuple[str, ...]) -> None:
-    from signflow.jobs import JOBS
-
-    waited, outcome, started = queue_wait_seconds(), "failed", time.perf_counter()
-    try:
-        with session_scope(runtime.sessions) as session:
-            JOBS[job](session, runtime.services, *args)
-        outcome = "ok"
-    finally:
-        observe_job(job, outcome, time.perf_counter() - started, waited)
+    """Run *job* now with *runtime*'s sessions and services (see :func:`signflow.jobs.run_job`)."""
+    jobs.run_job(runtime.sessions, runtime.services, job, args)
 
 
 _worker_runtime: Runtime | None = None

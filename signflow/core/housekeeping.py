@@ -15,15 +15,11 @@ from sqlalchemy.orm import Session
 
 from signflow.core import messages
 from signflow.core.audit import EventType, append_event, lock_round
+from signflow.core.links import revoke_links
 from signflow.core.models import Document, Round, Signer
+from signflow.core.orders import end_open_orders
 from signflow.core.ports import Services
-from signflow.core.rounds import (
-    SYSTEM,
-    _store,
-    end_open_orders,
-    forget_personal_numbers,
-    revoke_links,
-)
+from signflow.core.rounds import SYSTEM, forget_personal_numbers, store_document
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.db import after_commit
 
@@ -35,7 +31,7 @@ def renew_archive(session: Session, svc: Services, round_id: str) -> None:
         return
     previous = round_.current_document
     data = svc.pdf.renew(svc.blobs.get(previous.storage_key))
-    doc = _store(session, svc, round_, "final", data)
+    doc = store_document(session, svc, round_, "final", data)
     round_.current_document_id = doc.id
     append_event(session, round_, EventType.DOCUMENT_RENEWED, SYSTEM,
                  {"previous_sha256": previous.sha256, "sha256": doc.sha256})

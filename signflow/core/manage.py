@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from signflow.core import rounds
+from signflow.core import orders, rounds
 from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.identity import IdentityPolicy
 from signflow.core.models import Round, Signer, User
@@ -88,7 +88,7 @@ def replace_signer(
     if round_.identity_policy == IdentityPolicy.PERSONAL_NUMBER.value and not new.personal_number:
         raise InvalidInput("this round binds signers by personal number: give one",
                            code="personal_number_required", field="personal_number")
-    rounds.end_open_orders(session, svc, [signer])
+    orders.end_open_orders(session, svc, [signer])
     append_event(session, round_, EventType.SIGNER_REPLACED, f"user:{user.email}", {
         "signer": signer.id, "old_name": signer.name, "old_email": signer.email,
         "name": new.name, "email": new.email,

@@ -7,7 +7,6 @@ after commit.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from signflow.core.links import (  # noqa: F401  (hash_token, signer_for_token: 
     signer_for_token,
 )
 from signflow.core.models import Document, Round, Signer, User, new_id
+from signflow.core.orders import end_open_orders
 from signflow.core.people import canonical_role, normalize_personal_number, role_label
 from signflow.core.ports import Services, SignerBlock
 from signflow.core.states import RoundStatus, SignerStatus, transition
@@ -37,7 +37,6 @@ from signflow.errors import (
     IllegalTransition,
     InvalidInput,
     NotFound,
-    ProviderError,
 )
 
 MAX_SIGNERS = 20
@@ -126,7 +125,11 @@ def parse_round_spec(raw: Any) -> RoundSpec:
     )
 
 
-def _store(session: Session, svc: Services, round_: Round, kind: str, data: bytes) -> Document:
+def store_document(
+    session: Session, svc: Services, round_: Round, kind: str, data: bytes
+) -> Document:
+    """Store *data* as a new document of *round_* (*kind*: ``original``, ``prepared``,
+    ``signed`` or ``final``); the caller makes it the current one if it is."""
     doc = Document(
         round_id=round_.id,
         kind=kind,
@@ -190,13 +193,13 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
         )
     prepared = svc.pdf.prepare(
         pdf, round_id=round_.id, title=spec.title, language=spec.language,
-        blocks=[_block(s, spec.language) for s in round_.signers],
+        blocks=[signer_block(s, spec.language) for s in round_.signers],
     )
     session.add(round_)
     session.flush()
     claim_new_round(session, round_)
-    original = _store(session, svc, round_, "original", pdf)
-    doc = _store(session, svc, round_, "prepared", prepared.data)
+    original = store_document(session, svc, round_, "original", pdf)
+    doc = store_document(session, svc, round_, "prepared", prepared.data)
     round_.current_document_id = doc.id
     round_.document_sha256 = doc.sha256
     actor = f"user:{user.email}"
@@ -217,7 +220,8 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     return round_
 
 
-def _block(signer: Signer, language: str) -> SignerBlock:
+def signer_block(signer: Signer, language: str) -> SignerBlock:
+    """*signer*'s block on the signature page, in *language*: who, and once signed, how."""
     return SignerBlock(
         position=signer.position,
         field_name=signer.field_name,
@@ -289,36 +293,15 @@ def visible_round(session: Session, user: User, round_id: str) -> Round:
     return round_
 
 
-def _require_can_sign(signer: Signer) -> None:
+def require_can_sign(signer: Signer) -> None:
+    """Let *signer* act (sign, decline) only while they are invited to a pending round.
+
+    :raises IllegalTransition: ``round_closed`` or ``signer_done``.
+    """
     if signer.round.status != RoundStatus.PENDING.value:
         raise IllegalTransition(f"the round is {signer.round.status}", code="round_closed")
     if signer.status != SignerStatus.INVITED.value:
         raise IllegalTransition(f"you have already {signer.status}", code="signer_done")
-
-
-def _provider(svc: Services, signer: Signer):
-    return svc.providers[signer.round.provider]
-
-
-def _cancel_quietly(provider, order_ref: str) -> None:
-    try:
-        provider.cancel(order_ref)
-    except ProviderError:
-        pass  # already finished or unknown to the provider: nothing left to cancel
-
-
-def end_open_orders(session: Session, svc: Services, signers: list[Signer]) -> None:
-    """Forget *signers*' open orders now; tell the provider once committed.
-
-    The provider is an HTTP call that may take seconds, so it is not made
-    while the round is locked.  It is resolved now: after the commit the
-    signer's round may no longer be loadable from the session.
-    """
-    for s in signers:
-        if s.pending_order_ref:
-            after_commit(session, functools.partial(
-                _cancel_quietly, _provider(svc, s), s.pending_order_ref))
-            s.pending_order_ref = None
 
 
 def decline(session: Session, svc: Services, signer: Signer, reason: str) -> None:
@@ -328,7 +311,7 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     if not reason:
         raise InvalidInput("say why you decline", code="reason_required", field="reason")
     round_ = lock_round(session, signer.round_id)
-    _require_can_sign(signer)
+    require_can_sign(signer)
     end_open_orders(session, svc, [signer])
     transition(signer, SignerStatus.DECLINED)
     signer.decline_reason = reason

@@ -19,22 +19,19 @@ from sqlalchemy.orm import Session
 from signflow.core import messages
 from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.identity import IdentityCheck, Mismatch, check_for, compare
-from signflow.core.links import kept_token
+from signflow.core.links import kept_token, revoke_links
 from signflow.core.models import BankIDEvidence, Round, Signer
+from signflow.core.orders import cancel_order_quietly, end_open_orders, provider_for
 from signflow.core.people import role_label
 from signflow.core.ports import CollectResult, OrderStart, Services, SignRequest
 from signflow.core.rounds import (
     SYSTEM,
-    _block,
-    _cancel_quietly,
-    _provider,
-    _require_can_sign,
-    _store,
-    end_open_orders,
     forget_personal_numbers,
     invite,
     invited_personal_number,
-    revoke_links,
+    require_can_sign,
+    signer_block,
+    store_document,
 )
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.db import after_commit
@@ -61,11 +58,11 @@ def start_signing(
     caller's transaction: when the round ended meanwhile it rolls back,
     cancels the new order and raises.
     """
-    _require_can_sign(signer)
-    provider = _provider(svc, signer)
+    require_can_sign(signer)
+    provider = provider_for(svc, signer)
     previous = signer.pending_order_ref
     if previous:
-        _cancel_quietly(provider, previous)
+        cancel_order_quietly(provider, previous)
     order = provider.start_sign(SignRequest(
         end_user_ip=end_user_ip,
         visible_text=visible_text(signer),
@@ -78,10 +75,10 @@ def start_signing(
     ))
     round_ = lock_round(session, signer.round_id)
     try:
-        _require_can_sign(signer)  # the round may have ended while the provider answered
+        require_can_sign(signer)  # the round may have ended while the provider answered
     except IllegalTransition:
         session.rollback()  # let go of the round before calling the provider again
-        _cancel_quietly(provider, order.order_ref)
+        cancel_order_quietly(provider, order.order_ref)
         raise
     if signer.pending_order_ref != previous:  # started meanwhile in another tab
         end_open_orders(session, svc, [signer])  # only the newest order counts
@@ -100,7 +97,7 @@ def cancel_signing(session: Session, svc: Services, signer: Signer) -> None:
     order_ref = signer.pending_order_ref
     if not order_ref:
         return
-    _cancel_quietly(_provider(svc, signer), order_ref)
+    cancel_order_quietly(provider_for(svc, signer), order_ref)
     _end_order(session, signer, order_ref, "cancelled")
 
 
@@ -120,7 +117,7 @@ def poll_signing(session: Session, svc: Services, signer: Signer) -> CollectResu
     order_ref = signer.pending_order_ref
     if not order_ref:
         raise IllegalTransition("no signing in progress", code="no_order")
-    result = _provider(svc, signer).collect(order_ref)
+    result = provider_for(svc, signer).collect(order_ref)
     if result.status == "failed":
         _end_order(session, signer, order_ref, result.hint_code)
     elif result.status == "complete":
@@ -145,7 +142,7 @@ def record_signature(
     round_ = lock_round(session, signer.round_id)  # re-reads what changed while we waited
     if signer.status == SignerStatus.SIGNED.value and signer.transaction_id == result.order_ref:
         return None  # a repeated completion of the same order records one signature
-    _require_can_sign(signer)
+    require_can_sign(signer)
     check = check_for(round_.identity_policy, signer.personal_number_given)
     if _evidence_refused(signer, result):
         signer.pending_order_ref = None
@@ -165,7 +162,7 @@ def record_signature(
     transition(signer, SignerStatus.SIGNED)
     signer.signed_at = now
     signer.transaction_id = result.order_ref
-    signer.method = _provider(svc, signer).method_name
+    signer.method = provider_for(svc, signer).method_name
     signer.verified_name = str(user.get("name") or signer.name)
     signer.identity_check = check.value
     signer.pending_order_ref = None
@@ -274,7 +271,7 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
             return
         language, base_id = round_.language, base.id
         sealed_for = round_.organisation.evidence_certs_pem
-        plan = [(s.id, s.field_name, _block(s, language), evidence_for(session, svc, s))
+        plan = [(s.id, s.field_name, signer_block(s, language), evidence_for(session, svc, s))
                 for s in todo]
         complete = len(todo) == sum(s.applied_at is None for s in round_.signers)
         data = svc.blobs.get(base.storage_key)
@@ -295,7 +292,7 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
             continue
         signers = {s.id: s for s in round_.signers}
         for signer_id, field_name, signed in steps:
-            doc = _store(session, svc, round_, "signed", signed)
+            doc = store_document(session, svc, round_, "signed", signed)
             round_.current_document_id = doc.id
             signers[signer_id].applied_at = svc.clock.now()
             append_event(session, round_, EventType.SIGNATURE_APPLIED, SYSTEM,
@@ -308,7 +305,7 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
 
 
 def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> None:
-    final = _store(session, svc, round_, "final", sealed)
+    final = store_document(session, svc, round_, "final", sealed)
     round_.current_document_id = final.id
     transition(round_, RoundStatus.COMPLETED)
     round_.completed_at = now = svc.clock.now()
