@@ -330,7 +330,14 @@ def test_replacing_a_signer_kills_the_old_link_and_invites_the_new_person(
     resp = action(client, body["id"], f"signers/{target}/replace", name="Anna Svensson",
                   email=new_email, personal_number=PNR)
     assert resp.status_code == 303
-    assert client.get(f"/sign/{old_link}").status_code == 404
+    # the old link says the place went to someone else, and can do nothing more
+    old_page = client.get(f"/sign/{old_link}")
+    assert old_page.status_code == 410
+    assert "Någon annan signerar i ditt ställe" in old_page.get_data(as_text=True)
+    assert "Justerare" in old_page.get_data(as_text=True)
+    assert client.get(f"/sign/{old_link}/document").status_code == 404
+    assert client.post(f"/sign/{old_link}/bankid", headers={"Accept": "application/json"}
+                       ).status_code == 404
     new_link = links_in_outbox(outbox)[new_email]
     assert client.get(f"/sign/{new_link}").status_code == 200
     with runtime.sessions() as s:

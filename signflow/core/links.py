@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from signflow.core.models import Round, Signer
+from signflow.core.models import RetiredLink, Round, Signer
 from signflow.core.ports import Services
 from signflow.core.states import RoundStatus, SignerStatus
 from signflow.errors import ConfigError, NotFound
@@ -115,6 +115,13 @@ def find_link(session: Session, token: str) -> Signer | None:
     if not token or len(token) > 100:
         return None
     return session.scalar(select(Signer).where(Signer.token_hash == hash_token(token)))
+
+
+def find_retired(session: Session, token: str) -> RetiredLink | None:
+    """The replaced signer's place a link token was issued for; None if it was not."""
+    if not token or len(token) > 100:
+        return None
+    return session.get(RetiredLink, hash_token(token))
 
 
 def is_live(signer: Signer, now: datetime) -> bool:

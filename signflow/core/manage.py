@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from signflow.core import orders, rounds
 from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.identity import IdentityPolicy
-from signflow.core.models import Round, Signer, User
+from signflow.core.models import RetiredLink, Round, Signer, User
 from signflow.core.ports import Services
 from signflow.core.states import RoundStatus, SignerStatus
 from signflow.errors import IllegalTransition, InvalidInput, NotFound
@@ -93,6 +93,9 @@ def replace_signer(
         "signer": signer.id, "old_name": signer.name, "old_email": signer.email,
         "name": new.name, "email": new.email,
     })
+    if signer.token_hash:  # following the old link says the place went to another
+        session.add(RetiredLink(token_hash=signer.token_hash, round_id=round_.id,
+                                role=signer.role, retired_at=svc.clock.now()))
     _put_in_place(svc, signer, new)
     if signer.status == SignerStatus.INVITED.value:
         rounds.invite(session, svc, signer, actor=f"user:{user.email}")

@@ -254,3 +254,18 @@ class Blob(Base):
     #: When the bytes were last put (a put of stored bytes moves it on): the
     #: orphan sweep's grace period counts from here.
     written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class RetiredLink(Base):
+    """The link of a signer the secretariat replaced: kept (its hash only) so that
+    following it says what happened and whom to ask, never to read or act."""
+
+    __tablename__ = "retired_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"))
+    #: The place's role, for the page ("Justerare").
+    role: Mapped[str] = mapped_column(String(50))
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    round: Mapped[Round] = relationship()

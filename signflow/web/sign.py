@@ -38,7 +38,7 @@ from wtforms.validators import ValidationError
 from signflow.adapters.bankid_messages import FLOWS, user_message
 from signflow.core import links, rounds, signing
 from signflow.core.links import LinkState
-from signflow.core.models import Signer
+from signflow.core.models import RetiredLink, Signer
 from signflow.core.people import role_label
 from signflow.core.states import SignerStatus
 from signflow.errors import InvalidInput, NotFound, ProviderError
@@ -156,7 +156,8 @@ def _missing():
 def page(token: str):
     signer = links.find_link(db(), token)
     if signer is None:
-        return _missing()
+        retired = links.find_retired(db(), token)
+        return _missing() if retired is None else _replaced(retired)
     security.use_language(signer.round.language)
     state = links.link_state(signer, _now())
     context = _context(token, signer, state)
@@ -166,6 +167,16 @@ def page(token: str):
         return render_template("sign_closed.html", **context), (
             200 if state is LinkState.DECLINED else 410)
     return _sign_page(token, signer, context)
+
+
+def _replaced(retired: RetiredLink):
+    """A link whose place the secretariat gave to someone else: say so, and whom to ask."""
+    round_ = retired.round
+    security.use_language(round_.language)
+    return render_template(
+        "sign_closed.html", round=round_, state="replaced_person",
+        role=role_label(retired.role, round_.language), contact=round_.created_by.email,
+        organisation=round_.organisation.name), 410
 
 
 def _context(token: str, signer: Signer, state: LinkState) -> dict:
