@@ -252,6 +252,9 @@ def test_the_evidence_zip_checks_sealed_evidence_as_a_key_would(client, runtime,
     signed.write_bytes(pdf)
     monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(keys_dir))
     monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path / "data"))
+    # a development installation: its BankID evidence chains to the simulator's root,
+    # which only development mode trusts
+    monkeypatch.setenv("SIGNFLOW_DEV_MODE", "true")
 
     def approvals_of(*extra: str) -> list[dict]:
         code = cli.main(["verify", str(signed), "--json", *extra])
