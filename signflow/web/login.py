@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import math
-import re
 import time
 
 import segno
@@ -28,11 +27,11 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from signflow.adapters.bankid_messages import FLOWS, user_message
+from signflow.adapters.bankid_messages import user_message
 from signflow.core.accounts import user_for_personal_number
 from signflow.core.ports import Authenticator, CollectResult
 from signflow.errors import ConfigError, NotFound, ProviderError
-from signflow.web import db, oidc, runtime, staff
+from signflow.web import db, flows, oidc, runtime, staff
 from signflow.web.errors import error_body, status_of
 from signflow.web.security import current_language
 
@@ -43,8 +42,6 @@ bp.record_once(oidc.setup)
 #: The session key of the BankID order under way (sealed).
 ORDER = "bankid_login"
 PROVIDER = "bankid"
-#: User-Agents of phones and tablets: their page leads with "Öppna BankID".
-MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPad|iPod", re.IGNORECASE)
 #: The simulator person the development secretariat user signs in as.
 DEV_PERSONA = "Mikael Johansson"
 
@@ -56,19 +53,7 @@ def _authenticator() -> Authenticator:
     return provider
 
 
-def _on_phone() -> bool:
-    return bool(MOBILE_UA.search(request.headers.get("User-Agent", "")))
 
-
-def _asked(name: str) -> str:
-    body = request.get_json(silent=True) if request.is_json else None
-    value = (body if isinstance(body, dict) else {}).get(name) or request.values.get(name)
-    return str(value or "")
-
-
-def _flow() -> str:
-    asked = _asked("flow")
-    return asked if asked in FLOWS else "qr"
 
 
 def _save_order(order: dict) -> None:
@@ -87,7 +72,7 @@ def _order() -> dict | None:
 
 
 def _message(code: str, *, pending: bool = False) -> str:
-    return user_message(code, current_language(), pending=pending, flow=_flow())
+    return user_message(code, current_language(), pending=pending, flow=flows.chosen_flow())
 
 
 def _provider_failure(err: ProviderError):
@@ -102,14 +87,14 @@ def page():
         return redirect(staff.safe_next(target))
     settings = runtime().settings
     return render_template(
-        "login.html", next=target, phone=_on_phone(), oidc=oidc.configured(),
+        "login.html", next=target, phone=flows.on_phone(), oidc=oidc.configured(),
         dev=settings.dev_mode, dev_persona=DEV_PERSONA, resume=_order() is not None)
 
 
 @bp.post("/login/bankid")
 def start():
     """Start a BankID identification: ``flow=same_device`` or ``qr``."""
-    provider, flow = _authenticator(), _flow()
+    provider, flow = _authenticator(), flows.chosen_flow()
     svc = runtime().services
     # the app sends the person back here, where the page picks up the order again
     return_url = f"{svc.base_url}/login#bankid" if flow == "same_device" else ""
@@ -122,8 +107,8 @@ def start():
         return _provider_failure(err)
     _save_order({"ref": order.order_ref, "qr": order.qr_start_token,
                  "secret": order.qr_start_secret, "at": time.time(),
-                 "next": staff.safe_next(_asked("next"))})
-    mobile = _asked("device") == "phone" or _on_phone()
+                 "next": staff.safe_next(flows.asked("next"))})
+    mobile = flows.mobile_app_link()
     link = runtime().services.providers[PROVIDER].app_link(order.auto_start_token,
                                                            mobile=mobile)
     return jsonify(status="pending", flow=flow, app_link=link if order.auto_start_token else "",

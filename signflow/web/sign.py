@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -35,7 +34,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
 
-from signflow.adapters.bankid_messages import FLOWS, user_message
+from signflow.adapters.bankid_messages import user_message
 from signflow.core import links, rounds, signing
 from signflow.core.links import LinkState
 from signflow.core.models import RetiredLink, Signer
@@ -44,7 +43,7 @@ from signflow.core.states import SignerStatus
 from signflow.errors import InvalidInput, NotFound, ProviderError
 from signflow.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from signflow.pdf.page_images import DEFAULT_WIDTH, WIDTHS, PageImages
-from signflow.web import db, runtime, security
+from signflow.web import db, flows, runtime, security
 from signflow.web.errors import error_body, status_of
 
 bp = Blueprint("sign", __name__, url_prefix="/sign")
@@ -72,25 +71,9 @@ def _client_ip() -> str:
     return request.remote_addr or "127.0.0.1"
 
 
-#: User-Agents of phones and tablets: their page leads with "Öppna BankID".
-MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPad|iPod", re.IGNORECASE)
 
 
-def _on_phone() -> bool:
-    return bool(MOBILE_UA.search(request.headers.get("User-Agent", "")))
 
-
-def _asked(name: str) -> str:
-    """A parameter of the request: JSON body, form or query string."""
-    body = request.get_json(silent=True) if request.is_json else None
-    value = (body if isinstance(body, dict) else {}).get(name) or request.values.get(name)
-    return str(value or "")
-
-
-def _flow() -> str:
-    """``same_device`` (the app on this device) or ``qr`` (another device), as asked."""
-    asked = _asked("flow")
-    return asked if asked in FLOWS else "qr"
 
 
 def _provider_failure(err: ProviderError, language: str):
@@ -192,7 +175,7 @@ def _sign_page(token: str, signer: Signer, context: dict, *, errors: dict | None
     pages = _page_sizes(signer)
     app_name = "Freja eID" if signer.round.provider == "freja" else "BankID"
     return render_template(
-        "sign.html", **context, app=app_name, phone=_on_phone(), pages=pages,
+        "sign.html", **context, app=app_name, phone=flows.on_phone(), pages=pages,
         widths=WIDTHS, default_width=DEFAULT_WIDTH, errors=errors or {}, reason=reason,
     ), status
 
@@ -263,7 +246,7 @@ def start(token: str):
     """Start an order: ``flow=same_device`` (app on this device) or ``qr``."""
     session = db()
     signer = _signer(token)
-    lang, flow = signer.round.language, _flow()
+    lang, flow = signer.round.language, flows.chosen_flow()
     device = request.cookies.get(DEVICE_COOKIE, "")
     if not (16 <= len(device) <= 64):
         device = secrets.token_urlsafe(24)
@@ -293,7 +276,7 @@ def _app_link(signer: Signer, auto_start_token: str) -> str:
     if not auto_start_token:
         return ""
     provider = runtime().services.providers[signer.round.provider]
-    return provider.app_link(auto_start_token, mobile=_asked("device") == "phone" or _on_phone())
+    return provider.app_link(auto_start_token, mobile=flows.mobile_app_link())
 
 
 @bp.post("/<token>/bankid/cancel")
@@ -323,7 +306,7 @@ def status(token: str):
         return _provider_failure(err, lang)
     session.commit()
     message = "" if result.status == "complete" else user_message(
-        result.hint_code, lang, pending=result.status == "pending", flow=_flow())
+        result.hint_code, lang, pending=result.status == "pending", flow=flows.chosen_flow())
     return jsonify(status=result.status, hint_code=result.hint_code, message=message)
 
 
