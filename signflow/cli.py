@@ -188,11 +188,36 @@ def cmd_worker(args, settings: Settings) -> int:
     from signflow.runtime import worker_runtime
 
     logs.configure(settings, default="json")
+    # no outbox dispatcher thread here: RQ forks a work horse per job, which would share
+    # the thread's database connections; `signflow dispatcher` is a process of its own
     worker_runtime()  # fail now, not on the first job: configuration, keys, database
     serve_worker_metrics(settings.metrics_port)
     conn = Redis.from_url(settings.redis_url)
     worker = Worker([Queue(settings.rq_queue, connection=conn)], connection=conn)
     worker.work(burst=args.burst, with_scheduler=True)
+    return EXIT_OK
+
+
+def cmd_dispatcher(args, settings: Settings) -> int:
+    """Deliver the outbox (mail, jobs) until SIGTERM; several may run at once (PostgreSQL)."""
+    import signal
+    import threading
+
+    from signflow import logs
+    from signflow.runtime import build_runtime
+
+    logs.configure(settings, default="json")
+    runtime = build_runtime(settings)
+    try:
+        if args.once:
+            print(f"{runtime.dispatcher.deliver_due()} outbox message(s) delivered")
+            return EXIT_OK
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())  # ends after the current delivery
+        runtime.dispatcher.run(stop, args.interval)
+    finally:
+        runtime.close()
     return EXIT_OK
 
 
@@ -454,6 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("worker", help="RQ worker (needs SIGNFLOW_REDIS_URL)")
     s.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     s.set_defaults(func=cmd_worker)
+    s = sub.add_parser("dispatcher", help="deliver the outbox's mail and jobs, retrying "
+                       "until they succeed (runs until SIGTERM)")
+    s.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    s.add_argument("--once", action="store_true", help="deliver what is due now, then stop")
+    s.set_defaults(func=cmd_dispatcher)
     db = sub.add_parser("db").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="Alembic migrations to head").set_defaults(func=cmd_db_upgrade)
     keys = sub.add_parser("keys").add_subparsers(dest="keys_command", required=True)

@@ -25,6 +25,7 @@ from signflow.config import Settings, require_production_ready, stand_ins
 from signflow.core.ports import Clockwork, JobQueue, Services
 from signflow.core.workflows import load_workflows
 from signflow.db import make_engine, make_session_factory
+from signflow.dispatch import Dispatcher
 from signflow.errors import ConfigError
 from signflow.metrics import CountingProviders
 from signflow.pdf.keys import make_timestamper
@@ -44,6 +45,8 @@ class Runtime:
     services: Services
     pki: Pki
     providers: Providers
+    #: Delivers this runtime's outbox: nudged after each commit that recorded work.
+    dispatcher: Dispatcher
 
     @property
     def simulator(self):
@@ -126,11 +129,14 @@ def build_runtime(settings: Settings) -> Runtime:
         invitation_days=settings.invitation_days,
     )
     in_process.bind(services)
-    return Runtime(settings, engine, sessions, services, pki, providers)
+    dispatcher = Dispatcher(sessions, services, serial=engine.dialect.name == "sqlite")
+    dispatcher.install()
+    return Runtime(settings, engine, sessions, services, pki, providers, dispatcher)
 
 
 def _job_queue(settings: Settings, in_process: jobs.InProcessRunner) -> JobQueue:
-    """RQ on Redis when ``SIGNFLOW_REDIS_URL`` is set, else *in_process*, after each commit."""
+    """RQ on Redis when ``SIGNFLOW_REDIS_URL`` is set, else *in_process* (the outbox
+    enqueues after each commit)."""
     if settings.redis_url:
         from signflow.adapters.queue import RQQueue
 

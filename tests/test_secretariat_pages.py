@@ -286,6 +286,7 @@ def test_the_round_page_shows_signers_and_a_timeline_in_words(client, settings, 
     assert "Ordförande" in html and "Carina Leffler" in html
     assert "Inbjuden, har inte signerat" in html
     assert "Signeringen skapades" in html and "Carina Leffler bjöds in via e-post" in html
+    assert "E-postmeddelandet till Carina Leffler skickades" in html  # delivered, not only due
     assert "Granskningsloggen är hel" in html
     assert not re.search(r"\d{4}-\d\d-\d\dT", html)  # Stockholm wall time, not RFC 3339
     english = client.get(f"/rounds/{body['id']}?lang=en").get_data(as_text=True)
@@ -350,7 +351,9 @@ def test_replacing_a_signer_kills_the_old_link_and_invites_the_new_person(
                                    "old_email": signers[1]["email"], "name": "Anna Svensson",
                                    "email": new_email}
     assert PNR not in json.dumps(events) and PNR.replace("-", "") not in json.dumps(events)
-    assert events[-1]["type"] == "signer.invited" and verify_chain(events).intact
+    assert [e["type"] for e in events[-2:]] == ["signer.invited", "mail.sent"]
+    assert events[-1]["data"] == {"signer": target, "kind": "invitation"}
+    assert verify_chain(events).intact
     page = client.get(f"/rounds/{body['id']}").get_data(as_text=True)
     assert "Ardiana Demjaha ersattes av Anna Svensson" in page
 

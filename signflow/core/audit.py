@@ -33,10 +33,14 @@ class EventType(enum.StrEnum):
     ROUND_CREATED = "round.created"
     #: Signature page added and certified by the seal; data: prepared hash.
     DOCUMENT_PREPARED = "document.prepared"
-    #: A signer's link was e-mailed.
+    #: A signer was invited: their link is to be e-mailed (``mail.sent`` says when it was).
     SIGNER_INVITED = "signer.invited"
     #: A reminder was e-mailed.
     SIGNER_REMINDED = "signer.reminded"
+    #: An invitation or reminder was handed to the mail server (after the
+    #: decision above, once delivery succeeded); data: signer, kind
+    #: (``invitation``/``reminder``); never the body or the link.
+    MAIL_SENT = "mail.sent"
     #: The secretariat put another person in an unsigned signer's place; the
     #: old link stopped working.  data: signer, old_name, old_email, name, email
     #: (never a personal number).

@@ -7,13 +7,12 @@ idempotent, like every job.
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from signflow.core import messages
+from signflow.core import messages, outbox
 from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.links import revoke_links
 from signflow.core.models import Document, Round, Signer
@@ -21,7 +20,6 @@ from signflow.core.orders import end_open_orders
 from signflow.core.ports import Services
 from signflow.core.rounds import SYSTEM, forget_personal_numbers, store_document
 from signflow.core.states import RoundStatus, SignerStatus, transition
-from signflow.db import after_commit
 
 
 def renew_archive(session: Session, svc: Services, round_id: str) -> None:
@@ -51,9 +49,9 @@ def resume_stalled(session: Session, svc: Services, grace: timedelta,
                    now: datetime | None = None) -> list[str]:
     """Job: enqueue the PDF work again for signatures recorded but not applied.
 
-    The job that writes a signature into the PDF is enqueued after commit; if
-    the queue was unreachable just then, or the job used up its retries (a
-    TSA outage), the round would wait forever.  Run with the hourly
+    The job that writes a signature into the PDF is enqueued through the
+    outbox, so an unreachable queue only delays it; but a job that used up its
+    retries (a TSA outage) would leave the round waiting forever.  Run with the hourly
     housekeeping; *grace* leaves a job that is merely slow alone.
     """
     now = now or svc.clock.now()
@@ -95,5 +93,5 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
         mail = messages.expired(round_.language, to=round_.created_by.email,
                                 title=round_.title, unsigned=unsigned,
                                 link=messages.round_page(svc.base_url, round_.id))
-        after_commit(session, functools.partial(svc.mailer.send, mail))
+        outbox.send_mail(session, svc, mail, round_id=round_id)
     return expired

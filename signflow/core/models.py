@@ -269,3 +269,29 @@ class RetiredLink(Base):
     retired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     round: Mapped[Round] = relationship()
+
+
+class OutboxMessage(Base):
+    """Work the database promised (a mail, a job), recorded in the transaction that
+    promised it and delivered after commit by the dispatcher until it succeeds
+    (:mod:`signflow.core.outbox`)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    #: Random, 32 hex: the sealed payload is bound to ``outbox:<ref>``.
+    ref: Mapped[str] = mapped_column(String(32), default=new_id, unique=True)
+    #: ``mail`` or ``job``.
+    kind: Mapped[str] = mapped_column(String(10))
+    #: The JSON payload, sealed (a mail carries a signing link: never in clear).
+    payload_sealed: Mapped[str] = mapped_column(Text)
+    round_id: Mapped[str | None] = mapped_column(ForeignKey("rounds.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Failed deliveries so far.
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: Not to be tried before this moment (backoff after a failure).
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    #: When it was delivered; None while it waits.
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The last failure: exception class and a short, redacted message.
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)

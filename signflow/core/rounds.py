@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from signflow.core import messages
+from signflow.core import messages, outbox
 from signflow.core.audit import EventType, append_event, claim_new_round, lock_round
 from signflow.core.identity import IdentityCheck, IdentityPolicy
 from signflow.core.links import (  # noqa: F401  (hash_token, signer_for_token: public here too)
@@ -30,7 +30,6 @@ from signflow.core.people import canonical_role, normalize_personal_number, role
 from signflow.core.ports import Services, SignerBlock
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.core.workflows import workflow_named
-from signflow.db import after_commit
 from signflow.errors import (
     ConfigError,
     Forbidden,
@@ -252,7 +251,7 @@ def forget_personal_numbers(signers: list[Signer]) -> None:
 def invite(
     session: Session, svc: Services, signer: Signer, *, actor: str, reminder: bool = False
 ) -> None:
-    """E-mail *signer* their personal link after commit.
+    """E-mail *signer* their personal link (through the outbox, after commit).
 
     A reminder resends the link the signer already has (kept sealed), so an
     earlier e-mail keeps working; only a link issued before links were kept
@@ -282,7 +281,8 @@ def invite(
         link=f"{svc.base_url}/sign/{token}",
         expires=round_.expires_at.strftime("%Y-%m-%d"), reminder=reminder,
     )
-    after_commit(session, lambda: svc.mailer.send(mail))
+    outbox.send_mail(session, svc, mail, round_id=round_.id, on_sent={
+        "signer": signer.id, "kind": "reminder" if reminder else "invitation"})
 
 
 def visible_round(session: Session, user: User, round_id: str) -> Round:
@@ -323,7 +323,7 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     mail = messages.declined(round_.language, to=round_.created_by.email, title=round_.title,
                              name=signer.name, role=role_label(signer.role, round_.language),
                              reason=reason, link=messages.round_page(svc.base_url, round_.id))
-    after_commit(session, lambda: svc.mailer.send(mail))
+    outbox.send_mail(session, svc, mail, round_id=round_.id)
 
 
 def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:

@@ -8,7 +8,6 @@ transaction, audits in it, and defers side effects until after commit.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from signflow.core import messages
+from signflow.core import messages, outbox
 from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.identity import IdentityCheck, Mismatch, check_for, compare
 from signflow.core.links import kept_token, revoke_links
@@ -34,7 +33,6 @@ from signflow.core.rounds import (
     store_document,
 )
 from signflow.core.states import RoundStatus, SignerStatus, transition
-from signflow.db import after_commit
 from signflow.errors import IllegalTransition
 
 
@@ -184,7 +182,7 @@ def record_signature(
         if nxt is not None:
             invite(session, svc, nxt, actor=SYSTEM)
     round_id = round_.id
-    after_commit(session, lambda: svc.jobs.enqueue("apply_signatures", round_id))
+    outbox.enqueue_job(session, svc, "apply_signatures", round_id, round_id=round_id)
     return None
 
 
@@ -212,7 +210,7 @@ def _refuse_identity(session: Session, svc: Services, round_: Round, signer: Sig
         role=role_label(signer.role, round_.language), reported=reported or "?",
         by_personal_number=mismatch.check is IdentityCheck.PERSONAL_NUMBER,
         link=messages.round_page(svc.base_url, round_.id))
-    after_commit(session, lambda: svc.mailer.send(mail))
+    outbox.send_mail(session, svc, mail, round_id=round_.id)
 
 
 def evidence_for(session: Session, svc: Services, signer: Signer) -> dict[str, Any]:
@@ -318,7 +316,7 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> 
                                 title=round_.title,
                                 link=messages.round_page(svc.base_url, round_.id)), *copies]
     for mail in mails:
-        after_commit(session, functools.partial(svc.mailer.send, mail))
+        outbox.send_mail(session, svc, mail, round_id=round_.id)
 
 
 def _signed_copies(svc: Services, round_: Round) -> list[messages.Mail]:

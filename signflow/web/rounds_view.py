@@ -57,6 +57,7 @@ def _event_words() -> dict[str, _Words]:
             "The signature page was added and the document sealed"),
         EventType.SIGNER_INVITED: lambda who, old: _("%(who)s was invited by e-mail", who=who),
         EventType.SIGNER_REMINDED: lambda who, old: _("%(who)s was reminded by e-mail", who=who),
+        EventType.MAIL_SENT: lambda who, old: _("The e-mail to %(who)s went out", who=who),
         EventType.SIGNER_REPLACED: lambda who, old: _("%(old)s was replaced by %(who)s",
                                                       old=old, who=who),
         EventType.IDENTITY_STARTED: lambda who, old: _("%(who)s began to identify", who=who),

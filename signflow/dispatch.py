@@ -1,0 +1,104 @@
+"""Runs the outbox's dispatcher (:func:`signflow.core.outbox.deliver_due`) in a process.
+
+Each runtime has one :class:`Dispatcher`.  After a commit that recorded mail or
+jobs, its :meth:`~Dispatcher.nudge` delivers those rows at once, in the
+committing thread (so a development server or a test finds the mail written
+when the request returns); a loop (:meth:`~Dispatcher.run`, in a thread or in
+``signflow dispatcher``) delivers what is due again after a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from signflow.core.outbox import NUDGE, deliver_due
+from signflow.core.ports import Services
+
+if TYPE_CHECKING:
+    from signflow.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Delivers the outbox of one runtime.
+
+    A nudge that arrives while this thread is already delivering (a job run in
+    process whose commit records mail) is remembered and delivered when the
+    outer delivery ends, never nested inside it.  On SQLite, which cannot
+    claim rows (no ``SKIP LOCKED``), this process delivers one batch at a
+    time; on PostgreSQL threads and processes deliver side by side.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], services: Services, *,
+                 serial: bool) -> None:
+        self.sessions = sessions
+        self.services = services
+        self._serial = threading.Lock() if serial else None
+        self._local = threading.local()
+        self._stop: threading.Event | None = None
+
+    def install(self) -> None:
+        """Have every session of this runtime nudge this dispatcher after commit."""
+        self.sessions.configure(info={NUDGE: self.nudge})
+
+    def nudge(self, refs: Collection[str]) -> None:
+        """Deliver the rows with these *refs* now (they were just committed)."""
+        later: list[str] | None = getattr(self._local, "later", None)
+        if later is not None:
+            later.extend(refs)
+            return
+        self._deliver(refs)
+
+    def deliver_due(self) -> int:
+        """Deliver everything due; how many rows were delivered."""
+        return self._deliver(None)
+
+    def _deliver(self, only: Collection[str] | None) -> int:
+        with self._serial or contextlib.nullcontext():
+            self._local.later = []
+            try:
+                done = deliver_due(self.sessions, self.services, only=only)
+                while self._local.later:
+                    later, self._local.later = self._local.later, []
+                    done += deliver_due(self.sessions, self.services, only=later)
+                return done
+            finally:
+                self._local.later = None
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        """Deliver what is due every *interval* seconds until *stop* is set.
+
+        A failing database only delays the next round: logged, never raised.
+        """
+        while not stop.is_set():
+            try:
+                self.deliver_due()
+            except Exception as exc:  # noqa: BLE001 - keep trying: the outage only delays
+                log.error("outbox dispatcher: %s: %s", type(exc).__name__, exc)
+            stop.wait(interval)
+
+    def start(self, interval: float) -> threading.Event:
+        """Run :meth:`run` in a daemon thread (once); set the returned event to stop it."""
+        if self._stop is None:
+            self._stop = threading.Event()
+            threading.Thread(target=self.run, args=(self._stop, interval),
+                             name="signflow-dispatcher", daemon=True).start()
+        return self._stop
+
+
+def start_dispatcher(runtime: Runtime, interval: float = 2.0) -> threading.Event | None:
+    """In the embedded mode (no Redis), retry failed deliveries in a thread of this process.
+
+    With Redis, ``signflow dispatcher`` (and ``signflow worker``) do it; under
+    tests nothing polls (the tests call :func:`~signflow.core.outbox.deliver_due`).
+    """
+    if runtime.settings.redis_url or runtime.settings.testing:
+        return None
+    return runtime.dispatcher.start(interval)

@@ -1,0 +1,219 @@
+"""Work the database promised is never lost: mail and jobs wait in the outbox
+while SMTP or the queue is down, and go out once each after recovery."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import select, text
+
+from signflow.core import outbox
+from signflow.core.audit import verify_chain
+from signflow.core.models import OutboxMessage, utcnow
+from signflow.core.ports import Mail
+from signflow.demo import links_in_outbox
+from tests.conftest import PG_URL, create_round, signers_spec, wait_for_status
+from tests.test_round_locks import chain_of
+
+
+class FlakyMailer:
+    """The real mailer behind a switch: while down, refuses like a dead SMTP server,
+    naming the mail's link in its error as careless servers and libraries do."""
+
+    def __init__(self, real, *, down: bool = True, pause: float = 0.0) -> None:
+        self.real, self.down, self.pause = real, down, pause
+        self.sent: list[Mail] = []
+        self._lock = threading.Lock()
+
+    def send(self, mail: Mail) -> None:
+        if self.down:
+            raise ConnectionRefusedError(f"421 try later, mail was: {mail.body}")
+        time.sleep(self.pause)
+        with self._lock:
+            self.sent.append(mail)
+        self.real.send(mail)
+
+
+def rows_of(runtime, round_id: str) -> list[OutboxMessage]:
+    with runtime.sessions() as s:
+        return list(s.scalars(select(OutboxMessage).where(OutboxMessage.round_id == round_id)
+                              .order_by(OutboxMessage.id)))
+
+
+def later(minutes: float = 1):
+    return utcnow() + timedelta(minutes=minutes)
+
+
+def round_with_smtp_down(client, auth, runtime, protocol_pdf, monkeypatch, **mailer):
+    mailer_ = FlakyMailer(runtime.services.mailer, **mailer)
+    monkeypatch.setattr(runtime.services, "mailer", mailer_)
+    signers = signers_spec()
+    resp = create_round(client, auth, protocol_pdf, signers=signers)
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()["id"], signers, mailer_
+
+
+def test_invitations_wait_while_smtp_is_down_and_go_out_once_after_recovery(
+        client, auth, runtime, settings, protocol_pdf, monkeypatch):
+    round_id, signers, mailer = round_with_smtp_down(client, auth, runtime, protocol_pdf,
+                                                     monkeypatch)
+    waiting = rows_of(runtime, round_id)
+    assert [(r.kind, r.delivered_at, r.attempts) for r in waiting] == [("mail", None, 1)] * 3
+    assert all(r.last_error.startswith("ConnectionRefusedError: 421") for r in waiting)
+    assert all("/sign/<token>" in r.last_error for r in waiting)  # the link redacted
+    types = [e["type"] for e in chain_of(runtime, round_id)]
+    assert types.count("signer.invited") == 3 and "mail.sent" not in types
+    assert mailer.sent == []
+
+    mailer.down = False
+    assert outbox.deliver_due(runtime.sessions, runtime.services, now=later()) == 3
+    assert outbox.deliver_due(runtime.sessions, runtime.services, now=later(5)) == 0
+    assert sorted(m.to for m in mailer.sent) == sorted(s["email"] for s in signers)
+    assert {s["email"] for s in signers} <= set(links_in_outbox(settings.data_dir / "outbox"))
+    events = chain_of(runtime, round_id)
+    sent = [e["data"] for e in events if e["type"] == "mail.sent"]
+    signer_ids = [e["data"]["signer"] for e in events if e["type"] == "signer.invited"]
+    assert sorted(d["signer"] for d in sent) == sorted(signer_ids)
+    assert all(d == {"signer": d["signer"], "kind": "invitation"} for d in sent)
+    assert verify_chain(events).intact
+    assert all(r.delivered_at is not None for r in rows_of(runtime, round_id))
+
+
+def test_a_reminder_is_recorded_as_sent_when_it_was(client, auth, runtime, protocol_pdf):
+    round_id = create_round(client, auth, protocol_pdf).get_json()["id"]
+    assert client.post(f"/api/v1/rounds/{round_id}/remind", headers=auth).status_code == 200
+    kinds = [e["data"]["kind"] for e in chain_of(runtime, round_id) if e["type"] == "mail.sent"]
+    assert kinds == ["invitation"] * 3 + ["reminder"] * 3
+
+
+def test_link_tokens_are_never_in_clear_in_the_outbox(client, auth, runtime, settings,
+                                                      protocol_pdf):
+    signers = signers_spec()
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    links = links_in_outbox(settings.data_dir / "outbox")
+    tokens = [links[s["email"]] for s in signers]
+    with runtime.engine.connect() as conn:
+        raw = [" ".join(map(str, row)) for row in conn.execute(
+            text("SELECT * FROM outbox WHERE round_id = :r"), {"r": round_id})]
+    assert len(raw) == 3
+    assert not [t for t in tokens for row in raw if t in row]
+    opened = [runtime.services.sealer.open(r.payload_sealed, bound_to=f"outbox:{r.ref}")
+              for r in rows_of(runtime, round_id)]
+    assert all(any(t in body for body in opened) for t in tokens)  # sealed, not lost
+
+
+def test_the_backoff_grows_and_is_capped():
+    no_jitter = [outbox.backoff(n, jitter=lambda: 0.0).total_seconds() for n in range(1, 9)]
+    assert no_jitter == [2, 4, 8, 16, 32, 60, 60, 60]
+    assert outbox.backoff(1000, jitter=lambda: 0.0) == timedelta(seconds=60)
+    assert outbox.backoff(10, jitter=lambda: 1.0) == timedelta(seconds=45)  # jitter: -25 % at most
+
+
+def test_a_failing_row_is_retried_with_growing_then_capped_delays(
+        client, auth, runtime, protocol_pdf, monkeypatch):
+    round_id, _signers, _mailer = round_with_smtp_down(client, auth, runtime, protocol_pdf,
+                                                       monkeypatch)
+    ref, delays = rows_of(runtime, round_id)[0].ref, []
+
+    def row() -> OutboxMessage:
+        return next(r for r in rows_of(runtime, round_id) if r.ref == ref)
+
+    for _ in range(8):
+        now = row().next_attempt_at
+        outbox.deliver_due(runtime.sessions, runtime.services, now=now, only=[ref])
+        delays.append((row().next_attempt_at - now).total_seconds())
+    assert row().attempts == 9  # the first, in the request, and 8 more
+    assert all(1.5 <= d <= 60 for d in delays), delays
+    assert delays[0] < delays[3] and all(d >= 45 for d in delays[-3:]), delays
+
+
+def test_a_job_whose_enqueue_failed_is_delivered_later_and_the_round_completes(
+        client, auth, runtime, settings, protocol_pdf, monkeypatch):
+    from tests.conftest import sign_all
+
+    class QueueDown:
+        def enqueue(self, job: str, *args: str) -> None:
+            raise ConnectionError("Redis is restarting")
+
+    signers = signers_spec()
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    real = runtime.services.jobs
+    monkeypatch.setattr(runtime.services, "jobs", QueueDown())
+    sign_all(client, runtime, settings, signers)
+    jobs = [r for r in rows_of(runtime, round_id) if r.kind == "job"]
+    assert [(r.delivered_at, r.attempts) for r in jobs] == [(None, 1)] * 3
+    assert jobs[0].last_error == "ConnectionError: Redis is restarting"
+    assert client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()["status"] == "pending"
+
+    monkeypatch.setattr(runtime.services, "jobs", real)
+    assert outbox.deliver_due(runtime.sessions, runtime.services, now=later()) >= 3
+    wait_for_status(client, auth, round_id, "completed")
+    types = [e["type"] for e in chain_of(runtime, round_id)]
+    assert types.count("signature.applied") == 3 and types.count("round.completed") == 1
+
+
+def test_two_dispatchers_deliver_each_row_once(client, auth, runtime, protocol_pdf,
+                                               monkeypatch):
+    """On PostgreSQL two dispatchers race (SKIP LOCKED); SQLite has one writer, so in turn."""
+    round_id, _signers, mailer = round_with_smtp_down(client, auth, runtime, protocol_pdf,
+                                                      monkeypatch, pause=0.2)
+    mailer.down = False
+    now = later()
+    counts: list[int] = []
+
+    def dispatch() -> None:
+        counts.append(outbox.deliver_due(runtime.sessions, runtime.services, now=now))
+
+    if PG_URL:
+        threads = [threading.Thread(target=dispatch) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    else:
+        dispatch()
+        dispatch()
+    assert sorted(counts) in ([0, 3], [1, 2]) and sum(counts) == 3
+    assert len(mailer.sent) == 3 and len({m.to for m in mailer.sent}) == 3
+    sent = [e for e in chain_of(runtime, round_id) if e["type"] == "mail.sent"]
+    assert len(sent) == 3
+
+
+def test_the_embedded_dispatcher_retries_on_its_own(client, auth, runtime, protocol_pdf,
+                                                    monkeypatch):
+    """`make run` (no Redis): a thread delivers what failed once the mail server is back."""
+    round_id, _signers, mailer = round_with_smtp_down(client, auth, runtime, protocol_pdf,
+                                                      monkeypatch)
+    mailer.down = False
+    stop = runtime.dispatcher.start(0.2)
+    try:
+        deadline = time.monotonic() + 10  # the first retry is due within 2 s
+        while time.monotonic() < deadline and len(mailer.sent) < 3:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+    assert len(mailer.sent) == 3
+    assert all(r.delivered_at for r in rows_of(runtime, round_id))
+
+
+def test_the_dispatcher_command_delivers_what_waits(client, auth, runtime, settings,
+                                                    protocol_pdf, monkeypatch, capsys):
+    from signflow import cli, logs
+    from tests.test_cli import env_for
+
+    monkeypatch.setattr(logs, "configure", lambda *a, **k: "text")  # keep pytest's logging
+
+    round_id, signers, _mailer = round_with_smtp_down(client, auth, runtime, protocol_pdf,
+                                                      monkeypatch)
+    with runtime.sessions() as s, s.begin():  # their retry is due
+        for row in s.scalars(select(OutboxMessage)):
+            row.next_attempt_at = utcnow() - timedelta(seconds=1)
+    env_for(monkeypatch, settings)
+    monkeypatch.setenv("SIGNFLOW_SECRET_KEY", settings.secret_key)
+    monkeypatch.setenv("SIGNFLOW_DEV_MODE", "true")
+    assert cli.main(["dispatcher", "--once"]) == 0
+    assert "3 outbox message(s) delivered" in capsys.readouterr().out
+    assert {s["email"] for s in signers} <= set(links_in_outbox(settings.data_dir / "outbox"))
+    assert [e["type"] for e in chain_of(runtime, round_id)].count("mail.sent") == 3
