@@ -29,10 +29,10 @@ def main() -> int:
 
         with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres",
                              autocommit=True, connect_timeout=3) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                  (DB_NAME,)).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+            # a new database for every run: the schema comes from the migrations as
+            # they are now, never from what an earlier run (or branch) left behind
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
     except Exception as exc:  # noqa: BLE001 - any failure means: no service run
         print(f"PostgreSQL not usable: {exc}", file=sys.stderr)
         return 0
