@@ -337,9 +337,13 @@ def test_s3_credentials_come_from_the_settings(s3_endpoint):
 
 @needs_postgresql
 @pytest.mark.slow
-def test_a_round_through_the_api_keeps_every_document_in_the_database(settings, protocol_pdf):
-    # jobs in this process: a worker of its own would not know this runtime's store
-    settings = settings.with_overrides(redis_url="", extra={"blob_store": "database"})
+def test_a_round_through_the_api_keeps_every_document_in_the_database(settings, protocol_pdf,
+                                                                      tmp_path):
+    # jobs in this process: a worker of its own would not know this runtime's store; a data
+    # dir of its own, since the PostgreSQL pass shares one and other tests' file store put
+    # the same protocol there
+    settings = settings.with_overrides(redis_url="", extra={"blob_store": "database"},
+                                       data_dir=tmp_path)
     runtime = build_runtime(settings)
     try:
         assert isinstance(runtime.services.blobs, DatabaseBlobStore)
