@@ -180,9 +180,6 @@ def cmd_worker(args, settings: Settings) -> int:
     if not settings.redis_url:
         print("signflow worker needs SIGNFLOW_REDIS_URL", file=sys.stderr)
         return EXIT_USAGE
-    from redis import Redis
-    from rq import Queue, Worker
-
     from signflow import logs
     from signflow.metrics import serve_worker_metrics
     from signflow.runtime import worker_runtime
@@ -192,10 +189,46 @@ def cmd_worker(args, settings: Settings) -> int:
     # the thread's database connections; `signflow dispatcher` is a process of its own
     worker_runtime()  # fail now, not on the first job: configuration, keys, database
     serve_worker_metrics(settings.metrics_port)
-    conn = Redis.from_url(settings.redis_url)
-    worker = Worker([Queue(settings.rq_queue, connection=conn)], connection=conn)
-    worker.work(burst=args.burst, with_scheduler=True)
-    return EXIT_OK
+    return _work_until_stopped(settings, burst=args.burst)
+
+
+def _work_until_stopped(settings: Settings, *, burst: bool) -> int:
+    """Run RQ's worker loop, and start it again when Redis went away under it.
+
+    RQ retries a lost connection while it waits for a job, but a Redis restart at
+    another moment (a heartbeat, the scheduler, mid-job) ends its loop; a worker
+    that exited then left rounds waiting for the hourly sweep.  Only a burst's
+    end or a shutdown signal ends this one.
+    """
+    import logging
+    import time
+
+    from redis import Redis
+    from redis.exceptions import ConnectionError as RedisDown
+    from redis.exceptions import TimeoutError as RedisSlow
+    from rq import Queue, Worker
+
+    log = logging.getLogger("signflow.worker")
+    delay = 1.0
+    while True:
+        started, worker = time.monotonic(), None
+        try:
+            conn = Redis.from_url(settings.redis_url)
+            worker = Worker([Queue(settings.rq_queue, connection=conn)], connection=conn)
+            worker.work(burst=burst, with_scheduler=True)
+        except (RedisDown, RedisSlow) as exc:
+            log.warning("Redis is unreachable (%s); the worker starts again in %.0f s",
+                        type(exc).__name__, delay)
+        else:
+            # RQ notes a shutdown signal (SIGTERM/SIGINT) here before its loop ends
+            if burst or getattr(worker, "_shutdown_requested_date", None) is not None:
+                return EXIT_OK
+            log.warning("the worker loop ended without being asked to (Redis restarted?); "
+                        "it starts again in %.0f s", delay)
+        if time.monotonic() - started > 60:
+            delay = 1.0  # it had been working: this is a new outage, not the same one
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
 
 
 def cmd_dispatcher(args, settings: Settings) -> int:
