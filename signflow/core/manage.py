@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,21 +46,8 @@ def start_round_until(
     session: Session, svc: Services, user: User, spec: rounds.RoundSpec, pdf: bytes,
     deadline: datetime | None = None,
 ) -> Round:
-    """Start a round whose links end at *deadline* (default: the service's invitation days).
-
-    The invitations name the deadline's (UTC) date, so the round is started
-    with as many invitation days as reach that date, then given the exact moment.
-    """
-    if deadline is None:
-        return rounds.start_round(session, svc, user, spec, pdf)
-    days = max(0, (deadline.astimezone(UTC).date() - svc.clock.now().astimezone(UTC).date()).days)
-    round_ = rounds.start_round(session, dataclasses.replace(svc, invitation_days=days),
-                                user, spec, pdf)
-    round_.expires_at = deadline
-    for signer in round_.signers:
-        if signer.token_expires_at is not None:
-            signer.token_expires_at = deadline
-    return round_
+    """Start a round whose links end at *deadline* (default: the service's invitation days)."""
+    return rounds.start_round(session, svc, user, spec, pdf, expires_at=deadline)
 
 
 def replace_signer(

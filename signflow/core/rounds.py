@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -141,8 +141,11 @@ def store_document(
     return doc
 
 
-def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pdf: bytes) -> Round:
-    """Create a round: check and prepare the PDF, certify it, invite the signers."""
+def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pdf: bytes,
+                *, expires_at: datetime | None = None) -> Round:
+    """Create a round: check and prepare the PDF, certify it, invite the signers.
+
+    Its links end at *expires_at*, by default after the service's invitation days."""
     if user.role not in ("secretariat", "admin"):
         raise Forbidden("only the secretariat can start a round")
     workflow = workflow_named(dict(svc.workflows), spec.workflow)
@@ -176,7 +179,7 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
         message=spec.message,
         status=RoundStatus.PENDING.value,
         created_at=now,
-        expires_at=now + timedelta(days=svc.invitation_days),
+        expires_at=expires_at or now + timedelta(days=svc.invitation_days),
     )
     for pos, s in enumerate(spec.signers, start=1):
         signer_id = new_id()
