@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 #: The widths (CSS pixels × density) a page is drawn at; anything else is refused,
 #: so that the cache stays small and nobody can ask for a 50 000 px render.
@@ -25,6 +26,14 @@ MAX_PIXELS = 8_000_000
 SIZES_KEPT = 256
 
 
+#: A document's bytes, or a function that fetches them from the blob store.
+Document = bytes | Callable[[], bytes]
+
+
+def _bytes(pdf: Document) -> bytes:
+    return pdf if isinstance(pdf, bytes) else pdf()
+
+
 class PageImages:
     """Page sizes and PNG renders of PDFs, cached by content hash."""
 
@@ -35,19 +44,20 @@ class PageImages:
         self._sizes: OrderedDict[str, list[tuple[float, float]]] = OrderedDict()
         self._size = 0
 
-    def page_sizes(self, sha256: str, pdf: bytes) -> list[tuple[float, float]]:
-        """Width and height (PDF points) of each page, in order."""
+    def page_sizes(self, sha256: str, pdf: Document) -> list[tuple[float, float]]:
+        """Width and height (PDF points) of each page, in order.  *pdf*: the bytes, or
+        a function that fetches them (called only when the cache has no answer)."""
         with self._lock:
             if sha256 in self._sizes:
                 return self._sizes[sha256]
-        sizes = read_page_sizes(pdf)
+        sizes = read_page_sizes(_bytes(pdf))
         with self._lock:
             self._sizes[sha256] = sizes
             while len(self._sizes) > SIZES_KEPT:
                 self._sizes.popitem(last=False)
         return sizes
 
-    def png(self, sha256: str, pdf: bytes, page: int, width: int) -> bytes:
+    def png(self, sha256: str, pdf: Document, page: int, width: int) -> bytes:
         """Page *page* (1-based) drawn *width* pixels wide; IndexError if there is none."""
         if width not in WIDTHS:
             raise ValueError(f"width must be one of {WIDTHS}")
@@ -56,7 +66,7 @@ class PageImages:
             if key in self._pngs:
                 self._pngs.move_to_end(key)
                 return self._pngs[key]
-        data = render_png(pdf, page, width)
+        data = render_png(_bytes(pdf), page, width)
         with self._lock:
             if key not in self._pngs:
                 self._pngs[key] = data

@@ -16,6 +16,7 @@ import hashlib
 import io
 import math
 import secrets
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import segno
@@ -181,10 +182,18 @@ def _sign_page(token: str, signer: Signer, context: dict, *, errors: dict | None
 
 
 def _document_bytes(signer: Signer) -> tuple[str, bytes]:
+    sha, load = _document(signer)
+    return sha, load()
+
+
+def _document(signer: Signer) -> tuple[str, Callable[[], bytes]]:
+    """The current document's hash, and how to fetch it: the page pictures are cached by
+    hash, so most requests never need the bytes from the blob store."""
     doc = signer.round.current_document
     if doc is None:
         raise NotFound("no document")
-    return doc.sha256, runtime().services.blobs.get(doc.storage_key)
+    key, blobs = doc.storage_key, runtime().services.blobs
+    return doc.sha256, lambda: blobs.get(key)
 
 
 def _images() -> PageImages:
@@ -192,8 +201,8 @@ def _images() -> PageImages:
 
 
 def _page_sizes(signer: Signer) -> list[tuple[float, float]]:
-    sha, data = _document_bytes(signer)
-    return _images().page_sizes(sha, data)
+    sha, load = _document(signer)
+    return _images().page_sizes(sha, load)
 
 
 @bp.get("/<token>/document")
@@ -228,9 +237,9 @@ def page_image(token: str, number: int):
     width = request.args.get("w", type=int) or DEFAULT_WIDTH
     if width not in WIDTHS:
         raise InvalidInput(f"w must be one of {', '.join(map(str, WIDTHS))}", field="w")
-    sha, data = _document_bytes(signer)
+    sha, load = _document(signer)
     try:
-        png = _images().png(sha, data, number, width)
+        png = _images().png(sha, load, number, width)
     except IndexError:
         raise NotFound("no such page") from None
     return Response(png, mimetype="image/png")
