@@ -260,6 +260,22 @@ def wait_for_status(client, auth, round_id: str, status: str, timeout: float = 6
     raise AssertionError(f"round stayed {body.get('status')}, wanted {status}")
 
 
+def wait_for_mail(settings, wanted, count: int = 1, timeout: float = 30.0) -> list[dict]:
+    """The outbox's mails for which *wanted* holds, once there are *count* of them.
+
+    Mail goes out after the commit that asked for it (a job on the RQ pass), so a
+    round can read `completed` a moment before its mails are written.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        mails = [json.loads(p.read_text(encoding="utf-8"))
+                 for p in sorted((settings.data_dir / "outbox").glob("*.json"))]
+        found = [m for m in mails if wanted(m)]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 def sign_all(client, runtime, settings, signers) -> None:
     links = links_in_outbox(settings.data_dir / "outbox")
     for s in signers:

@@ -414,17 +414,16 @@ def test_mails_to_the_secretariat_link_to_the_round_page(settings):
 
 @pytest.mark.slow
 def test_the_signed_mail_links_to_the_round_page(client, settings, runtime, protocol_pdf):
-    from tests.conftest import sign_all, wait_for_status
+    from tests.conftest import sign_all, wait_for_mail, wait_for_status
 
     _, auth = staff(client, settings, runtime)
     signers = signers_spec()
     body = create_round(client, auth, protocol_pdf, signers=signers).get_json()
     sign_all(client, runtime, settings, signers)
     wait_for_status(client, auth, body["id"], "completed")
-    mails = [json.loads(p.read_text()) for p in (settings.data_dir / "outbox").glob("*.json")]
     # the outbox is shared by the whole run on the PostgreSQL pass: find this round's
-    done = [m for m in mails if m["subject"] == "Signerat: Protokoll nr 2 2026"
-            and f"{settings.base_url}/rounds/{body['id']}\n" in m["body"]]
+    done = wait_for_mail(settings, lambda m: m["subject"] == "Signerat: Protokoll nr 2 2026"
+                         and f"{settings.base_url}/rounds/{body['id']}\n" in m["body"])
     assert len(done) == 1
     html = client.get(f"/rounds/{body['id']}").get_data(as_text=True)
     assert "Klar" in html and "Ladda ned den signerade PDF:en" in html

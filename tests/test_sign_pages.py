@@ -140,7 +140,7 @@ def test_an_expired_round_says_the_link_has_expired(client, auth, runtime, new_r
 
 def test_a_signer_still_sees_the_confirmation_once_the_round_is_complete(
         client, auth, runtime, settings, new_round):
-    from tests.conftest import wait_for_status
+    from tests.conftest import wait_for_mail, wait_for_status
 
     round_id, signers, tokens = new_round()
     for token in tokens:
@@ -161,11 +161,9 @@ def test_a_signer_still_sees_the_confirmation_once_the_round_is_complete(
 
     # every signer is mailed the signed protocol, through the link they already had
     final = client.get(f"/api/v1/rounds/{round_id}/document", headers=auth).data
-    mails = [json.loads(p.read_text(encoding="utf-8"))
-             for p in sorted((settings.data_dir / "outbox").glob("*.json"))]
     for s, token in zip(signers, tokens, strict=True):
-        [copy] = [m for m in mails if m["to"] == s["email"]
-                  and m["subject"] == "Signerat protokoll: Protokoll nr 2 2026"]
+        [copy] = wait_for_mail(settings, lambda m, to=s["email"]: m["to"] == to
+                               and m["subject"] == "Signerat protokoll: Protokoll nr 2 2026")
         assert f"/sign/{token}/signed.pdf" in copy["body"]
         got = client.get(f"/sign/{token}/signed.pdf")
         assert got.status_code == 200 and got.data == final
