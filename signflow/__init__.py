@@ -14,7 +14,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     """Wire config, database, adapters, blueprints and error handling."""
     from signflow import logs, metrics
-    from signflow.dispatch import start_dispatcher
+    from signflow.dispatch import start_delivery
     from signflow.runtime import build_runtime
     from signflow.web import (
         account,
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
 
     settings = ensure_secret_key(settings or load_settings())
     runtime = runtime or build_runtime(settings)
-    start_dispatcher(runtime)  # embedded mode: retries the outbox in this process
+    start_delivery(runtime)  # mail by a worker with Redis; a retrying thread embedded
     app = Flask(__name__, static_folder="static")
     app.config.update(
         SECRET_KEY=settings.secret_key,

@@ -1,10 +1,16 @@
 """Runs the outbox's dispatcher (:func:`signflow.core.outbox.deliver_due`) in a process.
 
 Each runtime has one :class:`Dispatcher`.  After a commit that recorded mail or
-jobs, its :meth:`~Dispatcher.nudge` delivers those rows at once, in the
-committing thread (so a development server or a test finds the mail written
-when the request returns); a loop (:meth:`~Dispatcher.run`, in a thread or in
-``signflow dispatcher``) delivers what is due again after a failure.
+jobs, its :meth:`~Dispatcher.nudge` starts delivering those rows at once:
+
+* in a web process with Redis (production), by handing their refs to a job
+  (:data:`~signflow.jobs.DELIVER_OUTBOX`, see :meth:`~Dispatcher.hand_off`),
+  so an SMTP server that is slow or hangs never holds a request;
+* everywhere else (a worker, a command, the embedded development server, the
+  tests) in the committing thread, so the mail is written when it returns.
+
+A loop (:meth:`~Dispatcher.run`, in a thread or in ``signflow dispatcher``)
+delivers what is due again after a failure, and what a lost hand-off left.
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from signflow.core.outbox import NUDGE, deliver_due
 from signflow.core.ports import Services
+from signflow.jobs import DELIVER_OUTBOX
 
 if TYPE_CHECKING:
     from signflow.runtime import Runtime
@@ -43,18 +50,43 @@ class Dispatcher:
         self._serial = threading.Lock() if serial else None
         self._local = threading.local()
         self._stop: threading.Event | None = None
+        self._handoff: Callable[[Collection[str]], None] | None = None
 
     def install(self) -> None:
         """Have every session of this runtime nudge this dispatcher after commit."""
         self.sessions.configure(info={NUDGE: self.nudge})
 
+    def hand_off(self, handoff: Callable[[Collection[str]], None] | None) -> None:
+        """From now on, have *handoff* deliver just-committed rows (by ref) elsewhere
+        (``None``: in the committing thread again).
+
+        Should it fail (Redis down), the rows stay due and the dispatcher loop
+        delivers them: nothing is lost, the request does not fail.
+        """
+        self._handoff = handoff
+
+    @property
+    def hands_off(self) -> bool:
+        return self._handoff is not None
+
     def nudge(self, refs: Collection[str]) -> None:
-        """Deliver the rows with these *refs* now (they were just committed)."""
+        """Start delivering the rows with these *refs* (they were just committed)."""
+        if self._handoff is not None:
+            try:
+                self._handoff(refs)
+            except Exception as exc:  # noqa: BLE001 - the dispatcher loop delivers them
+                log.warning("outbox: %d message(s) left for the dispatcher: %s: %s",
+                            len(refs), type(exc).__name__, exc)
+            return
+        self.deliver(refs)
+
+    def deliver(self, refs: Collection[str]) -> int:
+        """Deliver the rows with these *refs* in this thread; how many were delivered."""
         later: list[str] | None = getattr(self._local, "later", None)
         if later is not None:
             later.extend(refs)
-            return
-        self._deliver(refs)
+            return 0
+        return self._deliver(refs)
 
     def deliver_due(self) -> int:
         """Deliver everything due; how many rows were delivered."""
@@ -93,12 +125,21 @@ class Dispatcher:
         return self._stop
 
 
-def start_dispatcher(runtime: Runtime, interval: float = 2.0) -> threading.Event | None:
-    """In the embedded mode (no Redis), retry failed deliveries in a thread of this process.
+def start_delivery(runtime: Runtime, interval: float = 2.0) -> threading.Event | None:
+    """Set up how a web process's outbox goes out.
 
-    With Redis, ``signflow dispatcher`` (and ``signflow worker``) do it; under
-    tests nothing polls (the tests call :func:`~signflow.core.outbox.deliver_due`).
+    With Redis (production), just-committed rows are handed to a
+    :data:`~signflow.jobs.DELIVER_OUTBOX` job, so a worker sends the mail and
+    ``signflow dispatcher`` retries what failed or was lost; a hand-off a test
+    installed first is kept.  In the embedded mode a thread of this process
+    retries; under tests nothing polls (they call
+    :func:`~signflow.core.outbox.deliver_due`).
     """
-    if runtime.settings.redis_url or runtime.settings.testing:
+    if runtime.settings.redis_url:
+        if not runtime.dispatcher.hands_off:
+            queue = runtime.services.jobs
+            runtime.dispatcher.hand_off(lambda refs: queue.enqueue(DELIVER_OUTBOX, *refs))
+        return None
+    if runtime.settings.testing:
         return None
     return runtime.dispatcher.start(interval)

@@ -23,16 +23,26 @@ JOBS: dict[str, Callable[..., object]] = {
 }
 
 
+#: The job that delivers just-committed outbox rows (by ref) in a worker: a web
+#: process with Redis hands its mail here (:meth:`signflow.dispatch.Dispatcher.hand_off`).
+DELIVER_OUTBOX = "deliver_outbox"
+
+
 def run_job(sessions: sessionmaker[Session], services: Services, job: str,
             args: tuple[str, ...]) -> None:
-    """Run *job* on *args* in a session of its own, committed if the job returns.
-
-    Timed by name and outcome (and, under RQ, by its wait in the queue).
-    """
-    waited, outcome, started = queue_wait_seconds(), "failed", time.perf_counter()
-    try:
+    """Run *job* on *args* in a session of its own, committed if the job returns."""
+    def once() -> None:
         with session_scope(sessions) as session:
             JOBS[job](session, services, *args)
+
+    _timed(job, once)
+
+
+def _timed(job: str, work: Callable[[], object]) -> None:
+    """Run *work*, timed by the job's name and outcome (and, under RQ, its wait in the queue)."""
+    waited, outcome, started = queue_wait_seconds(), "failed", time.perf_counter()
+    try:
+        work()
         outcome = "ok"
     finally:
         observe_job(job, outcome, time.perf_counter() - started, waited)
@@ -65,4 +75,7 @@ def run(job: str, *args: str) -> None:
     from signflow.runtime import worker_runtime
 
     runtime = worker_runtime()
-    run_job(runtime.sessions, runtime.services, job, args)
+    if job == DELIVER_OUTBOX:  # one transaction per row: the dispatcher's, not run_job's
+        _timed(job, lambda: runtime.dispatcher.deliver(args))
+    else:
+        run_job(runtime.sessions, runtime.services, job, args)

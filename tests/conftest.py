@@ -172,8 +172,34 @@ def worker(data_dir, keys_dir, base_url, queue_name, template_db, tmp_path_facto
 @pytest.fixture
 def runtime(settings, worker):
     rt = build_runtime(settings)
+    if SERVICES:  # mail goes out in the worker, as in production; the test waits for it
+        rt.dispatcher.hand_off(handed_off_and_settled(rt))
     yield rt
     rt.close()
+
+
+def handed_off_and_settled(runtime, timeout: float = 30.0):
+    """The production hand-off (a job per commit's outbox rows), then a wait until
+    the worker has tried each row once: tests read the mail a request promised."""
+    from sqlalchemy import select
+
+    from signflow.core.models import OutboxMessage
+    from signflow.jobs import DELIVER_OUTBOX
+
+    def hand_off(refs) -> None:
+        runtime.services.jobs.enqueue(DELIVER_OUTBOX, *refs)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with runtime.sessions() as session:
+                waiting = session.scalar(select(OutboxMessage.id).where(
+                    OutboxMessage.ref.in_(list(refs)), OutboxMessage.delivered_at.is_(None),
+                    OutboxMessage.attempts == 0).limit(1))
+            if waiting is None:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"the worker did not deliver {list(refs)} in {timeout:g} s")
+
+    return hand_off
 
 
 @pytest.fixture

@@ -3,10 +3,13 @@ while SMTP or the queue is down, and go out once each after recovery."""
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import threading
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, text
 
 from signflow.core import outbox
@@ -34,6 +37,13 @@ class FlakyMailer:
         with self._lock:
             self.sent.append(mail)
         self.real.send(mail)
+
+
+@pytest.fixture(autouse=True)
+def deliver_here(app, runtime):  # after the app: create_app sets the hand-off up
+    """These tests play SMTP, the queue and the dispatcher in this process: on the RQ
+    pass too, the outbox is delivered in the committing thread, not by the worker."""
+    runtime.dispatcher.hand_off(None)
 
 
 def rows_of(runtime, round_id: str) -> list[OutboxMessage]:
@@ -217,3 +227,54 @@ def test_the_dispatcher_command_delivers_what_waits(client, auth, runtime, setti
     assert "3 outbox message(s) delivered" in capsys.readouterr().out
     assert {s["email"] for s in signers} <= set(links_in_outbox(settings.data_dir / "outbox"))
     assert [e["type"] for e in chain_of(runtime, round_id)].count("mail.sent") == 3
+
+
+class HangingSmtp:
+    """A mail server that accepts connections and never says a word."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+def test_a_hanging_mail_server_never_holds_a_request(settings, protocol_pdf, caplog):
+    """Production (Redis configured): the web process hands mail to a job and
+    never talks SMTP itself; with Redis unreachable too, the rows wait for the
+    dispatcher and the request still answers at once."""
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import free_port, make_user
+
+    smtp = HangingSmtp()
+    prod = dataclasses.replace(settings, smtp_url=f"smtp://127.0.0.1:{smtp.port}",
+                               redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    runtime = build_runtime(prod)
+    try:
+        client = create_app(prod, runtime).test_client()
+        auth = {"Authorization": f"Bearer {make_user(runtime, 'sekretariat@example.se')}"}
+        started = time.monotonic()
+        resp = create_round(client, auth, protocol_pdf)
+        took = time.monotonic() - started
+        assert resp.status_code == 201, resp.get_json()
+        assert took < 8, f"the request took {took:.1f} s"  # SMTP would hold it 20 s, Redis 3 s
+        assert smtp.held == []  # the web process never connected to the mail server
+        rows = rows_of(runtime, resp.get_json()["id"])
+        assert [(r.kind, r.delivered_at, r.attempts) for r in rows] == [("mail", None, 0)] * 3
+        assert "left for the dispatcher" in caplog.text
+    finally:
+        runtime.close()
+        smtp.close()

@@ -35,7 +35,9 @@ class RQQueue:
         from redis import Redis
         from rq import Queue
 
-        self.queue = Queue(queue_name, connection=Redis.from_url(redis_url))
+        # bounded waits: a Redis that hangs must not hold a request (the outbox retries)
+        self.queue = Queue(queue_name, connection=Redis.from_url(
+            redis_url, socket_connect_timeout=3, socket_timeout=10))
 
     def enqueue(self, job: str, *args: str) -> None:
         from rq import Retry
