@@ -403,29 +403,66 @@ def cmd_blobs_sweep(args, settings: Settings) -> int:
 
 
 def cmd_rounds_expire(args, settings: Settings) -> int:
-    """End pending rounds past their deadline (run it from cron, e.g. hourly).
-
-    It also restarts the PDF work of signatures left unapplied for over ten
-    minutes (a queue or TSA outage), so such a round does not wait forever.
-    """
-    from datetime import timedelta
-
-    from signflow.core.housekeeping import expire_due, resume_stalled
+    """One round of the scheduler's housekeeping, e.g. from cron where no
+    ``signflow scheduler`` runs: end pending rounds past their deadline, and
+    restart the PDF work of signatures left unapplied (a queue or TSA outage)."""
+    from signflow.core.housekeeping import tick
     from signflow.db import session_scope
     from signflow.runtime import build_runtime
 
     runtime = build_runtime(settings)
     try:
         with session_scope(runtime.sessions) as session:
-            due = expire_due(session, runtime.services)
-        print(f"{len(due)} round(s) expired")
-        with session_scope(runtime.sessions) as session:
-            stalled = resume_stalled(session, runtime.services, timedelta(minutes=10))
-        if stalled:
-            print(f"{len(stalled)} round(s) with unapplied signatures sent to the worker again")
+            done = tick(session, runtime.services)
+        if not done.ran:
+            print("another scheduler is at work; nothing done")
+            return EXIT_OK
+        print(f"{len(done.expired)} round(s) expired")
+        if done.resumed:
+            print(f"{len(done.resumed)} round(s) with unapplied signatures sent to the "
+                  "worker again")
     finally:
         runtime.close()
     return EXIT_OK
+
+
+def cmd_scheduler(args, settings: Settings) -> int:
+    """Housekeeping every --interval seconds until SIGTERM (the compose file's
+    ``scheduler``): stalled PDF work restarted, due rounds expired, old archive
+    timestamps renewed hourly.  Several may run; one acts per tick."""
+    import signal
+    import threading
+    import time
+
+    from signflow import logs
+    from signflow.core.housekeeping import tick
+    from signflow.db import session_scope
+    from signflow.runtime import build_runtime
+
+    log = logging.getLogger("signflow.scheduler")
+    logs.configure(settings, default="json")
+    runtime = build_runtime(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())  # ends after the current tick
+    renewed_at = float("-inf")
+    try:
+        while True:
+            renew = time.monotonic() - renewed_at >= 3600
+            try:
+                with session_scope(runtime.sessions) as session:
+                    done = tick(session, runtime.services, renew=renew)
+                if done.ran and renew:
+                    renewed_at = time.monotonic()
+                if done.expired or done.resumed or done.renewing:
+                    log.info("housekeeping: %d expired, %d resumed, %d queued for renewal",
+                             len(done.expired), len(done.resumed), len(done.renewing))
+            except Exception as exc:  # noqa: BLE001 - an outage only delays the next tick
+                log.error("housekeeping: %s: %s", type(exc).__name__, exc)
+            if args.once or stop.wait(args.interval):
+                return EXIT_OK
+    finally:
+        runtime.close()
 
 
 def cmd_lta_renew(args, settings: Settings) -> int:
@@ -512,6 +549,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("worker", help="RQ worker (needs SIGNFLOW_REDIS_URL)")
     s.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     s.set_defaults(func=cmd_worker)
+    s = sub.add_parser("scheduler", help="housekeeping every --interval seconds: stalled "
+                       "PDF work restarted, due rounds expired, archives renewed")
+    s.add_argument("--interval", type=float, default=30.0)
+    s.add_argument("--once", action="store_true", help="one tick, then exit")
+    s.set_defaults(func=cmd_scheduler)
     s = sub.add_parser("dispatcher", help="deliver the outbox's mail and jobs, retrying "
                        "until they succeed (runs until SIGTERM)")
     s.add_argument("--interval", type=float, default=1.0, help="seconds between polls")

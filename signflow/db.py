@@ -7,11 +7,12 @@ rolled-back change never sends an e-mail or starts a job.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +43,15 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     event.listen(factory, "after_soft_rollback", _drop_after_commit)
     event.listen(factory, "after_transaction_end", _drop_held)
     return factory
+
+
+def try_lock(session: Session, name: str) -> bool:
+    """Take the lock *name* for the rest of *session*'s transaction, if no other
+    process holds it (a PostgreSQL advisory lock); SQLite has one writer: True."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}))
 
 
 def hold(session: Session, key: str) -> None:

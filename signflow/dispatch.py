@@ -3,11 +3,12 @@
 Each runtime has one :class:`Dispatcher`.  After a commit that recorded mail or
 jobs, its :meth:`~Dispatcher.nudge` starts delivering those rows at once:
 
-* in a web process with Redis (production), by handing their refs to a job
-  (:data:`~signflow.jobs.DELIVER_OUTBOX`, see :meth:`~Dispatcher.hand_off`),
+* mail, in a web process with Redis (production), by handing their refs to a
+  job (:data:`~signflow.jobs.DELIVER_OUTBOX`, see :meth:`~Dispatcher.hand_off`),
   so an SMTP server that is slow or hangs never holds a request;
-* everywhere else (a worker, a command, the embedded development server, the
-  tests) in the committing thread, so the mail is written when it returns.
+* jobs, and mail everywhere else (a worker, a command, the embedded development
+  server, the tests), in the committing thread: a job is one bounded enqueue,
+  and a mail is written when the command or test request returns.
 
 A loop (:meth:`~Dispatcher.run`, in a thread or in ``signflow dispatcher``)
 delivers what is due again after a failure, and what a lost hand-off left.
@@ -57,7 +58,7 @@ class Dispatcher:
         self.sessions.configure(info={NUDGE: self.nudge})
 
     def hand_off(self, handoff: Callable[[Collection[str]], None] | None) -> None:
-        """From now on, have *handoff* deliver just-committed rows (by ref) elsewhere
+        """From now on, have *handoff* deliver just-committed mail (by ref) elsewhere
         (``None``: in the committing thread again).
 
         Should it fail (Redis down), the rows stay due and the dispatcher loop
@@ -69,9 +70,9 @@ class Dispatcher:
     def hands_off(self) -> bool:
         return self._handoff is not None
 
-    def nudge(self, refs: Collection[str]) -> None:
-        """Start delivering the rows with these *refs* (they were just committed)."""
-        if self._handoff is not None:
+    def nudge(self, refs: Collection[str], kind: str = "mail") -> None:
+        """Start delivering the rows with these *refs* of *kind* (just committed)."""
+        if self._handoff is not None and kind == "mail":
             try:
                 self._handoff(refs)
             except Exception as exc:  # noqa: BLE001 - the dispatcher loop delivers them
@@ -128,7 +129,7 @@ class Dispatcher:
 def start_delivery(runtime: Runtime, interval: float = 2.0) -> threading.Event | None:
     """Set up how a web process's outbox goes out.
 
-    With Redis (production), just-committed rows are handed to a
+    With Redis (production), just-committed mail is handed to a
     :data:`~signflow.jobs.DELIVER_OUTBOX` job, so a worker sends the mail and
     ``signflow dispatcher`` retries what failed or was lost; a hand-off a test
     installed first is kept.  In the embedded mode a thread of this process

@@ -179,15 +179,17 @@ def runtime(settings, worker):
 
 
 def handed_off_and_settled(runtime, timeout: float = 30.0):
-    """The production hand-off (a job per commit's outbox rows), then a wait until
+    """The production hand-off (a job per commit's mail), then a wait until
     the worker has tried each row once: tests read the mail a request promised."""
     from sqlalchemy import select
 
     from signflow.core.models import OutboxMessage
     from signflow.jobs import DELIVER_OUTBOX
 
+    queue = runtime.services.jobs  # the real one, should a test fake the queue later
+
     def hand_off(refs) -> None:
-        runtime.services.jobs.enqueue(DELIVER_OUTBOX, *refs)
+        queue.enqueue(DELIVER_OUTBOX, *refs)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with runtime.sessions() as session:

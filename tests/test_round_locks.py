@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -235,6 +236,41 @@ def test_a_signature_whose_job_was_lost_is_applied_by_the_housekeeping(
     with runtime.sessions() as s:
         assert resume_stalled(s, runtime.services, timedelta(0),
                               now=utcnow() + timedelta(hours=1)) == []  # nothing left
+
+
+def test_the_scheduler_restarts_lost_work_soon_and_one_scheduler_acts_per_tick(
+        client, auth, runtime, settings, round_id, monkeypatch, capsys):
+    """`signflow scheduler` runs this tick every 30 s: a signature whose PDF job was
+    lost (Redis or TSA down) is sent again once it waited STALL_GRACE, not an hour."""
+    from signflow import cli, logs
+    from signflow.core.housekeeping import STALL_GRACE, tick
+    from signflow.core.models import utcnow
+    from tests.conftest import PG_URL
+    from tests.test_cli import env_for
+
+    real_jobs = runtime.services.jobs
+    signed_without_job(client, auth, runtime, settings, round_id, 0, monkeypatch)
+    monkeypatch.setattr(runtime.services, "jobs", real_jobs)
+    assert STALL_GRACE.total_seconds() <= 120
+    soon = utcnow() + STALL_GRACE + timedelta(seconds=1)
+    with runtime.sessions() as first, runtime.sessions() as second:
+        done = tick(first, runtime.services, now=soon)
+        assert done.ran and done.resumed == [round_id] and done.expired == []
+        if PG_URL:  # the other scheduler waits for the next tick, enqueues nothing
+            assert tick(second, runtime.services, now=soon).ran is False
+        first.commit()
+    deadline = time.monotonic() + 60
+    while "signature.applied" not in [e["type"] for e in chain_of(runtime, round_id)]:
+        assert time.monotonic() < deadline, "the restarted PDF work did not run"
+        time.sleep(0.1)
+
+    monkeypatch.setattr(logs, "configure", lambda *a, **k: "text")  # keep pytest's logging
+    env_for(monkeypatch, settings)
+    monkeypatch.setenv("SIGNFLOW_SECRET_KEY", settings.secret_key)
+    monkeypatch.setenv("SIGNFLOW_DEV_MODE", "true")
+    assert cli.main(["scheduler", "--once"]) == 0
+    assert cli.main(["rounds", "expire"]) == 0
+    assert "0 round(s) expired" in capsys.readouterr().out
 
 
 class GatedPdf:

@@ -1,12 +1,13 @@
 """Scheduled housekeeping: deadlines, stalled PDF work, archive renewal.
 
-Run by ``signflow rounds expire`` and ``signflow lta renew`` (hourly and
-daily, from cron or the compose file's scheduler) and as RQ jobs.  Each is
-idempotent, like every job.
+:func:`tick` is what ``signflow scheduler`` (a process of its own; the
+compose file's ``scheduler``) does every half minute, and ``signflow rounds
+expire`` once, from cron.  Each step is idempotent, like every job.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -20,6 +21,14 @@ from signflow.core.orders import end_open_orders
 from signflow.core.ports import Services
 from signflow.core.rounds import SYSTEM, forget_personal_numbers, store_document
 from signflow.core.states import RoundStatus, SignerStatus, transition
+from signflow.db import try_lock
+
+#: How long a recorded signature may wait for its PDF work before the scheduler
+#: starts that work again: long enough for a busy queue, short enough that a
+#: round interrupted by a Redis or TSA outage finishes soon after it ends.
+STALL_GRACE = timedelta(seconds=90)
+#: Completed documents whose last timestamp is older are re-timestamped.
+RENEW_AFTER = timedelta(days=300)
 
 
 def renew_archive(session: Session, svc: Services, round_id: str) -> None:
@@ -95,3 +104,33 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
                                 link=messages.round_page(svc.base_url, round_.id))
         outbox.send_mail(session, svc, mail, round_id=round_id)
     return expired
+
+
+@dataclass
+class Tick:
+    """What one :func:`tick` did (nothing, if another scheduler held the lock)."""
+
+    ran: bool = True
+    expired: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    renewing: list[str] = field(default_factory=list)
+
+
+def tick(session: Session, svc: Services, *, renew: bool = False,
+         now: datetime | None = None) -> Tick:
+    """One round of housekeeping: restart stalled PDF work, expire rounds past
+    their deadline and, with *renew*, queue archive renewals.
+
+    Several schedulers may run: one lock per tick lets one of them act and the
+    others skip (PostgreSQL), so nothing is enqueued twice by them.
+    """
+    if not try_lock(session, "signflow.housekeeping"):
+        return Tick(ran=False)
+    now = now or svc.clock.now()
+    done = Tick(resumed=resume_stalled(session, svc, STALL_GRACE, now),
+                expired=expire_due(session, svc, now))
+    if renew:
+        done.renewing = rounds_due_for_renewal(session, now - RENEW_AFTER)
+        for round_id in done.renewing:
+            svc.jobs.enqueue("renew_archive", round_id)
+    return done

@@ -32,7 +32,7 @@ from signflow.db import after_commit, session_scope
 
 log = logging.getLogger(__name__)
 
-#: Key in ``session.info`` of the nudge ``(refs) -> None`` the runtime installs on
+#: Key in ``session.info`` of the nudge ``(refs, kind) -> None`` the runtime installs on
 #: its session factory: called after commit with the refs of the rows just added.
 NUDGE = "signflow_outbox_nudge"
 
@@ -75,9 +75,9 @@ def _record(session: Session, svc: Services, kind: str, payload: dict[str, Any],
                                        bound_to=f"outbox:{ref}"),
     )
     session.add(row)
-    nudge: Callable[[Collection[str]], None] | None = session.info.get(NUDGE)
+    nudge: Callable[[Collection[str], str], None] | None = session.info.get(NUDGE)
     if nudge is not None:  # by ref: the row may be expired (and unloadable) by then
-        after_commit(session, lambda: nudge([ref]))
+        after_commit(session, lambda: nudge([ref], kind))
     return row
 
 
