@@ -10,6 +10,7 @@ import sys
 from signflow import create_app, logs
 from signflow.config import ensure_secret_key, load_settings
 from signflow.errors import ConfigError
+from signflow.pdf import isolate
 
 #: gunicorn's exit status for "App failed to load": the arbiter stops, not retries.
 APP_LOAD_ERROR = 4
@@ -18,6 +19,7 @@ try:
     settings = ensure_secret_key(load_settings())
     logs.configure(settings, default="json")
     app = create_app(settings)
+    isolate.warm()  # each gunicorn worker's sandbox template, ready before the first upload
 except ConfigError as exc:
     print(f"signflow: {exc.message}", file=sys.stderr, flush=True)
     raise SystemExit(APP_LOAD_ERROR) from None

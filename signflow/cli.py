@@ -182,12 +182,14 @@ def cmd_worker(args, settings: Settings) -> int:
         return EXIT_USAGE
     from signflow import logs
     from signflow.metrics import serve_worker_metrics
+    from signflow.pdf import isolate
     from signflow.runtime import worker_runtime
 
     logs.configure(settings, default="json")
     # no outbox dispatcher thread here: RQ forks a work horse per job, which would share
     # the thread's database connections; `signflow dispatcher` is a process of its own
     worker_runtime()  # fail now, not on the first job: configuration, keys, database
+    isolate.warm()  # before RQ forks its work horses: they all fork children from it
     serve_worker_metrics(settings.metrics_port)
     return _work_until_stopped(settings, burst=args.burst)
 
@@ -256,9 +258,19 @@ def cmd_dispatcher(args, settings: Settings) -> int:
 
 def cmd_verify(args, settings: Settings) -> int:
     """Verify a signed PDF offline; the exit status is the overall ETSI indication."""
+    from signflow.pdf import isolate
+
+    with isolate.forking_from_this_process():  # pyHanko is loaded: no second interpreter
+        return _verify(args, settings)
+
+
+def _verify(args, settings: Settings) -> int:
+    from signflow.pdf.etsi_report import verify_isolated_etsi
     from signflow.pdf.verify import verify_isolated
     from signflow.trust import trust_settings
 
+    if args.json and args.etsi == "-":
+        return _unusable(args, "usage", "--json and --etsi - both want standard output")
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
@@ -269,24 +281,42 @@ def cmd_verify(args, settings: Settings) -> int:
         return _unusable(args, "usage", f"--at wants an ISO date, not {args.at!r}")
     trust = trust_settings(settings, args.trust or ())
     keys = _evidence_keys(args.evidence_key or (), args.evidence_key_password)
+    xml = None
     try:
         completions = _evidence_zip(args.evidence_zip) if args.evidence_zip else {}
-        report = verify_isolated(data, trust.anchors, trust.provider_roots, at=at,
-                                 evidence_keys=keys, evidence_completions=completions)
+        if args.etsi:  # the same one run in the child, which writes the XML too
+            verified = verify_isolated_etsi(data, trust.anchors, trust.provider_roots, at=at,
+                                            evidence_keys=keys, evidence_completions=completions)
+            report, xml = verified.report, verified.xml
+        else:
+            report = verify_isolated(data, trust.anchors, trust.provider_roots, at=at,
+                                     evidence_keys=keys, evidence_completions=completions)
     except SignflowError as exc:
         return _unusable(args, exc.code, exc.message)
     if args.pdf:
         from signflow.pdf.report import report_pdf
 
         Path(args.pdf).write_bytes(report_pdf(report, args.language))
+    if xml is not None:
+        _write_etsi(args.etsi, xml)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
-    else:
+    elif args.etsi != "-":
         _print_report(report)
     if report.indication is None:  # no signatures: nothing to verify
         print(f"unusable input: {'; '.join(report.problems)}", file=sys.stderr)
         return EXIT_USAGE
     return VERIFY_EXIT[report.indication]
+
+
+def _write_etsi(target: str, xml: bytes) -> None:
+    """The ETSI report to the file *target*, or to standard output for ``-``."""
+    if target == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(xml)
+        sys.stdout.buffer.flush()
+    else:
+        Path(target).write_bytes(xml)
 
 
 def _unusable(args, code: str, message: str) -> int:
@@ -592,6 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra trusted root (PEM), besides the keys dir's and "
                    "SIGNFLOW_TRUST_ROOTS; repeatable")
     s.add_argument("--pdf", metavar="REPORT.pdf", help="also write a one-page PDF report")
+    s.add_argument("--etsi", metavar="REPORT.xml", help="also write the ETSI TS 119 102-2 "
+                   "validation report (XML); '-': to standard output, instead of the text")
     s.add_argument("--language", choices=["sv", "en"], default="sv",
                    help="language of the PDF report")
     s.add_argument("--at", metavar="DATE", help="judge as of this date (ISO 8601): how an "

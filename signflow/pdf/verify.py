@@ -137,6 +137,17 @@ class VerificationReport:
         return out
 
 
+@dataclass(frozen=True)
+class AdesResult:
+    """pyHanko's ETSI EN 319 102-1 long-term validation of one signature, kept
+    for reports that are built from pyHanko's own objects."""
+
+    #: pyHanko's ``EmbeddedPdfSignature``.
+    signature: Any
+    #: pyHanko's ``AdESLTAValidationResult`` (None for a document timestamp).
+    result: Any
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -161,6 +172,7 @@ def verify_pdf(
     data: bytes, trust_roots: Sequence[x509.Certificate],
     provider_roots: Sequence[x509.Certificate] = (), *, at: datetime | None = None,
     evidence_keys: Sequence[bytes] = (), evidence_completions: Mapping[str, dict] | None = None,
+    ades_results: dict[str, AdesResult] | None = None,
 ) -> VerificationReport:
     """Judge every signature in *data* against *trust_roots*.
 
@@ -168,7 +180,10 @@ def verify_pdf(
     (BankID's XML) must chain to; without them that check reports ``None``.
     *evidence_keys* are PEM private keys that may open sealed identity evidence;
     *evidence_completions* the auditors' evidence ZIP's entries by order reference,
-    which check sealed evidence as a key would.
+    which check sealed evidence as a key would.  A dict passed as *ades_results*
+    is filled, by field name, with each signature's pyHanko AdES long-term
+    result (computed for that even when the file has no DSS), for reports that
+    need pyHanko's own objects (:mod:`signflow.pdf.etsi_report`).
     """
     sha = hashlib.sha256(data).hexdigest()
     if b"%PDF-" not in data[:1024]:
@@ -189,7 +204,8 @@ def verify_pdf(
             indication=TOTAL_FAILED, sub_indication="FORMAT_FAILURE")
     roots = [asn1_cert(c) for c in trust_roots]
     context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root, at,
-                           tuple(evidence_keys), dict(evidence_completions or {}))
+                           tuple(evidence_keys), dict(evidence_completions or {}),
+                           ades_results)
     reports = tuple(_judge(sig, roots, context) for sig in sigs)
     indication, sub_indication = overall_indication(reports)
     return VerificationReport(
@@ -267,6 +283,8 @@ class _FileContext:
     evidence_keys: Sequence[bytes] = ()
     #: The evidence ZIP's entries by order reference (none: report it sealed).
     evidence_completions: Mapping[str, dict] = field(default_factory=dict)
+    #: Where to keep each signature's AdES result, by field name (None: keep none).
+    ades_results: dict[str, AdesResult] | None = None
 
     def prepared_sha256(self) -> str | None:
         """Hash of the certified revision: the document every signer approved."""
@@ -292,7 +310,7 @@ def _context(roots: list, at: datetime | None = None) -> ValidationContext:
                              moment=at)
 
 
-def _ades_lta(sig, roots: list, at: datetime | None) -> str:
+def _ades_lta(sig, roots: list, at: datetime | None) -> AdesResult:
     """AdES long-term validation from the file's own validation data only.
 
     Nothing is fetched: a hostile file must not make the verifier call URLs.
@@ -330,8 +348,12 @@ def _ades_lta(sig, roots: list, at: datetime | None) -> str:
         diff_policy=None)
     when = at or datetime.now(UTC)
     timing = ValidationTimingInfo(when, when, point_in_time_validation=False)
-    result = asyncio.run(ades_lta_validation(sig, spec, timing_info=timing))
-    indication = result.ades_subindic
+    return AdesResult(sig, asyncio.run(ades_lta_validation(sig, spec, timing_info=timing)))
+
+
+def _ades_word(ades: AdesResult) -> str:
+    """PASSED, or INDETERMINATE/FAILED with the sub-indication (``FAILED:HASH_FAILURE``)."""
+    indication = ades.result.ades_subindic
     if indication is None:
         return "UNKNOWN"
     name = type(indication).__name__.removeprefix("AdES").upper()
@@ -345,6 +367,8 @@ def _judge(sig, roots: list, context: _FileContext) -> SignatureReport:
         "certification" if sig.docmdp_level is not None else "approval")
     try:
         if kind == "timestamp":
+            if context.ades_results is not None:  # kept for its token: there is no AdES pass
+                context.ades_results[field] = AdesResult(sig, None)
             return _judge_timestamp(sig, field, roots, context.at)
         return _judge_signature(sig, field, kind, roots, context)
     except Exception as exc:  # a hostile file must yield a verdict, never a crash
@@ -467,7 +491,11 @@ def _trust_anchors_url(cert: asn1_x509.Certificate) -> str | None:
 def _judge_signature(sig, field: str, kind: str, roots: list,
                      context: _FileContext) -> SignatureReport:
     status = validate_pdf_signature(sig, signer_validation_context=_context(roots, context.at))
-    ades = _ades_lta(sig, roots, context.at) if context.has_dss else None
+    keep = context.ades_results
+    lta = _ades_lta(sig, roots, context.at) if context.has_dss or keep is not None else None
+    if keep is not None and lta is not None:
+        keep[field] = lta
+    ades = _ades_word(lta) if lta is not None and context.has_dss else None
     # Long-term validation places the signature in time (its timestamp, the CRLs
     # embedded with it): a per-act certificate that has since expired still holds.
     trusted = bool(status.trusted) or ades == "PASSED"

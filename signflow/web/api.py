@@ -11,11 +11,12 @@ from sqlalchemy import select
 
 from signflow.core import rounds, signing
 from signflow.core.audit import round_events, verify_chain
-from signflow.core.models import Document, Round, Signer
-from signflow.errors import InvalidInput, NotFound
+from signflow.core.models import Document, Round, Signer, User
+from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
+from signflow.pdf.etsi_report import verify_isolated_etsi
 from signflow.pdf.verify import verify_isolated
 from signflow.web import db, read_upload, runtime
-from signflow.web.auth import require
+from signflow.web.auth import current_user, require
 from signflow.web.serialize import round_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -129,8 +130,19 @@ def cancel(round_id: str):
 
 @bp.post("/verify")
 def verify():
-    """The verdict on an uploaded PDF, judged as ``signflow verify`` judges it."""
+    """The verdict on an uploaded PDF, judged as ``signflow verify`` judges it.
+
+    Anyone may ask.  That this service issued the file is public
+    (``known_to_service``); what its records say of the round (id, title,
+    status, signers and the cross-check against them) goes only to a token of
+    the round's organisation.  A token that is sent must be valid (401).
+    ``format=pdf`` answers with the one-page report, ``format=etsi`` with the
+    ETSI TS 119 102-2 validation report (XML).
+    """
+    caller = _optional_caller()
     data = read_upload()
+    if request.args.get("format") == "etsi":
+        return _etsi_response(data)
     trust = runtime().trust_settings()
     report = verify_isolated(data, trust.anchors, trust.provider_roots,
                              evidence_keys=runtime().evidence_keys)
@@ -141,12 +153,41 @@ def verify():
         return Response(report_pdf(report, lang), mimetype="application/pdf", headers={
             "Content-Disposition": 'attachment; filename="verifiering.pdf"'})
     body = report.to_dict()
-    doc = db().scalar(select(Document).where(Document.sha256 == report.sha256).limit(1))
-    if doc is not None:
-        round_ = db().get(Round, doc.round_id)
-        if round_ is not None:
-            body["round"] = _cross_check(round_, report)
+    body.update(_records_of(report, caller))
     return jsonify(body)
+
+
+def _etsi_response(data: bytes) -> Response:
+    trust = runtime().trust_settings()
+    verified = verify_isolated_etsi(data, trust.anchors, trust.provider_roots,
+                                    evidence_keys=runtime().evidence_keys)
+    if verified.xml is None:
+        raise UnsupportedDocument("the file has no signatures to report on", code="no_signatures")
+    name = f"verifiering-{verified.report.sha256[:12]}.xml"
+    return Response(verified.xml, mimetype="application/xml", headers={
+        "Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _optional_caller() -> User | None:
+    """The user of the request's token, or None for an anonymous caller."""
+    if "Authorization" not in request.headers:
+        return None
+    user = current_user()
+    return user if user.role in READERS else None
+
+
+def _records_of(report, caller: User | None) -> dict:
+    """What this service's records add to *report* for *caller*."""
+    issued = select(Document.round_id).where(Document.sha256 == report.sha256)
+    known = db().scalar(issued.limit(1)) is not None
+    if not known or caller is None:
+        return {"known_to_service": known}
+    round_ = db().scalar(select(Round).where(Round.id.in_(issued),
+                                             Round.organisation_id == caller.organisation_id)
+                         .order_by(Round.created_at.desc()).limit(1))
+    if round_ is None:
+        return {"known_to_service": True}
+    return {"known_to_service": True, "round": _cross_check(round_, report)}
 
 
 def _cross_check(round_: Round, report) -> dict:

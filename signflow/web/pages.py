@@ -2,10 +2,11 @@
 
 ``/verify`` needs no sign-in.  The verdict is shown in plain words
 (:mod:`signflow.pdf.verdict_words`, the wording the PDF report and the command
-line share) and can be downloaded as PDF or JSON without uploading again: the
-result page carries the report, signed with the app's secret key, in its
-download form.  Nothing is kept on the server, so any worker can answer and
-no memory grows with the number of visitors.
+line share) and can be downloaded as PDF, JSON or an ETSI TS 119 102-2
+validation report (XML) without uploading again: the result page carries the
+report and the XML, signed with the app's secret key, in its download form.
+Nothing is kept on the server, so any worker can answer and no memory grows
+with the number of visitors.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from signflow.errors import InvalidInput
+from signflow.pdf.etsi_report import verify_isolated_etsi
 from signflow.pdf.verdict_words import plain_verdict
-from signflow.pdf.verify import SignatureReport, VerificationReport, verify_isolated
+from signflow.pdf.verify import SignatureReport, VerificationReport
 from signflow.pdf.verify_evidence import EvidenceReport
 from signflow.web import read_upload, runtime
 from signflow.web.security import current_language
@@ -31,7 +33,7 @@ bp = Blueprint("pages", __name__)
 REPORT_MAX_AGE = 3600
 #: A document ID as the QR code on every page carries it.
 DOCUMENT_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
-FORMATS = ("pdf", "json")
+FORMATS = ("pdf", "json", "etsi")
 
 
 @bp.get("/")
@@ -48,29 +50,36 @@ def verify_form():
 @bp.post("/verify")
 def verify():
     """The verdict in plain words, judged as ``signflow verify`` and the API judge it;
-    with ``format=pdf|json`` the verdict itself, as a download."""
+    with ``format=pdf|json|etsi`` the verdict itself, as a download."""
     try:
         data = read_upload()
         trust = runtime().trust_settings()
-        report = verify_isolated(data, trust.anchors, trust.provider_roots,
-                                 evidence_keys=runtime().evidence_keys)
+        # the ETSI report comes from the same run: it needs pyHanko's own objects,
+        # which the page does not keep for a later download
+        verified = verify_isolated_etsi(data, trust.anchors, trust.provider_roots,
+                                        evidence_keys=runtime().evidence_keys)
     except InvalidInput as err:  # UnsupportedDocument too: not a PDF, too large, empty
         return _form_with_error(_upload_problem(err.code, err.message), _status(err.code))
+    report, xml = verified.report, verified.xml
     if request.form.get("format") in FORMATS:
-        return _download(report, request.form["format"])
+        return _download(report, request.form["format"], xml)
     return render_template("verify.html", verdict=plain_verdict(report, current_language()),
-                           report=report, token=_signer().dumps(report.to_dict()))
+                           report=report, token=_signer().dumps(report.to_dict()),
+                           etsi=_signer().dumps(xml.decode("utf-8")) if xml else None)
 
 
 @bp.post("/verify/report")
 def verify_download():
-    """The verdict a result page shows, as PDF or JSON, from the page's signed copy."""
+    """The verdict a result page shows, as PDF, JSON or ETSI XML, from the page's signed copy."""
+    fmt = request.form.get("format", "pdf")
     try:
         body = _signer().loads(request.form.get("report", ""), max_age=REPORT_MAX_AGE)
         report = report_from_dict(body)
+        xml = _signer().loads(request.form.get("etsi", ""), max_age=REPORT_MAX_AGE) \
+            if fmt == "etsi" else None
     except (BadSignature, TypeError, KeyError, ValueError):
         return _form_with_error(_("This result has expired. Upload the file again."), 400)
-    return _download(report, request.form.get("format", "pdf"))
+    return _download(report, fmt, xml.encode("utf-8") if isinstance(xml, str) else None)
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -107,8 +116,13 @@ def _upload_problem(code: str, message: str) -> str:
     return _("The PDF cannot be read, so its signatures cannot be checked.")
 
 
-def _download(report: VerificationReport, fmt: str) -> Response:
+def _download(report: VerificationReport, fmt: str, xml: bytes | None = None):
     name = f"verifiering-{report.sha256[:12]}"
+    if fmt == "etsi":
+        if xml is None:  # a file without signatures: the standard's report needs one
+            return _form_with_error(_("The file has no signatures to report on."), 422)
+        return Response(xml, mimetype="application/xml", headers={
+            "Content-Disposition": f'attachment; filename="{name}.xml"'})
     if fmt == "json":
         body = json.dumps(report.to_dict(), ensure_ascii=False, indent=1)
         return Response(body, mimetype="application/json", headers={

@@ -7,11 +7,13 @@ from urllib.parse import unquote
 
 from asn1crypto import tsp
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 from flask import Blueprint, Response, request
 
 from signflow.errors import InvalidInput, NotFound
 from signflow.pdf.keys import dev_timestamper
-from signflow.pdf.pki import FILES, answer_ocsp, make_crl
+from signflow.pdf.ocsp_responder import answer_ocsp, refusal
+from signflow.pdf.pki import FILES, make_crl
 from signflow.pdf.sign import ROOT_CRL_DAYS
 from signflow.web import runtime
 
@@ -42,27 +44,42 @@ def certificate(stem: str):
     return Response(_pair(stem).cert.public_bytes(Encoding.PEM), mimetype="application/x-pem-file")
 
 
+#: The longest OCSP request read: one CertID, a nonce and a signature fit many times over.
+OCSP_REQUEST_LIMIT = 8192
+
+
 @bp.post("/pki/ocsp")
 def ocsp_post():
-    """OCSP (RFC 6960) for the root and the signer CA."""
-    if request.content_type != "application/ocsp-request":
-        raise InvalidInput("Content-Type must be application/ocsp-request")
-    return _ocsp(request.get_data(cache=False)[:8192])
+    """OCSP (RFC 6960) for the root and the signer CA.
+
+    Whatever arrives is answered with an OCSP response, status 200: an OCSP
+    client reads only that, so a wrong content type or an oversized body is a
+    ``malformedRequest`` like any other request it cannot read.
+    """
+    if (request.mimetype != "application/ocsp-request"
+            or (request.content_length or 0) > OCSP_REQUEST_LIMIT):
+        return _ocsp_response(refusal(ocsp.OCSPResponseStatus.MALFORMED_REQUEST))
+    return _ocsp(request.stream.read(OCSP_REQUEST_LIMIT + 1))  # a chunked body has no length
 
 
 @bp.get("/pki/ocsp/<path:encoded>")
 def ocsp_get(encoded: str):
     try:
         body = base64.b64decode(unquote(encoded), validate=False)
-    except ValueError:
-        raise InvalidInput("not a base64 OCSP request") from None
-    return _ocsp(body[:8192])
+    except ValueError:  # binascii.Error: bad padding
+        return _ocsp_response(refusal(ocsp.OCSPResponseStatus.MALFORMED_REQUEST))
+    return _ocsp(body)
 
 
 def _ocsp(body: bytes) -> Response:
+    if len(body) > OCSP_REQUEST_LIMIT:
+        return _ocsp_response(refusal(ocsp.OCSPResponseStatus.MALFORMED_REQUEST))
     pki = runtime().pki
-    return Response(answer_ocsp(body, [pki.signer_ca, pki.root]),
-                    mimetype="application/ocsp-response",
+    return _ocsp_response(answer_ocsp(body, [pki.signer_ca, pki.root]))
+
+
+def _ocsp_response(der: bytes) -> Response:
+    return Response(der, mimetype="application/ocsp-response",
                     headers={"Cache-Control": "no-store"})
 
 

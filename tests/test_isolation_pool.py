@@ -1,0 +1,94 @@
+"""The sandbox is warm: each task is a fresh child forked from a process that has
+already imported pyHanko, with the same limits as before (issue 11)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from signflow.errors import UnsupportedDocument
+from signflow.pdf import isolate
+from signflow.pdf.pages import sample_protocol
+
+
+def children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def thumbnails(data: bytes, limits: isolate.Limits | None = None):
+    return isolate.run("thumbnails", data, limits, max_bytes=10 << 20, max_pages=50)
+
+
+def test_tasks_run_in_fresh_children_of_one_warm_zygote():
+    data = sample_protocol()
+    thumbnails(data)  # the zygote is up
+    zygote = isolate._zygote().proc.pid
+    started = time.perf_counter()
+    for _ in range(3):
+        assert thumbnails(data)
+    each = (time.perf_counter() - started) / 3
+    assert isolate._zygote().proc.pid == zygote  # the same template, reused
+    # its children served one task each and are gone (reaped by the kernel)
+    deadline = time.monotonic() + 5
+    while children_of(zygote) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children_of(zygote) == set()
+    print(f"a warm task takes {each * 1000:.0f} ms")
+
+
+def test_a_dead_zygote_is_replaced_and_the_task_still_runs():
+    thumbnails(sample_protocol())
+    old = isolate._zygote().proc
+    os.kill(old.pid, signal.SIGKILL)
+    old.wait(timeout=10)
+    assert thumbnails(sample_protocol())
+    assert isolate._zygote().proc.pid != old.pid
+
+
+def test_the_limits_still_hold_in_a_forked_child():
+    data = sample_protocol()
+    with pytest.raises(UnsupportedDocument) as too_slow:
+        thumbnails(data, isolate.Limits(wall_seconds=0.001))
+    assert too_slow.value.code == "too_complex" and "longer than" in too_slow.value.message
+    with pytest.raises(UnsupportedDocument) as too_big:
+        thumbnails(data, isolate.Limits(memory_bytes=64 * 1024 * 1024))
+    assert too_big.value.code == "too_complex"
+    assert thumbnails(data)  # and the next task is served as usual
+
+
+def test_the_zygote_keeps_no_secret_of_ours():
+    isolate.warm()
+    environ = Path(f"/proc/{isolate._zygote().proc.pid}/environ").read_bytes()
+    assert b"SIGNFLOW_" not in environ
+
+
+def test_a_command_forks_its_children_itself(tmp_path):
+    """`signflow verify` is one thread with pyHanko loaded: no zygote, no second
+    interpreter; what it forks obeys the same limits."""
+    script = tmp_path / "fork_here.py"
+    script.write_text(
+        "from signflow.errors import UnsupportedDocument\n"
+        "from signflow.pdf import isolate\n"
+        "from signflow.pdf.pages import sample_protocol\n"
+        "data = sample_protocol()\n"
+        "with isolate.forking_from_this_process():\n"
+        "    assert isolate.run('thumbnails', data, max_bytes=1 << 24, max_pages=9)\n"
+        "    try:\n"
+        "        isolate.run('thumbnails', data, isolate.Limits(wall_seconds=0.001),\n"
+        "                    max_bytes=1 << 24, max_pages=9)\n"
+        "    except UnsupportedDocument as exc:\n"
+        "        print('refused', exc.code)\n"
+        "assert isolate._the_zygote is None\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused too_complex"
