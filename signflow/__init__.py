@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Flask
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.middleware.proxy_fix import ProxyFix
+from typing import TYPE_CHECKING
 
 from signflow.config import Settings, ensure_secret_key, load_settings
+
+if TYPE_CHECKING:  # Flask is imported by create_app: `signflow verify` starts without it
+    from flask import Flask
 
 __all__ = ["create_app"]
 
 
 def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     """Wire config, database, adapters, blueprints and error handling."""
+    from flask import Flask
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
     from signflow import logs, metrics
     from signflow.dispatch import start_delivery
     from signflow.runtime import build_runtime

@@ -69,7 +69,7 @@ def run(task: str, data: bytes, limits: Limits | None = None, **kwargs: object) 
     """Run ``TASKS[task](data, **kwargs)`` in a limited child and return its result."""
     limits = limits or DEFAULT_LIMITS[task]
     payload = pickle.dumps((task, data, kwargs, limits), protocol=pickle.HIGHEST_PROTOCOL)
-    status, value = pickle.loads(_in_child(payload, limits.wall_seconds))
+    status, value = pickle.loads(_in_child(task, payload, limits.wall_seconds))
     if status == "ok":
         return value
     cls, message, code, fields = value
@@ -87,9 +87,10 @@ def _refused(wall_seconds: float | None = None) -> UnsupportedDocument:
         code="too_complex")
 
 
-def _in_child(payload: bytes, wall_seconds: float) -> bytes:
+def _in_child(task: str, payload: bytes, wall_seconds: float) -> bytes:
     """Hand *payload* to a fresh child and return its pickled answer."""
     if _fork_here:
+        _import_task(task)  # here, once: the children inherit it
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child, measured by its answers
@@ -191,7 +192,6 @@ def forking_from_this_process() -> Iterator[None]:
     the tasks need: for a single-threaded command (forking a threaded server could
     copy a lock some other thread holds; servers use the zygote)."""
     global _fork_here
-    _import_tasks()
     before, _fork_here = _fork_here, True
     try:
         yield
@@ -199,9 +199,13 @@ def forking_from_this_process() -> Iterator[None]:
         _fork_here = before
 
 
+def _import_task(task: str) -> None:
+    __import__(TASKS[task].partition(":")[0])
+
+
 def _import_tasks() -> None:
-    for target in TASKS.values():
-        __import__(target.partition(":")[0])
+    for task in TASKS:
+        _import_task(task)
 
 
 class _Zygote:
