@@ -20,6 +20,7 @@ from signflow import jobs
 from signflow.adapters.mail import OutboxMailer, SmtpMailer
 from signflow.adapters.providers import Providers
 from signflow.adapters.secrets_at_rest import FieldCipher
+from signflow.adapters.sim_store import shared_orders
 from signflow.adapters.storage import build_blob_store
 from signflow.config import Settings, require_production_ready, stand_ins
 from signflow.core.ports import Clockwork, JobQueue, Services
@@ -107,7 +108,11 @@ def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)
     pki = load_pki(settings.keys_dir)
-    providers = CountingProviders(settings, pki)  # counts each provider's errors (metrics)
+    sealer = FieldCipher(settings.data_key or settings.secret_key)
+    # counts each provider's errors (metrics); stand-ins keep their orders in the
+    # database, where every worker process sees them
+    providers = CountingProviders(settings, pki,
+                                  stand_in_orders=shared_orders(engine, sealer))
     providers.build("bankid")  # the default: fail now on bad BankID configuration
     # jobs run in this process use the services that hold their queue: bound just below
     in_process = jobs.InProcessRunner(sessions)
@@ -125,7 +130,7 @@ def build_runtime(settings: Settings) -> Runtime:
         workflows=load_workflows(settings.workflows_dir),
         clock=Clockwork(),
         base_url=settings.base_url,
-        sealer=FieldCipher(settings.data_key or settings.secret_key),
+        sealer=sealer,
         invitation_days=settings.invitation_days,
     )
     in_process.bind(services)

@@ -95,10 +95,11 @@ def _open_order_of(live_app, token: str):
 
 
 def _wait_until_ended(live_app, order_ref: str) -> None:
-    order = live_app.runtime.simulator.orders[order_ref]
+    orders = live_app.runtime.simulator.orders  # read again on each look
     deadline = time.monotonic() + 10
-    while order.status == "pending" and time.monotonic() < deadline:
+    while orders[order_ref].status == "pending" and time.monotonic() < deadline:
         time.sleep(0.1)
+    order = orders[order_ref]
     assert (order.status, order.hint) == ("failed", "cancelled")
 
 

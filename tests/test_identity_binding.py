@@ -106,7 +106,7 @@ def test_a_personal_number_mismatch_is_refused_even_if_the_provider_lets_it_thro
 
     def approve_as_someone_else(order_ref: str) -> None:
         assert sim.orders[order_ref].personal_number == ARDIANA.personal_number  # required
-        sim.orders[order_ref].personal_number = ""  # a provider that failed to enforce it
+        sim.alter(order_ref, personal_number="")  # a provider that failed to enforce it
         sim.open(order_ref)
         sim.approve(order_ref, CARINA)
 
@@ -161,11 +161,10 @@ def write_workflow(tmp_path, name: str, identity: str):
 def app_with_workflow(tmp_path, settings, name: str, identity: str):
     """A test client of an app whose workflows dir holds *name* with *identity*, and its runtime."""
     from signflow import create_app
-    from signflow.runtime import build_runtime
-    from tests.conftest import make_user
+    from tests.conftest import make_user, runtime_for_tests
 
     write_workflow(tmp_path, name, identity)
-    rt = build_runtime(settings.with_overrides(workflows_dir=tmp_path))
+    rt = runtime_for_tests(settings.with_overrides(workflows_dir=tmp_path))
     try:
         client = create_app(settings, rt).test_client()
         yield client, {"Authorization": "Bearer " + make_user(rt, "sek@example.se")}, rt
@@ -173,7 +172,8 @@ def app_with_workflow(tmp_path, settings, name: str, identity: str):
         rt.close()
 
 
-def test_a_workflow_that_binds_by_personal_number_needs_them(tmp_path, settings, protocol_pdf):
+def test_a_workflow_that_binds_by_personal_number_needs_them(tmp_path, settings, protocol_pdf,
+                                                              worker):
     with app_with_workflow(tmp_path, settings, "strikt", "personal_number") as (client, auth, rt):
         resp = create_round(client, auth, protocol_pdf, workflow="strikt")
         assert resp.status_code == 400
@@ -188,7 +188,7 @@ def test_a_broken_identity_setting_stops_loading(tmp_path):
         load_workflows(tmp_path)
 
 
-def test_identity_none_lets_anyone_sign_and_says_so(tmp_path, settings, protocol_pdf):
+def test_identity_none_lets_anyone_sign_and_says_so(tmp_path, settings, protocol_pdf, worker):
     from tests.conftest import wait_for_status
 
     with app_with_workflow(tmp_path, settings, "oppen", "none") as (client, auth, rt):

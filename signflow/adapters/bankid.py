@@ -253,12 +253,14 @@ ROOTS_BY_HOST = {
 }
 
 
-def build(settings, pki):
-    """Entry point ``bankid``: the RP API client, or the in-process simulator."""
+def build(settings, pki, orders=None):
+    """Entry point ``bankid``: the RP API client, or the in-process simulator
+    (keeping its orders in *orders*, else in this process's memory)."""
     from signflow.adapters.bankid_sim import Simulator
     from signflow.adapters.bankid_sim_web import create_simulator_app
     from signflow.adapters.certs import read_pem_certs, shipped_certs
     from signflow.adapters.providers import ProviderBuild
+    from signflow.adapters.sim_store import in_memory
     from signflow.adapters.tls import client_session
     from signflow.adapters.wsgi_transport import in_process_session
 
@@ -267,7 +269,7 @@ def build(settings, pki):
     if not roots and host in ROOTS_BY_HOST:
         roots = shipped_certs(ROOTS_BY_HOST[host])
     if not settings.bankid_url:
-        sim = Simulator(pki.bankid_sim)
+        sim = Simulator(pki.bankid_sim, orders=orders or in_memory)
         app = create_simulator_app(sim)
         client = BankIDClient(SIMULATOR_URL, session=in_process_session(app, SIMULATOR_URL),
                               roots=roots or [pki.bankid_sim.cert])

@@ -6,6 +6,10 @@ in-process by default; its HTTP face is :mod:`signflow.adapters.bankid_sim_web`.
 Its certificates (bank CA, customer CA, OCSP responder, people) hang below the
 simulator root as BankID's hang below BankID's root
 (:mod:`signflow.adapters.bankid_sim_pki`).
+
+Its orders live in an order store (:mod:`signflow.adapters.sim_store`): the
+database when the app runs it, so that every worker process signs against the
+same orders; this process's memory when it runs on its own.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import ipaddress
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from signflow.adapters.bankid_sim_pki import simulator_pki
 from signflow.adapters.bankid_xml import SignedData, build_signature
+from signflow.adapters.sim_store import OrderBook, OrderCodec, OrderStore, OrderStores, in_memory
 from signflow.core.people import normalize_personal_number
 from signflow.errors import InvalidInput
 from signflow.pdf.pki import KeyPair
@@ -71,6 +77,10 @@ class Order:
     completion: dict[str, Any] = field(default_factory=dict)
 
 
+#: The orders as JSON and back (for the database store).
+ORDER_CODEC = OrderCodec[Order](encode=asdict, decode=lambda state: Order(**state))
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, details: str) -> None:
         super().__init__(details)
@@ -82,17 +92,27 @@ NEXT_HINT = {"started": "userSign", "userCallConfirm": "userSign"}
 
 
 class Simulator:
-    """The simulator's state; thread-safe."""
+    """The simulator's state; thread-safe, and shared between processes when its
+    orders are in the database (see :mod:`signflow.adapters.sim_store`)."""
 
-    def __init__(self, ca: KeyPair, *, clock=time.monotonic) -> None:
+    def __init__(self, ca: KeyPair, *, clock: Callable[[], float] = time.time,
+                 orders: OrderStores = in_memory) -> None:
         self.ca = ca
         #: The CAs below the root and the OCSP responder (made once per root).
         self.pki = simulator_pki(ca)
+        #: Seconds; the wall clock, since other processes (machines) read the orders too.
         self.clock = clock
-        self.orders: dict[str, Order] = {}
+        self.store: OrderStore[Order] = orders("bankid", ORDER_CODEC)
         #: Injected failures (tests): endpoint → list of (status, errorCode).
+        #: This process's only: a test injects them into the runtime it calls.
         self.faults: dict[str, list[tuple[int, str]]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def orders(self) -> Mapping[str, Order]:
+        """Reference → order as stored, for tests that look inside (a copy, unless the
+        orders are in this process's memory)."""
+        return self.store.view()
 
     # --- RP API -------------------------------------------------------------
     def start(self, kind: str, body: dict[str, Any]) -> dict[str, str]:
@@ -106,69 +126,84 @@ class Simulator:
             raise ApiError(400, "invalidParameters", "Invalid userVisibleDataFormat.")
         return_url = _return_url(body.get("returnUrl"))
         pnr = _personal_number(kind, body)
-        with self._lock:
-            self._expire()
-            if pnr:
-                self._refuse_clash(pnr)
-            order = Order(
-                order_ref=str(uuid.uuid4()), kind=kind, end_user_ip=ip or "",
-                visible_b64=visible, non_visible_b64=non_visible, personal_number=pnr,
-                qr_start_token=str(uuid.uuid4()), qr_start_secret=str(uuid.uuid4()),
-                auto_start_token=str(uuid.uuid4()), created=self.clock(),
-                visible_format=fmt or "", return_url=return_url,
-            )
-            self.orders[order.order_ref] = order
+        order = Order(
+            order_ref=str(uuid.uuid4()), kind=kind, end_user_ip=ip or "",
+            visible_b64=visible, non_visible_b64=non_visible, personal_number=pnr,
+            qr_start_token=str(uuid.uuid4()), qr_start_secret=str(uuid.uuid4()),
+            auto_start_token=str(uuid.uuid4()), created=self.clock(),
+            visible_format=fmt or "", return_url=return_url,
+        )
+        self.store.purge(self.clock())
+        with self.store.changing(exclusive=True) as book:
+            clashed = bool(pnr) and self._cancel_clashes(book, pnr)
+            if not clashed:
+                self._save(book, order)
+        if clashed:  # after the block: the cancelled orders stay cancelled
+            raise ApiError(400, "alreadyInProgress", "Order already in progress for pno.")
         if kind.startswith("phone/"):
             return {"orderRef": order.order_ref}
         return {"orderRef": order.order_ref, "autoStartToken": order.auto_start_token,
                 "qrStartToken": order.qr_start_token, "qrStartSecret": order.qr_start_secret}
 
-    def _refuse_clash(self, pnr: str) -> None:
-        clash = [o for o in self.orders.values()
-                 if o.status == "pending" and o.personal_number == pnr]
-        if clash:
-            for o in clash:  # BankID cancels both orders, not just the new one
-                self._fail(o, "cancelled")
-            raise ApiError(400, "alreadyInProgress", "Order already in progress for pno.")
+    def _cancel_clashes(self, book: OrderBook[Order], pnr: str) -> bool:
+        """Cancel *pnr*'s pending orders (BankID cancels both orders, not just the new
+        one); whether there were any."""
+        clashes = [o.order_ref for o in book.all()
+                   if self._live(o) and o.status == "pending" and o.personal_number == pnr]
+        for ref in clashes:
+            order = self._live(book.get(ref))  # locked now: it may have moved on
+            if order is not None and order.status == "pending":
+                self._fail(order, "cancelled")
+                self._save(book, order)
+        return bool(clashes)
 
     def collect(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            self._expire()
-            order = self._order(body)
+        with self.store.changing() as book:
+            order = self._order(book, body)
             out: dict[str, Any] = {"orderRef": order.order_ref, "status": order.status}
             if order.status == "complete":
                 out["completionData"] = order.completion
             else:
                 out["hintCode"] = order.hint
                 order.hint = NEXT_HINT.get(order.hint, order.hint)
+            self._save(book, order)
             return out
 
     def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            order = self._order(body)
+        with self.store.changing() as book:
+            order = self._order(book, body)
             if order.status != "pending":
                 # BankID knows no open order by that reference any more
                 raise ApiError(400, "invalidParameters", "No such order.")
             self._fail(order, "cancelled")
+            self._save(book, order)
         return {}
 
-    def _order(self, body: dict[str, Any]) -> Order:
+    def _order(self, book: OrderBook[Order], body: dict[str, Any]) -> Order:
         ref = body.get("orderRef")
-        order = self.orders.get(ref) if isinstance(ref, str) else None
+        order = self._live(book.get(ref)) if isinstance(ref, str) else None
         if order is None:
             raise ApiError(400, "invalidParameters", "No such order.")
         return order
 
-    def _expire(self) -> None:
-        now = self.clock()
-        for ref, o in list(self.orders.items()):
-            if o.status == "pending" and now - o.created > ORDER_TIMEOUT:
-                self._fail(o, "expiredTransaction" if o.opened else "startFailed")
-            elif o.status != "pending" and now - o.finished > FINISHED_TTL:
-                del self.orders[ref]
+    def _live(self, order: Order | None) -> Order | None:
+        """*order* as it stands now (failed once its time ran out), or None once gone."""
+        if order is None:
+            return None
+        if order.status == "pending" and self.clock() - order.created > ORDER_TIMEOUT:
+            self._fail(order, "expiredTransaction" if order.opened else "startFailed",
+                       at=order.created + ORDER_TIMEOUT)
+        if order.status != "pending" and self.clock() - order.finished > FINISHED_TTL:
+            return None
+        return order
 
-    def _fail(self, order: Order, hint: str) -> None:
-        order.status, order.hint, order.finished = "failed", hint, self.clock()
+    def _save(self, book: OrderBook[Order], order: Order) -> None:
+        ends = order.created + ORDER_TIMEOUT if order.status == "pending" else order.finished
+        book.put(order.order_ref, order, keep_until=ends + FINISHED_TTL)
+
+    def _fail(self, order: Order, hint: str, at: float | None = None) -> None:
+        order.status, order.hint = "failed", hint
+        order.finished = self.clock() if at is None else at
 
     def inject_fault(self, endpoint: str, status: int, error_code: str, times: int = 1) -> None:
         with self._lock:
@@ -183,17 +218,17 @@ class Simulator:
 
     # --- the person's side (phone page and test API) -------------------------
     def open_orders(self) -> list[Order]:
-        with self._lock:
-            self._expire()
-            return [o for o in self.orders.values() if o.status == "pending"]
+        with self.store.reading() as book:
+            return [o for o in book.all() if self._live(o) and o.status == "pending"]
 
     def open(self, order_ref: str) -> None:
         """The person opened the app (scanned the QR code, used autostart, took the call)."""
-        with self._lock:
-            order = self._pending(order_ref)
+        with self.store.changing() as book:
+            order = self._pending(book, order_ref)
             # over the phone, the app first asks the person to confirm the call
             order.opened = True
             order.hint = "userCallConfirm" if order.kind.startswith("phone/") else "started"
+            self._save(book, order)
 
     def order_for_qr(self, qr_data: str) -> str:
         """The order a scanned ``bankid.<token>.<time>.<code>`` belongs to (code checked)."""
@@ -205,21 +240,21 @@ class Simulator:
         if len(parts) != 4 or parts[0] != "bankid":
             raise ApiError(400, "invalidParameters", "Not BankID QR data.")
         _, token, seconds, code = parts
-        with self._lock:
-            self._expire()
-            for o in self.orders.values():
-                if o.qr_start_token == token and o.status == "pending":
-                    if hmac.compare_digest(qr_auth_code(o.qr_start_secret, seconds), code):
-                        return o.order_ref
+        for o in self.open_orders():
+            if o.qr_start_token == token and \
+                    hmac.compare_digest(qr_auth_code(o.qr_start_secret, seconds), code):
+                return o.order_ref
         raise ApiError(404, "notFound", "No open order for that QR code.")
 
     def user_cancel(self, order_ref: str) -> None:
-        with self._lock:
-            self._fail(self._pending(order_ref), "userCancel")
+        with self.store.changing() as book:
+            order = self._pending(book, order_ref)
+            self._fail(order, "userCancel")
+            self._save(book, order)
 
     def approve(self, order_ref: str, persona: Persona | None = None) -> None:
-        with self._lock:
-            order = self._pending(order_ref)
+        with self.store.changing() as book:
+            order = self._pending(book, order_ref)
             if persona is None:
                 persona = persona_for(order.personal_number)
             if order.personal_number and persona.personal_number != order.personal_number:
@@ -227,10 +262,21 @@ class Simulator:
                                "The order requires another personal number.")
             order.completion = self._completion(order, persona)
             order.status, order.hint, order.finished = "complete", "", self.clock()
+            self._save(book, order)
 
-    def _pending(self, order_ref: str) -> Order:
-        self._expire()
-        order = self.orders.get(order_ref)
+    def alter(self, order_ref: str, **changes: Any) -> None:
+        """Change an order's fields behind the RP's back, as a broken provider would
+        (tests: ``alter(ref, personal_number="")``)."""
+        with self.store.changing() as book:
+            order = book.get(order_ref)
+            if order is None:
+                raise ApiError(404, "notFound", "No order with that reference.")
+            for name, value in changes.items():
+                setattr(order, name, value)
+            self._save(book, order)
+
+    def _pending(self, book: OrderBook[Order], order_ref: str) -> Order:
+        order = self._live(book.get(order_ref))
         if order is None or order.status != "pending":
             raise ApiError(404, "notFound", "No pending order with that reference.")
         return order

@@ -158,11 +158,13 @@ def _failure(shown: str, *, code: str, **fields: object) -> ProviderError:
 FAKE_URL = "http://freja-fake.invalid"
 
 
-def build(settings, pki):
-    """Entry point ``freja``: the Freja client, or the in-process stand-in (dev only)."""
+def build(settings, pki, orders=None):
+    """Entry point ``freja``: the Freja client, or the in-process stand-in (dev only,
+    keeping its orders in *orders*, else in this process's memory)."""
     from signflow.adapters.certs import read_pem_certs
     from signflow.adapters.freja_fake import FrejaFake, create_freja_fake_app
     from signflow.adapters.providers import ProviderBuild
+    from signflow.adapters.sim_store import in_memory
     from signflow.adapters.tls import client_session
     from signflow.adapters.wsgi_transport import in_process_session
 
@@ -170,7 +172,7 @@ def build(settings, pki):
         if not settings.dev_mode:
             raise ConfigError("Freja eID needs SIGNFLOW_FREJA_URL (the stand-in is for "
                               "development only)")
-        fake = FrejaFake(pki.bankid_sim)
+        fake = FrejaFake(pki.bankid_sim, orders=orders or in_memory)
         app = create_freja_fake_app(fake)
         client = FrejaClient(FAKE_URL, session=in_process_session(app, FAKE_URL),
                              jws_certs=[pki.bankid_sim.cert])

@@ -4,16 +4,19 @@ It follows our reading of Freja's RP API: form-encoded base64 JSON requests,
 ``signRef`` references, the status names, and a JWS result.  The result and
 the person's signature are signed by the development identity CA; the real
 Freja's formats are to be confirmed against its test environment.
+
+Its requests live in an order store (:mod:`signflow.adapters.sim_store`), as
+the BankID simulator's do: the database when the app runs it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,9 +24,15 @@ from flask import Flask, jsonify, request
 
 from signflow.adapters import jws
 from signflow.adapters.bankid_sim import PERSONAS, Persona
+from signflow.adapters.sim_store import OrderBook, OrderCodec, OrderStore, OrderStores, in_memory
 from signflow.pdf.pki import KeyPair
 
+#: How long a request may wait for the person before it expires.
 ORDER_TIMEOUT = 180.0
+#: How long a finished request's result can still be fetched.
+FINISHED_TTL = 180.0
+#: Statuses of a request still waiting for the person.
+PENDING = ("STARTED", "DELIVERED_TO_MOBILE")
 
 
 @dataclass
@@ -37,6 +46,14 @@ class FrejaOrder:
     attributes: frozenset[str] = frozenset()
     status: str = "STARTED"
     result: dict[str, Any] = field(default_factory=dict)
+    #: When it left :data:`PENDING` (0 while it waits).
+    finished: float = 0.0
+
+
+#: The orders as JSON and back (for the database store).
+FREJA_ORDER_CODEC = OrderCodec[FrejaOrder](
+    encode=lambda order: {**asdict(order), "attributes": sorted(order.attributes)},
+    decode=lambda state: FrejaOrder(**{**state, "attributes": frozenset(state["attributes"])}))
 
 
 class FrejaError(Exception):
@@ -46,14 +63,24 @@ class FrejaError(Exception):
 
 
 class FrejaFake:
-    def __init__(self, ca: KeyPair, *, clock=time.monotonic) -> None:
+    """The stand-in's state; thread-safe, and shared between processes when its
+    orders are in the database (see :mod:`signflow.adapters.sim_store`)."""
+
+    def __init__(self, ca: KeyPair, *, clock: Callable[[], float] = time.time,
+                 orders: OrderStores = in_memory) -> None:
         if not isinstance(ca.key, ec.EllipticCurvePrivateKey):
             raise TypeError("Freja's stand-in signs ES256: its CA key must be EC")
         self.ca = ca
         self._key: ec.EllipticCurvePrivateKey = ca.key
+        #: Seconds; the wall clock, since other processes (machines) read the orders too.
         self.clock = clock
-        self.orders: dict[str, FrejaOrder] = {}
-        self._lock = threading.Lock()
+        self.store: OrderStore[FrejaOrder] = orders("freja", FREJA_ORDER_CODEC)
+
+    @property
+    def orders(self) -> Mapping[str, FrejaOrder]:
+        """Reference → order as stored, for tests that look inside (a copy, unless the
+        orders are in this process's memory)."""
+        return self.store.view()
 
     def init_signature(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("userInfoType") not in ("SSN", "INFERRED", "EMAIL", "PHONE"):
@@ -70,61 +97,74 @@ class FrejaFake:
                 or not isinstance(data, dict) or not data.get("text"):
             raise FrejaError(422, 1003, "Invalid or missing dataToSign.")
         attributes = _attributes(body.get("attributesToReturn"))
-        with self._lock:
-            self._expire()
-            if ssn and any(o.ssn == ssn and o.status in ("STARTED", "DELIVERED_TO_MOBILE")
-                           for o in self.orders.values()):
+        order = FrejaOrder(sign_ref=str(uuid.uuid4()), ssn=ssn, text_b64=str(data["text"]),
+                           binary_b64=str(data.get("binaryData", "")), created=self.clock(),
+                           attributes=attributes)
+        self.store.purge(self.clock())
+        with self.store.changing(exclusive=True) as book:
+            if ssn and any(o.ssn == ssn and o.status in PENDING
+                           for o in map(self._live, book.all()) if o is not None):
                 raise FrejaError(422, 2000, "A signature request for this user is already "
                                             "in progress.")
-            order = FrejaOrder(sign_ref=str(uuid.uuid4()), ssn=ssn, text_b64=str(data["text"]),
-                               binary_b64=str(data.get("binaryData", "")), created=self.clock(),
-                               attributes=attributes)
-            self.orders[order.sign_ref] = order
+            self._save(book, order)
         return {"signRef": order.sign_ref}
 
-    def _order(self, body: dict[str, Any]) -> FrejaOrder:
-        order = self.orders.get(str(body.get("signRef")))
+    def _order(self, book: OrderBook[FrejaOrder], body: dict[str, Any]) -> FrejaOrder:
+        order = self._live(book.get(str(body.get("signRef"))))
         if order is None:
             raise FrejaError(422, 1100, "Invalid reference (for example, nonexistent or "
                                         "expired).")
         return order
 
     def get_one_result(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            self._expire()
-            order = self._order(body)
+        with self.store.reading() as book:
+            order = self._order(book, body)
             return {"signRef": order.sign_ref, "status": order.status, **order.result}
 
     def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            order = self._order(body)
-            if order.status in ("STARTED", "DELIVERED_TO_MOBILE"):
-                order.status = "RP_CANCELED"
+        with self.store.changing() as book:
+            order = self._order(book, body)
+            if order.status in PENDING:
+                self._finish(book, order, "RP_CANCELED")
         return {}
 
-    def _expire(self) -> None:
-        for o in self.orders.values():
-            if o.status in ("STARTED", "DELIVERED_TO_MOBILE") and \
-                    self.clock() - o.created > ORDER_TIMEOUT:
-                o.status = "EXPIRED"
+    def _live(self, order: FrejaOrder | None) -> FrejaOrder | None:
+        """*order* as it stands now (expired once its time ran out), or None once gone."""
+        if order is None:
+            return None
+        if order.status in PENDING and self.clock() - order.created > ORDER_TIMEOUT:
+            order.status, order.finished = "EXPIRED", order.created + ORDER_TIMEOUT
+        if order.status not in PENDING and self.clock() - order.finished > FINISHED_TTL:
+            return None
+        return order
+
+    def _finish(self, book: OrderBook[FrejaOrder], order: FrejaOrder, status: str) -> None:
+        order.status, order.finished = status, self.clock()
+        self._save(book, order)
+
+    def _save(self, book: OrderBook[FrejaOrder], order: FrejaOrder) -> None:
+        ends = order.created + ORDER_TIMEOUT if order.status in PENDING else order.finished
+        book.put(order.sign_ref, order, keep_until=ends + FINISHED_TTL)
 
     # --- the person's side -------------------------------------------------
     def open(self, sign_ref: str) -> None:
-        with self._lock:
-            self._pending(sign_ref).status = "DELIVERED_TO_MOBILE"
+        with self.store.changing() as book:
+            order = self._pending(book, sign_ref)
+            order.status = "DELIVERED_TO_MOBILE"
+            self._save(book, order)
 
     def user_cancel(self, sign_ref: str) -> None:
-        with self._lock:
-            self._pending(sign_ref).status = "CANCELED"
+        with self.store.changing() as book:
+            self._finish(book, self._pending(book, sign_ref), "CANCELED")
 
     def reject(self, sign_ref: str) -> None:
         """The person read the request and said no."""
-        with self._lock:
-            self._pending(sign_ref).status = "REJECTED"
+        with self.store.changing() as book:
+            self._finish(book, self._pending(book, sign_ref), "REJECTED")
 
     def approve(self, sign_ref: str, persona: Persona | None = None) -> None:
-        with self._lock:
-            order = self._pending(sign_ref)
+        with self.store.changing() as book:
+            order = self._pending(book, sign_ref)
             persona = persona or next((p for p in PERSONAS if p.personal_number == order.ssn),
                                       PERSONAS[0])
             if order.ssn and persona.personal_number != order.ssn:
@@ -139,21 +179,19 @@ class FrejaFake:
                 "signatureData": {"userSignature": user_sig, "certificateStatus": "GOOD"},
                 "requestedAttributes": attributes,
             }, self._key, self.ca.cert)
-            order.status = "APPROVED"
             order.result = {"details": details, "requestedAttributes": attributes}
+            self._finish(book, order, "APPROVED")
 
-    def _pending(self, sign_ref: str) -> FrejaOrder:
-        self._expire()
-        order = self.orders.get(sign_ref)
-        if order is None or order.status not in ("STARTED", "DELIVERED_TO_MOBILE"):
+    def _pending(self, book: OrderBook[FrejaOrder], sign_ref: str) -> FrejaOrder:
+        order = self._live(book.get(sign_ref))
+        if order is None or order.status not in PENDING:
             raise FrejaError(404, 1100, "No pending request with that reference.")
         return order
 
     def open_orders(self) -> list[FrejaOrder]:
-        with self._lock:
-            self._expire()
-            return [o for o in self.orders.values()
-                    if o.status in ("STARTED", "DELIVERED_TO_MOBILE")]
+        with self.store.reading() as book:
+            return [o for o in map(self._live, book.all())
+                    if o is not None and o.status in PENDING]
 
 
 #: Attributes the stand-in can return (a subset of Freja's).

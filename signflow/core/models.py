@@ -295,3 +295,23 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The last failure: exception class and a short, redacted message.
     last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class SimulatorOrder(Base):
+    """An order of a development stand-in (the BankID simulator, the Freja fake),
+    kept here so that every process of a deployment sees it
+    (:mod:`signflow.adapters.sim_store`)."""
+
+    __tablename__ = "simulator_orders"
+
+    #: The stand-in: ``bankid`` or ``freja``.
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    #: BankID's ``orderRef``, Freja's ``signRef``.
+    order_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The order's fields as JSON, sealed (it holds personal numbers).
+    state: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the order may be forgotten (finished or timed out, and no longer
+    #: collectable): the stand-in deletes it after this.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
