@@ -171,11 +171,18 @@ def worker(data_dir, keys_dir, base_url, queue_name, template_db, tmp_path_facto
 
 @pytest.fixture
 def runtime(settings, worker):
-    rt = build_runtime(settings)
-    if SERVICES:  # mail goes out in the worker, as in production; the test waits for it
-        rt.dispatcher.hand_off(handed_off_and_settled(rt))
+    rt = runtime_for_tests(settings)
     yield rt
     rt.close()
+
+
+def runtime_for_tests(settings: Settings):
+    """A web process's runtime; on the RQ pass (ask for the ``worker`` fixture) its mail
+    goes out in the worker, as in production, and the test waits for it."""
+    rt = build_runtime(settings)
+    if SERVICES:
+        rt.dispatcher.hand_off(handed_off_and_settled(rt))
+    return rt
 
 
 def handed_off_and_settled(runtime, timeout: float = 30.0):

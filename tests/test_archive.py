@@ -62,11 +62,17 @@ def test_round_with_tsa_over_http(settings, live_server, protocol_pdf, worker):
     certification uses the HTTP TSA and the approvals the in-process one.)
     """
     from signflow import create_app
-    from signflow.runtime import build_runtime
-    from tests.conftest import create_round, make_user, sign_all, signers_spec, wait_for_status
+    from tests.conftest import (
+        create_round,
+        make_user,
+        runtime_for_tests,
+        sign_all,
+        signers_spec,
+        wait_for_status,
+    )
 
     settings = settings.with_overrides(tsa_url=f"{live_server}/tsa")
-    rt = build_runtime(settings)
+    rt = runtime_for_tests(settings)
     try:
         client = create_app(settings, rt).test_client()
         auth = {"Authorization": "Bearer " + make_user(rt, "tsa@example.se")}

@@ -131,13 +131,18 @@ def test_whole_round_against_simulator_over_socket(simulator, settings, protocol
     """SIGNFLOW_BANKID_URL pointing at a simulator on its own socket, as in production."""
     from signflow import create_app
     from signflow.demo import links_in_outbox, sign_over_http
-    from signflow.runtime import build_runtime
-    from tests.conftest import create_round, make_user, signers_spec, wait_for_status
+    from tests.conftest import (
+        create_round,
+        make_user,
+        runtime_for_tests,
+        signers_spec,
+        wait_for_status,
+    )
 
     sim, url = simulator
     sim_root = settings.keys_dir / "bankid-sim-ca.pem"
     settings = settings.with_overrides(bankid_url=url, bankid_root=str(sim_root))
-    rt = build_runtime(settings)
+    rt = runtime_for_tests(settings)
     try:
         assert rt.simulator is None
         client = create_app(settings, rt).test_client()

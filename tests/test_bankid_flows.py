@@ -191,14 +191,15 @@ def test_a_phones_user_agent_gets_the_phone_layout(client, round_tokens):
     assert 'id="start-phone" class="choices" hidden' in desk
 
 
-def test_same_device_over_a_simulator_on_its_own_socket(simulator, settings, protocol_pdf):
+def test_same_device_over_a_simulator_on_its_own_socket(simulator, settings, protocol_pdf,
+                                                        worker):
     """The returnUrl travels over HTTP to the simulator, as it would to BankID."""
-    from signflow.runtime import build_runtime
+    from tests.conftest import runtime_for_tests
 
     sim, url = simulator
     settings = settings.with_overrides(bankid_url=url,
                                        bankid_root=str(settings.keys_dir / "bankid-sim-ca.pem"))
-    rt = build_runtime(settings)
+    rt = runtime_for_tests(settings)
     try:
         client = create_app(settings, rt).test_client()
         auth = {"Authorization": "Bearer " + make_user(rt, "flow@example.se")}

@@ -31,7 +31,8 @@ def test_invitations_go_out_over_smtp(smtp_server, settings, protocol_pdf, worke
     from tests.conftest import make_user
 
     url, received = smtp_server
-    settings = settings.with_overrides(smtp_url=url, mail_from="sekretariatet@example.se")
+    settings = settings.with_overrides(smtp_url=url, mail_from="sekretariatet@example.se",
+                                       redis_url="")  # mail to this SMTP, from this process
     rt = build_runtime(settings)
     try:
         client = create_app(settings, rt).test_client()
@@ -58,7 +59,7 @@ def test_nothing_is_sent_when_the_round_is_refused(smtp_server, settings, worker
     from tests.conftest import make_user
 
     url, received = smtp_server
-    settings = settings.with_overrides(smtp_url=url)
+    settings = settings.with_overrides(smtp_url=url, redis_url="")
     rt = build_runtime(settings)
     try:
         client = create_app(settings, rt).test_client()
@@ -80,7 +81,8 @@ def test_a_mail_server_that_is_down_fails_no_request(settings, protocol_pdf, wor
     from tests.conftest import make_user
 
     dead = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
-    settings = settings.with_overrides(smtp_url=dead, mail_from="sekretariatet@example.se")
+    settings = settings.with_overrides(smtp_url=dead, mail_from="sekretariatet@example.se",
+                                       redis_url="")
     rt = build_runtime(settings)
     try:
         client = create_app(settings, rt).test_client()
