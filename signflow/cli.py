@@ -484,9 +484,10 @@ def cmd_scheduler(args, settings: Settings) -> int:
                     done = tick(session, runtime.services, renew=renew)
                 if done.ran and renew:
                     renewed_at = time.monotonic()
-                if done.expired or done.resumed or done.renewing:
-                    log.info("housekeeping: %d expired, %d resumed, %d queued for renewal",
-                             len(done.expired), len(done.resumed), len(done.renewing))
+                if done.expired or done.resumed or done.reminded or done.renewing:
+                    log.info("housekeeping: %d expired, %d resumed, %d reminded, "
+                             "%d queued for renewal", len(done.expired), len(done.resumed),
+                             len(done.reminded), len(done.renewing))
             except Exception as exc:  # noqa: BLE001 - an outage only delays the next tick
                 log.error("housekeeping: %s: %s", type(exc).__name__, exc)
             if args.once or stop.wait(args.interval):

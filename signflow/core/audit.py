@@ -45,6 +45,8 @@ class EventType(enum.StrEnum):
     #: old link stopped working.  data: signer, old_name, old_email, name, email
     #: (never a personal number).
     SIGNER_REPLACED = "signer.replaced"
+    #: The secretariat moved the deadline later; data: from, to (ISO 8601).
+    DEADLINE_EXTENDED = "round.deadline_extended"
     #: An identity-provider order was started; data: signer, provider, order_ref.
     IDENTITY_STARTED = "identity.started"
     #: An identity-provider order failed or was cancelled, or its completion

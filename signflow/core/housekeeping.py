@@ -7,6 +7,7 @@ expire`` once, from cron.  Each step is idempotent, like every job.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from signflow.core.links import revoke_links
 from signflow.core.models import Document, Round, Signer
 from signflow.core.orders import end_open_orders
 from signflow.core.ports import Services
-from signflow.core.rounds import SYSTEM, forget_personal_numbers, store_document
+from signflow.core.rounds import SYSTEM, forget_personal_numbers, invite, store_document
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.db import try_lock
 
@@ -106,6 +107,41 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
     return expired
 
 
+def remind_due(session: Session, svc: Services, now: datetime | None = None) -> list[str]:
+    """Job: send the reminders the rounds' workflows planned and that are due.
+
+    A signer invited at *t* is reminded at ``t + first_after_days``, then every
+    ``every_days``, at most ``at_most`` times (the plan copied onto the round
+    when it started); each reminder resends the link they have and is an audit
+    event.  Returns the signers reminded.
+    """
+    now = now or svc.clock.now()
+    candidates = session.execute(
+        select(Signer.id, Signer.round_id).join(Round, Signer.round_id == Round.id).where(
+            Round.status == RoundStatus.PENDING.value, Round.reminder_plan.is_not(None),
+            Signer.status == SignerStatus.INVITED.value, Signer.invited_at.is_not(None))
+        .order_by(Signer.round_id, Signer.position)).all()
+    reminded = []
+    for round_id in dict.fromkeys(r for _s, r in candidates):  # one lock order
+        round_ = lock_round(session, round_id)
+        if round_.status != RoundStatus.PENDING.value or not round_.reminder_plan:
+            continue
+        plan = json.loads(round_.reminder_plan)
+        for signer in round_.signers:
+            if signer.status != SignerStatus.INVITED.value or signer.invited_at is None:
+                continue
+            if signer.reminders_sent >= plan["at_most"]:
+                continue
+            due = signer.invited_at + timedelta(
+                days=plan["first_after_days"] + signer.reminders_sent * plan["every_days"])
+            if now < due:
+                continue
+            invite(session, svc, signer, actor=SYSTEM, reminder=True)
+            signer.reminders_sent += 1
+            reminded.append(signer.id)
+    return reminded
+
+
 @dataclass
 class Tick:
     """What one :func:`tick` did (nothing, if another scheduler held the lock)."""
@@ -113,13 +149,15 @@ class Tick:
     ran: bool = True
     expired: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    reminded: list[str] = field(default_factory=list)
     renewing: list[str] = field(default_factory=list)
 
 
 def tick(session: Session, svc: Services, *, renew: bool = False,
          now: datetime | None = None) -> Tick:
     """One round of housekeeping: restart stalled PDF work, expire rounds past
-    their deadline and, with *renew*, queue archive renewals.
+    their deadline, send the reminders due and, with *renew*, queue archive
+    renewals.
 
     Several schedulers may run: one lock per tick lets one of them act and the
     others skip (PostgreSQL), so nothing is enqueued twice by them.
@@ -129,6 +167,7 @@ def tick(session: Session, svc: Services, *, renew: bool = False,
     now = now or svc.clock.now()
     done = Tick(resumed=resume_stalled(session, svc, STALL_GRACE, now),
                 expired=expire_due(session, svc, now))
+    done.reminded = remind_due(session, svc, now)  # after expiry: none to an ended round
     if renew:
         done.renewing = rounds_due_for_renewal(session, now - RENEW_AFTER)
         for round_id in done.renewing:

@@ -23,7 +23,7 @@ from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.identity import IdentityPolicy
 from signflow.core.models import RetiredLink, Round, Signer, User
 from signflow.core.ports import Services
-from signflow.core.states import RoundStatus, SignerStatus
+from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.errors import IllegalTransition, InvalidInput, NotFound
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -42,6 +42,28 @@ def deadline_from_date(day: date, now: datetime) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=STOCKHOLM)
 
 
+def extend_deadline(session: Session, svc: Services, user: User, round_id: str,
+                    day: date) -> Round:
+    """Move a pending round's deadline to the end of *day* (later than now, within
+    a year); the links that are live stay live until then."""
+    round_ = rounds.visible_round(session, user, round_id)
+    rounds.require_manager(user)
+    round_ = lock_round(session, round_.id)
+    if round_.status != RoundStatus.PENDING.value:
+        raise IllegalTransition(f"the round is {round_.status}", code="round_closed")
+    new = deadline_from_date(day, svc.clock.now())
+    if new <= round_.expires_at:
+        raise InvalidInput("the new deadline must be later than the current one",
+                           code="deadline_not_later", field="deadline")
+    before, round_.expires_at = round_.expires_at, new
+    for signer in round_.signers:
+        if signer.status == SignerStatus.INVITED.value and signer.token_hash:
+            signer.token_expires_at = new
+    append_event(session, round_, EventType.DEADLINE_EXTENDED, f"user:{user.email}",
+                 {"from": before.isoformat(), "to": new.isoformat()})
+    return round_
+
+
 def start_round_until(
     session: Session, svc: Services, user: User, spec: rounds.RoundSpec, pdf: bytes,
     deadline: datetime | None = None,
@@ -56,9 +78,11 @@ def replace_signer(
 ) -> Signer:
     """Put the person described by *raw* (name, email, personal_number) in *signer_id*'s place.
 
-    The place keeps its position and role.  An open identity order is ended,
-    the old link stops working at once and, if the place was already invited,
-    the new person is e-mailed a link of their own.
+    The place keeps its position, role and step.  An open identity order is
+    ended, the old link stops working at once and, if it is the place's turn,
+    the new person is e-mailed a link of their own.  A place whose signer
+    declined can be given to another person when the round's workflow says so
+    (``on_decline = "replace"``).
     """
     round_ = rounds.visible_round(session, user, round_id)
     rounds.require_manager(user)
@@ -69,7 +93,7 @@ def replace_signer(
     signer = next((s for s in round_.signers if s.id == signer_id), None)
     if signer is None:
         raise NotFound("no such signer")
-    if signer.status not in (SignerStatus.WAITING.value, SignerStatus.INVITED.value):
+    if signer.status not in replaceable_states(round_):
         raise IllegalTransition(f"the signer has already {signer.status}", code="signer_done")
     if round_.identity_policy == IdentityPolicy.PERSONAL_NUMBER.value and not new.personal_number:
         raise InvalidInput("this round binds signers by personal number: give one",
@@ -83,9 +107,21 @@ def replace_signer(
         session.add(RetiredLink(token_hash=signer.token_hash, round_id=round_.id,
                                 role=signer.role, retired_at=svc.clock.now()))
     _put_in_place(svc, signer, new)
-    if signer.status == SignerStatus.INVITED.value:
+    if signer.status == SignerStatus.DECLINED.value:
+        transition(signer, SignerStatus.WAITING)
+        signer.decline_reason = ""
+        rounds.invite_current_step(session, svc, round_, actor=f"user:{user.email}")
+    elif signer.status == SignerStatus.INVITED.value:
         rounds.invite(session, svc, signer, actor=f"user:{user.email}")
     return signer
+
+
+def replaceable_states(round_: Round) -> tuple[str, ...]:
+    """The states in which a signer of *round_* can be replaced by another person."""
+    states: tuple[str, ...] = (SignerStatus.WAITING.value, SignerStatus.INVITED.value)
+    if round_.on_decline == "replace":
+        states += (SignerStatus.DECLINED.value,)
+    return states
 
 
 def _replacement(round_: Round, signer_id: str, raw: Mapping[str, Any]) -> rounds.SignerSpec:
@@ -108,6 +144,7 @@ def _put_in_place(svc: Services, signer: Signer, new: rounds.SignerSpec) -> None
     signer.token_expires_at = None
     signer.link_token_sealed = None
     signer.invited_at = None
+    signer.reminders_sent = 0  # the new person gets the whole reminder plan
     signer.pending_qr_token = signer.pending_qr_secret = None
     signer.pending_started_at = None
 

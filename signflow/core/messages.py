@@ -87,12 +87,21 @@ def completed(lang: str, *, to: str, title: str, link: str) -> Mail:
 
 
 def declined(lang: str, *, to: str, title: str, name: str, role: str, reason: str,
-             link: str = "") -> Mail:
-    """To the secretariat: a signer declined; *link*: the round's page."""
+             link: str = "", replace: bool = False) -> Mail:
+    """To the secretariat: a signer declined; *link*: the round's page.  With
+    *replace*, the round goes on once the secretariat names another person."""
     subject, body = _DECLINED[lang]
     fields = dict(title=title, name=name, role=role, reason=reason or "-")
+    if replace:
+        body += _REPLACE_DECLINED[lang]
     return Mail(to=to, subject=subject.format(**fields),
                 body=body.format(**fields) + _see_round(lang, link))
+
+
+_REPLACE_DECLINED = {
+    "sv": "Signeringen fortsätter: ange en annan person i samma roll på signeringens sida.\n",
+    "en": "The round goes on: name another person in the same role on the round's page.\n",
+}
 
 
 _EXPIRED = {

@@ -119,8 +119,16 @@ class Round(Base):
                                           server_default="bankid")
     #: ``sv`` or ``en``: the signature page, e-mails and signing page.
     language: Mapped[str] = mapped_column(String(2), default="sv")
-    #: ``parallel`` or ``sequential``.
+    #: ``parallel``, ``sequential`` or ``steps``: who is invited when is
+    #: :attr:`Signer.step` (the lowest step with an unsigned signer signs now).
     order: Mapped[str] = mapped_column(String(12), default="parallel")
+    #: The workflow's reminder plan, copied at the start so that editing the file
+    #: never changes a running round: ``{"first_after_days", "every_days",
+    #: "at_most"}`` as JSON; None: no scheduled reminders.
+    reminder_plan: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: What a decline does: ``end`` the round, or ``replace`` (the secretariat
+    #: names another signer and the round goes on).
+    on_decline: Mapped[str] = mapped_column(String(10), default="end", server_default="end")
     #: How signers are bound to their invitations: an
     #: :class:`~signflow.core.identity.IdentityPolicy` value, from the workflow.
     identity_policy: Mapped[str] = mapped_column(String(20), default="auto",
@@ -158,6 +166,11 @@ class Signer(Base):
     round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
     #: 1-based; "Underskrift N" on the signature page.
     position: Mapped[int]
+    #: 1-based step of the signing order: signers of one step sign side by side,
+    #: the next step is invited once they all have.
+    step: Mapped[int] = mapped_column(default=1, server_default="1")
+    #: Scheduled reminders sent so far (the workflow's plan bounds them).
+    reminders_sent: Mapped[int] = mapped_column(default=0, server_default="0")
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(50))

@@ -12,6 +12,7 @@ ROLE_LABELS: dict[str, dict[str, str]] = {
     "ordforande": {"sv": "Ordförande", "en": "Chair"},
     "justerare": {"sv": "Justerare", "en": "Adjuster"},
     "sekreterare": {"sv": "Sekreterare", "en": "Secretary"},
+    "ledamot": {"sv": "Ledamot", "en": "Board member"},
 }
 ROLE_ALIASES = {
     "chair": "ordforande",
@@ -19,6 +20,7 @@ ROLE_ALIASES = {
     "adjuster": "justerare",
     "secretary": "sekreterare",
     "protokollförare": "sekreterare",
+    "board_member": "ledamot",
 }
 _ROLE_RE = re.compile(r"^[a-z0-9_\-åäö]{2,50}$")
 

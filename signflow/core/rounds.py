@@ -7,7 +7,9 @@ after commit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -150,6 +152,7 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
         raise Forbidden("only the secretariat can start a round")
     workflow = workflow_named(dict(svc.workflows), spec.workflow)
     order = spec.order or workflow.order
+    workflow.check_signers([s.role for s in spec.signers])
     provider = workflow.provider
     policy = IdentityPolicy(workflow.identity)
     if policy is IdentityPolicy.PERSONAL_NUMBER:
@@ -179,13 +182,18 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
         message=spec.message,
         status=RoundStatus.PENDING.value,
         created_at=now,
-        expires_at=expires_at or now + timedelta(days=svc.invitation_days),
+        expires_at=expires_at or now + timedelta(
+            days=workflow.deadline_days or svc.invitation_days),
+        reminder_plan=(json.dumps(dataclasses.asdict(workflow.reminders))
+                       if workflow.reminders.at_most else None),
+        on_decline=workflow.on_decline,
     )
     for pos, s in enumerate(spec.signers, start=1):
         signer_id = new_id()
+        step = {"parallel": 1, "sequential": pos}.get(order) or workflow.step_of(s.role)
         round_.signers.append(
             Signer(
-                id=signer_id, position=pos, name=s.name, email=s.email, role=s.role,
+                id=signer_id, position=pos, step=step, name=s.name, email=s.email, role=s.role,
                 organisation=s.organisation, title=s.title,
                 personal_number_given=bool(s.personal_number),
                 personal_number_sealed=(svc.sealer.seal(s.personal_number, bound_to=signer_id)
@@ -216,10 +224,21 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     append_event(session, round_, EventType.DOCUMENT_PREPARED, SYSTEM, {
         "sha256": doc.sha256, "size": doc.size,
     })
-    first = round_.signers if order == "parallel" else round_.signers[:1]
-    for signer in first:
-        invite(session, svc, signer, actor=actor)
+    invite_current_step(session, svc, round_, actor=actor)
     return round_
+
+
+def invite_current_step(session: Session, svc: Services, round_: Round, *, actor: str) -> None:
+    """Invite the signers whose turn it is: those not yet invited in the lowest
+    step that still has a signer to sign (the steps run in turn)."""
+    open_steps = [s.step for s in round_.signers
+                  if s.status in (SignerStatus.WAITING.value, SignerStatus.INVITED.value)]
+    if not open_steps:
+        return
+    now_step = min(open_steps)
+    for signer in round_.signers:
+        if signer.step == now_step and signer.status == SignerStatus.WAITING.value:
+            invite(session, svc, signer, actor=actor)
 
 
 def signer_block(signer: Signer, language: str) -> SignerBlock:
@@ -308,8 +327,9 @@ def require_can_sign(signer: Signer) -> None:
 
 
 def decline(session: Session, svc: Services, signer: Signer, reason: str) -> None:
-    """The signer refuses, giving a reason; the round ends as declined and the
-    secretariat is told."""
+    """The signer refuses, giving a reason, and the secretariat is told.  The round
+    ends as declined, unless its workflow lets the secretariat name another
+    person in the place (``on_decline = "replace"``): then it goes on."""
     reason = (reason or "").strip()[:2000]
     if not reason:
         raise InvalidInput("say why you decline", code="reason_required", field="reason")
@@ -318,14 +338,21 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     end_open_orders(session, svc, [signer])
     transition(signer, SignerStatus.DECLINED)
     signer.decline_reason = reason
-    transition(round_, RoundStatus.DECLINED)
-    forget_personal_numbers(round_.signers)
-    append_event(session, round_, EventType.SIGNER_DECLINED, f"signer:{signer.id}",
-                 {"signer": signer.id, "reason": reason})
-    revoke_links(round_, svc.clock.now())
+    goes_on = round_.on_decline == "replace"
+    data: dict[str, Any] = {"signer": signer.id, "reason": reason}
+    if goes_on:
+        data["round_continues"] = True
+        signer.personal_number_sealed = None  # the place gets another person, or none
+    else:
+        transition(round_, RoundStatus.DECLINED)
+        forget_personal_numbers(round_.signers)
+    append_event(session, round_, EventType.SIGNER_DECLINED, f"signer:{signer.id}", data)
+    if not goes_on:
+        revoke_links(round_, svc.clock.now())
     mail = messages.declined(round_.language, to=round_.created_by.email, title=round_.title,
                              name=signer.name, role=role_label(signer.role, round_.language),
-                             reason=reason, link=messages.round_page(svc.base_url, round_.id))
+                             reason=reason, link=messages.round_page(svc.base_url, round_.id),
+                             replace=goes_on)
     outbox.send_mail(session, svc, mail, round_id=round_.id)
 
 

@@ -26,7 +26,7 @@ from signflow.core.ports import CollectResult, OrderStart, Services, SignRequest
 from signflow.core.rounds import (
     SYSTEM,
     forget_personal_numbers,
-    invite,
+    invite_current_step,
     invited_personal_number,
     require_can_sign,
     signer_block,
@@ -177,10 +177,7 @@ def record_signature(
         "method": signer.method, "document_sha256": round_.document_sha256,
         "identity_check": check.value,
     }, at=now)
-    if round_.order == "sequential":
-        nxt = next((s for s in round_.signers if s.status == SignerStatus.WAITING.value), None)
-        if nxt is not None:
-            invite(session, svc, nxt, actor=SYSTEM)
+    invite_current_step(session, svc, round_, actor=SYSTEM)  # the next step, if this one is done
     round_id = round_.id
     outbox.enqueue_job(session, svc, "apply_signatures", round_id, round_id=round_id)
     return None

@@ -27,7 +27,8 @@ class SignerStatus(enum.StrEnum):
     INVITED = "invited"
     #: BankID completed and the evidence is stored.
     SIGNED = "signed"
-    #: Declined, with a reason.
+    #: Declined, with a reason (a workflow may let the secretariat replace them:
+    #: the place is then waiting again, for another person).
     DECLINED = "declined"
 
 
@@ -46,7 +47,8 @@ TRANSITIONS: dict[type[enum.Enum], dict[enum.Enum, frozenset[enum.Enum]]] = {
         SignerStatus.WAITING: frozenset({SignerStatus.INVITED}),
         SignerStatus.INVITED: frozenset({SignerStatus.SIGNED, SignerStatus.DECLINED}),
         SignerStatus.SIGNED: frozenset(),
-        SignerStatus.DECLINED: frozenset(),
+        # a decline in a round whose workflow lets the secretariat name another
+        SignerStatus.DECLINED: frozenset({SignerStatus.WAITING}),
     },
 }
 

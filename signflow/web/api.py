@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import date
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from sqlalchemy import select
 
-from signflow.core import rounds, signing
+from signflow.core import manage, rounds, signing
 from signflow.core.audit import round_events, verify_chain
 from signflow.core.models import Document, Round, Signer, User
 from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
@@ -117,6 +118,35 @@ def remind(round_id: str):
     reminded = rounds.remind(session, runtime().services, g.user, round_id)
     session.commit()
     return jsonify(reminded=[s.id for s in reminded])
+
+
+@bp.post("/rounds/<round_id>/signers/<signer_id>/replace")
+@require("secretariat", "admin")
+def replace_signer(round_id: str, signer_id: str):
+    """Another person in a signer's place: ``{"name", "email", "personal_number"}``."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("send the new person as a JSON object: name, email, personal_number")
+    session = db()
+    manage.replace_signer(session, runtime().services, g.user, round_id, signer_id, body)
+    session.commit()
+    return jsonify(round_dict(rounds.visible_round(session, g.user, round_id)))
+
+
+@bp.post("/rounds/<round_id>/deadline")
+@require("secretariat", "admin")
+def extend_deadline(round_id: str):
+    """A later deadline: ``{"deadline": "YYYY-MM-DD"}`` (the end of that day, Swedish time)."""
+    body = request.get_json(silent=True)
+    raw = body.get("deadline") if isinstance(body, dict) else None
+    try:
+        day = date.fromisoformat(str(raw))
+    except ValueError:
+        raise InvalidInput("deadline must be a date: YYYY-MM-DD", field="deadline") from None
+    session = db()
+    round_ = manage.extend_deadline(session, runtime().services, g.user, round_id, day)
+    session.commit()
+    return jsonify(round_dict(round_))
 
 
 @bp.post("/rounds/<round_id>/cancel")

@@ -11,7 +11,7 @@ from signflow.core import manage, rounds
 from signflow.core.audit import round_events, verify_chain
 from signflow.core.models import Round
 from signflow.core.people import role_label
-from signflow.core.states import RoundStatus, SignerStatus
+from signflow.core.states import RoundStatus
 from signflow.errors import IllegalTransition, InvalidInput, UnsupportedDocument
 from signflow.pdf.thumbnails import thumbnails
 from signflow.web import db, read_upload, runtime
@@ -134,7 +134,7 @@ def _round_page(round_: Round, status: int = 200, *, replace_form=None):
                            can_manage=g.user.role in MANAGERS,
                            can_evidence=g.user.role in ("auditor", "admin"),
                            pending=round_.status == RoundStatus.PENDING.value,
-                           open_states=(SignerStatus.WAITING.value, SignerStatus.INVITED.value),
+                           open_states=manage.replaceable_states(round_),
                            ), status
 
 
