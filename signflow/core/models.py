@@ -328,3 +328,19 @@ class SimulatorOrder(Base):
     #: When the order may be forgotten (finished or timed out, and no longer
     #: collectable): the stand-in deletes it after this.
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class IdempotencyKey(Base):
+    """A round-creating request's ``Idempotency-Key``: the same key again within a
+    day returns the same round instead of making another."""
+
+    __tablename__ = "idempotency_keys"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"),
+                                                 primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: SHA-256 of the request (the round's JSON and the document): a key sent
+    #: again with another request is refused, not silently answered.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,8 +9,9 @@ from datetime import date
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from signflow.core import manage, rounds, signing
+from signflow.core import idempotency, manage, rounds, signing
 from signflow.core.audit import round_events, verify_chain
 from signflow.core.models import Document, Round, Signer, User
 from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
@@ -27,6 +28,8 @@ READERS = ("secretariat", "auditor", "admin")
 @bp.post("/rounds")
 @require("secretariat", "admin")
 def create_round():
+    """Start a round.  With ``Idempotency-Key``, a retry of the same request (within
+    a day) answers with the round the first one made (``Idempotent-Replayed: true``)."""
     raw = request.form.get("round")
     if raw is None:
         raise InvalidInput("multipart field 'round' (JSON) is required", field="round")
@@ -34,11 +37,36 @@ def create_round():
         spec = rounds.parse_round_spec(json.loads(raw))
     except json.JSONDecodeError:
         raise InvalidInput("round is not valid JSON", field="round") from None
+    key = request.headers.get("Idempotency-Key")
     pdf = read_upload()
-    session = db()
-    round_ = rounds.start_round(session, runtime().services, g.user, spec, pdf)
-    session.commit()
-    return jsonify(round_dict(round_)), 201, {"Location": f"/api/v1/rounds/{round_.id}"}
+    session, svc = db(), runtime().services
+    if key is None:
+        round_ = rounds.start_round(session, svc, g.user, spec, pdf)
+        session.commit()
+        return _created(round_)
+    print_ = idempotency.fingerprint(raw, pdf)
+    earlier = idempotency.earlier_round(session, g.user, idempotency.check_key(key), print_,
+                                        svc.clock.now())
+    if earlier is not None:
+        return _created(earlier, replayed=True)
+    round_ = rounds.start_round(session, svc, g.user, spec, pdf)
+    idempotency.remember(session, g.user, key, print_, round_, svc.clock.now())
+    try:
+        session.commit()
+    except IntegrityError:  # the same key, committed a moment ago by a twin request
+        session.rollback()
+        earlier = idempotency.earlier_round(session, g.user, key, print_, svc.clock.now())
+        if earlier is None:
+            raise
+        return _created(earlier, replayed=True)
+    return _created(round_)
+
+
+def _created(round_: Round, *, replayed: bool = False):
+    headers = {"Location": f"/api/v1/rounds/{round_.id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return jsonify(round_dict(round_)), 201, headers
 
 
 @bp.get("/rounds")
