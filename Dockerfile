@@ -16,4 +16,7 @@ USER signflow
 EXPOSE 8000
 # wsgi:app is production: no development mode, JSON logs, and a start that refuses
 # (one line naming the missing settings) when BankID, TSA, SMTP or the seal are not set
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "wsgi:app"]
+# Threads (gthread): a verification waits on its sandboxed child, not on the CPU, and
+# takes at most SIGNFLOW_VERIFY_CONCURRENCY (2) of a process's 8 threads, so health
+# checks and everyone else always find a free one (README, Production)
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "8", "wsgi:app"]

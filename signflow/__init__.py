@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
         dev,
         errors,
         health,
+        limits,
         login,
         pages,
         pki,
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     app = Flask(__name__, static_folder="static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
+        MAX_CONTENT_LENGTH=max(settings.max_upload_bytes, settings.verify_max_bytes)
+        + 1024 * 1024,
         TESTING=settings.testing,
         JSON_SORT_KEYS=False,
     )
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     if settings.dev_mode:
         app.register_blueprint(dev.bp)
     errors.register(app)
+    limits.init_app(app, settings)  # size, cost, rate and concurrency of public verification
     # bearer-token API, OCSP/TSA clients and the signing page (which checks its own
     # forms and the Origin of its JSON calls) are outside the session's CSRF check
     security.install(app, exempt=[api.bp, pki.bp, sign.bp, dev.bp])

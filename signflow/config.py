@@ -90,6 +90,18 @@ class Settings:
     max_upload_bytes: int = 50 * 1024 * 1024
     #: Most pages accepted in one protocol.
     max_pages: int = 2000
+    #: The public verification (``POST /api/v1/verify``, the ``/verify`` page):
+    #: largest file in bytes (a signed protocol is a little larger than its upload);
+    verify_max_bytes: int = 64 * 1024 * 1024
+    #: most pages × signatures in one file, estimated before verifying (the time
+    #: grows with both: about 3 s for 2000 pages with three signatures here);
+    verify_max_cost: int = 20_000
+    #: verifications one client address may ask for (Flask-Limiter's notation;
+    #: counted in Redis when ``redis_url`` is set, else per process);
+    verify_rate: str = "30/minute"
+    #: verifications one web process runs at once; large files may take all
+    #: slots but one.  Keep it below the server's threads per process.
+    verify_concurrency: int = 2
     #: Days a signer's link stays valid.
     invitation_days: int = 30
     #: Days an API token stays valid.

@@ -63,6 +63,19 @@ class IllegalTransition(SignflowError):
     code = "conflict"
 
 
+class Busy(SignflowError):
+    """No room for this work now; nothing was done.  ``retry_after`` (seconds) says
+    when asking again makes sense."""
+
+    code = "busy"
+
+
+class RateLimited(Busy):
+    """This caller asked too often; ``retry_after`` (seconds) says when it may again."""
+
+    code = "rate_limited"
+
+
 class ProviderError(SignflowError):
     """The identity provider (BankID) refused or failed; ``fields`` say how."""
 

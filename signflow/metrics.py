@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,10 +35,19 @@ SIGNING_JOB = "apply_signatures"
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 
 _instruments: dict[str, Any] = {}
+#: The first requests of a threaded worker arrive together: only one may register.
+_instruments_lock = threading.Lock()
 
 
 def _metric(name: str) -> Any:
     """The instrument *name*, made on first use (once per process)."""
+    if not _instruments:
+        with _instruments_lock:
+            _make_instruments()
+    return _instruments[name]
+
+
+def _make_instruments() -> None:
     if not _instruments:
         from prometheus_client import Counter, Histogram
 
@@ -57,7 +67,6 @@ def _metric(name: str) -> Any:
             provider_errors=Counter("signflow_identity_provider_errors",
                                     "Errors from identity providers.", ["provider", "code"]),
         )
-    return _instruments[name]
 
 
 def observe_request(endpoint: str | None, method: str, seconds: float) -> None:

@@ -247,6 +247,23 @@ def test_pdf_report(completed_round, client, tmp_path):
                               text=True).stdout
         assert "Verifieringsrapport" in text and "Giltig: alla tre har signerat" in text
         assert "Underskrift3" in text and "Ordförande" in text
+    # the verdict is itself evidence: certified by the service's seal, nothing may
+    # change after it, timestamped, validation data inside (B-LTA)
+    again = client.post("/api/v1/verify", data={"document": (io.BytesIO(resp.data), "r.pdf")})
+    verdict = again.get_json()
+    assert verdict["indication"] == "TOTAL-PASSED", verdict
+    [seal] = [s for s in verdict["signatures"] if s["kind"] != "timestamp"]
+    assert (seal["kind"], seal["signer"], seal["pades_level"], seal["docmdp_ok"]) == (
+        "certification", "signflow Service Seal", "B-LTA", True), seal
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.fields import MDPPerm
+
+    certification = PdfFileReader(io.BytesIO(resp.data)).embedded_signatures[0]
+    assert certification.docmdp_level == MDPPerm.NO_CHANGES
+    tampered = resp.data.replace(b"Giltig: alla tre", b"Giltig: alla tv\xe5")
+    if tampered != resp.data:
+        bad = client.post("/api/v1/verify", data={"document": (io.BytesIO(tampered), "r.pdf")})
+        assert bad.get_json()["indication"] != "TOTAL-PASSED"
 
 
 def test_signature_blocks_reuse_the_pages_font(completed_round):

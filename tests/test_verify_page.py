@@ -174,7 +174,7 @@ def test_upload_problems_are_shown_next_to_the_field(client, data, status, sv, e
 
 
 def test_a_file_over_the_limit_is_refused_on_the_page(client, runtime):
-    too_big = b"%PDF-1.7\n" + b"0" * (runtime.settings.max_upload_bytes + 2 * 1024 * 1024)
+    too_big = b"%PDF-1.7\n" + b"0" * (runtime.settings.verify_max_bytes + 2 * 1024 * 1024)
     resp = post_verify(client, too_big)
     assert resp.status_code == 413 and resp.mimetype == "text/html"
     assert "Filen är större än" in text_of(resp)

@@ -216,6 +216,11 @@ class PdfService(Protocol):
         """Add validation data for the last timestamp and a new document timestamp."""
         ...
 
+    def seal_report(self, data: bytes, language: str = "sv") -> bytes:
+        """Certify a verification report with the service's seal (no change after
+        it), timestamped, with its validation data (PAdES B-LTA)."""
+        ...
+
 
 class Clockwork:
     """The real clock."""

@@ -56,13 +56,16 @@ TASKS = {
     "verify": "signflow.pdf.verify:verify_pdf_der",
     "verify_etsi": "signflow.pdf.etsi_report:verify_pdf_etsi_der",
     "thumbnails": "signflow.pdf.thumbnails:render_thumbnails",
+    "estimate": "signflow.pdf.cost:estimate",
 }
 #: Verification runs difference analysis over every page for every signature:
 #: about 5 s for a 1000-page protocol here, so it gets more time than intake.
 DEFAULT_LIMITS = {"prepare_clean": Limits(),
                   "verify": Limits(cpu_seconds=90, wall_seconds=60.0),
                   "verify_etsi": Limits(cpu_seconds=90, wall_seconds=60.0),
-                  "thumbnails": Limits()}
+                  "thumbnails": Limits(),
+                  # reads the page tree and the fields only: milliseconds for an honest file
+                  "estimate": Limits(cpu_seconds=5, wall_seconds=5.0)}
 
 
 def run(task: str, data: bytes, limits: Limits | None = None, **kwargs: object) -> object:

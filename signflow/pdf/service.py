@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
 
@@ -35,6 +36,8 @@ RESERVED = 16384
 REASONS = {
     "certify": {"sv": "Certifierat av signflow", "en": "Certified by signflow"},
     "approve": {"sv": "Justerat och signerat", "en": "Approved and signed"},
+    "report": {"sv": "Verifieringsrapport utfärdad av signflow",
+               "en": "Verification report issued by signflow"},
 }
 
 
@@ -117,6 +120,15 @@ class PdfWorks:
 
     def seal(self, data: bytes) -> bytes:
         return _sign.seal(data, pki=self.pki, timestamper=self.timestamper)
+
+    def seal_report(self, data: bytes, language: str = "sv") -> bytes:
+        """Certify a verification report with the service's seal, no change allowed
+        after it, timestamped and with its validation data (B-LTA): the verdict
+        itself becomes evidence of what the service found, and when."""
+        certified = _sign.certify(data, [], seal=self._seal, timestamper=self.timestamper,
+                                  reason=REASONS["report"][language],
+                                  permissions=MDPPerm.NO_CHANGES)
+        return self.seal(certified)
 
     def renew(self, data: bytes) -> bytes:
         return _sign.renew(data, pki=self.pki, timestamper=self.timestamper)

@@ -47,19 +47,20 @@ def swedish_time(moment: datetime) -> str:
 
 def certify(
     data: bytes, placements: Sequence[FieldPlacement], *, seal: signers.Signer,
-    timestamper: TimeStamper, reason: str,
+    timestamper: TimeStamper, reason: str, permissions: MDPPerm = MDPPerm.FILL_FORMS,
 ) -> bytes:
     """Create the empty signer fields and certify the document with the seal.
 
-    DocMDP level 2 (form filling and signing) lets the signers' approvals and
-    the closing validation data follow without breaking the certification.
+    DocMDP level 2 (form filling and signing, the default) lets the signers'
+    approvals and the closing validation data follow without breaking the
+    certification; a document nobody signs after the seal gets level 1.
     """
     writer = IncrementalPdfFileWriter(io.BytesIO(data))
     for p in placements:
         fields.append_signature_field(
             writer, SigFieldSpec(sig_field_name=p.field_name, on_page=p.page_index, box=p.box))
     meta = signers.PdfSignatureMetadata(
-        field_name=SEAL_FIELD, certify=True, docmdp_permissions=MDPPerm.FILL_FORMS,
+        field_name=SEAL_FIELD, certify=True, docmdp_permissions=permissions,
         subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256", reason=reason,
     )
     out = signers.PdfSigner(meta, seal, timestamper=timestamper).sign_pdf(

@@ -26,16 +26,16 @@ def close_db(_exc: BaseException | None = None) -> None:
         session.close()
 
 
-def read_upload(field: str = "document") -> bytes:
-    """The uploaded file, read no further than the size limit allows."""
+def read_upload(field: str = "document", *, max_bytes: int | None = None) -> bytes:
+    """The uploaded file, read no further than *max_bytes* (default: the upload limit)."""
     file = request.files.get(field)
     if file is None:
         raise InvalidInput(f"multipart field '{field}' (the PDF) is required", field=field)
-    limit = runtime().settings.max_upload_bytes
+    limit = runtime().settings.max_upload_bytes if max_bytes is None else max_bytes
     data = file.stream.read(limit + 1)
     if len(data) > limit:
         raise UnsupportedDocument(f"the file is larger than {limit // (1024 * 1024)} MB",
-                                  code="too_large")
+                                  code="too_large", max_bytes=limit)
     if not data:
         raise UnsupportedDocument("the file is empty", code="not_pdf")
     return data

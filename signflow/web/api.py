@@ -19,6 +19,7 @@ from signflow.pdf.etsi_report import verify_isolated_etsi
 from signflow.pdf.verify import verify_isolated
 from signflow.web import db, read_upload, runtime
 from signflow.web.auth import current_user, require
+from signflow.web.limits import bounds, verification_slot
 from signflow.web.serialize import round_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -196,19 +197,26 @@ def verify():
     the round's organisation.  A token that is sent must be valid (401).
     ``format=pdf`` answers with the one-page report, ``format=etsi`` with the
     ETSI TS 119 102-2 validation report (XML).
+
+    Bounded (:mod:`signflow.web.limits`): 413 too large, 422 ``too_costly``
+    (pages × signatures), 429 ``rate_limited``, 503 ``busy``; the last two with
+    ``Retry-After``.
     """
     caller = _optional_caller()
-    data = read_upload()
+    data = read_upload(max_bytes=bounds().max_bytes)
     if request.args.get("format") == "etsi":
-        return _etsi_response(data)
+        with verification_slot(data):
+            return _etsi_response(data)
     trust = runtime().trust_settings()
-    report = verify_isolated(data, trust.anchors, trust.provider_roots,
-                             evidence_keys=runtime().evidence_keys)
+    with verification_slot(data):
+        report = verify_isolated(data, trust.anchors, trust.provider_roots,
+                                 evidence_keys=runtime().evidence_keys)
     if request.args.get("format") == "pdf":
         from signflow.pdf.report import report_pdf
 
-        lang = request.args.get("language", "sv")
-        return Response(report_pdf(report, lang), mimetype="application/pdf", headers={
+        lang = "en" if request.args.get("language") == "en" else "sv"
+        sealed = runtime().services.pdf.seal_report(report_pdf(report, lang), lang)
+        return Response(sealed, mimetype="application/pdf", headers={
             "Content-Disposition": 'attachment; filename="verifiering.pdf"'})
     body = report.to_dict()
     body.update(_records_of(report, caller))

@@ -9,12 +9,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError
 from werkzeug.exceptions import HTTPException
 
 from signflow.errors import (
+    Busy,
     ConfigError,
     Forbidden,
     IllegalTransition,
     InvalidInput,
     NotFound,
     ProviderError,
+    RateLimited,
     SignflowError,
     Unauthorized,
     UnsupportedDocument,
@@ -30,6 +32,8 @@ STATUS = [
     (Forbidden, 403),
     (IllegalTransition, 409),
     (ProviderError, 502),
+    (RateLimited, 429),
+    (Busy, 503),
     (ConfigError, 500),
 ]
 UNSUPPORTED_STATUS = {"not_pdf": 415, "too_large": 413}
@@ -53,6 +57,12 @@ def status_of(err: SignflowError) -> int:
         if isinstance(err, cls):
             return status
     return 400
+
+
+def retry_after(err: SignflowError) -> dict[str, str]:
+    """The ``Retry-After`` header an error asks for (a busy service, a rate limit), if any."""
+    seconds = err.fields.get("retry_after")
+    return {"Retry-After": str(seconds)} if isinstance(seconds, int) else {}
 
 
 def error_body(code: str, message: str, **extra: object):
@@ -103,12 +113,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(SignflowError)
     def _signflow_error(err: SignflowError):
         status = status_of(err)
-        if status >= 500:
+        if status >= 500 and not isinstance(err, Busy):  # a full service is no fault
             log.error("%s: %s", type(err).__name__, err.message)
         if wants_page():
-            return error_page(status)
+            return (*error_page(status), retry_after(err))
         extra = {k: v for k, v in err.fields.items() if isinstance(v, str | int | list)}
-        return error_body(err.code, err.message, **extra), status
+        return error_body(err.code, err.message, **extra), status, retry_after(err)
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, render_template, request
@@ -20,12 +21,13 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from signflow.errors import InvalidInput
+from signflow.errors import Busy, InvalidInput, RateLimited
 from signflow.pdf.etsi_report import verify_isolated_etsi
 from signflow.pdf.verdict_words import plain_verdict
 from signflow.pdf.verify import SignatureReport, VerificationReport
 from signflow.pdf.verify_evidence import EvidenceReport
 from signflow.web import read_upload, runtime
+from signflow.web.limits import bounds, verification_slot
 from signflow.web.security import current_language
 
 bp = Blueprint("pages", __name__)
@@ -52,14 +54,16 @@ def verify():
     """The verdict in plain words, judged as ``signflow verify`` and the API judge it;
     with ``format=pdf|json|etsi`` the verdict itself, as a download."""
     try:
-        data = read_upload()
+        data = read_upload(max_bytes=bounds().max_bytes)
         trust = runtime().trust_settings()
         # the ETSI report comes from the same run: it needs pyHanko's own objects,
         # which the page does not keep for a later download
-        verified = verify_isolated_etsi(data, trust.anchors, trust.provider_roots,
-                                        evidence_keys=runtime().evidence_keys)
+        with verification_slot(data):  # a busy service: _busy below
+            verified = verify_isolated_etsi(data, trust.anchors, trust.provider_roots,
+                                            evidence_keys=runtime().evidence_keys)
     except InvalidInput as err:  # UnsupportedDocument too: not a PDF, too large, empty
-        return _form_with_error(_upload_problem(err.code, err.message), _status(err.code))
+        return _form_with_error(_upload_problem(err.code, err.message, err.fields),
+                                _status(err.code))
     report, xml = verified.report, verified.xml
     if request.form.get("format") in FORMATS:
         return _download(report, request.form["format"], xml)
@@ -87,6 +91,19 @@ def _too_large(_err):
     return _form_with_error(_upload_problem("too_large", ""), 413)
 
 
+@bp.errorhandler(Busy)  # RateLimited too: the verify form, saying when to come back
+def _busy(err: Busy):
+    seconds = err.fields.get("retry_after", 60)
+    if isinstance(err, RateLimited):
+        message = _("Too many files have been checked from your address. "
+                    "Try again in %(seconds)s seconds.", seconds=seconds)
+    else:
+        message = _("The service is checking as many files as it can right now. "
+                    "Try again in %(seconds)s seconds.", seconds=seconds)
+    body, status = _form_with_error(message, 429 if isinstance(err, RateLimited) else 503)
+    return body, status, {"Retry-After": str(seconds)}
+
+
 def _document_id() -> str:
     value = request.args.get("document", "")
     return value if DOCUMENT_ID.fullmatch(value) else ""
@@ -100,11 +117,17 @@ def _status(code: str) -> int:
     return {"too_large": 413, "not_pdf": 415}.get(code, 422 if code != "invalid_input" else 400)
 
 
-def _upload_problem(code: str, message: str) -> str:
+def _upload_problem(code: str, message: str, fields: Mapping[str, object] | None = None) -> str:
     """An upload problem in the page's language (the verifier's message says which)."""
-    limit = runtime().settings.max_upload_bytes // (1024 * 1024)
+    fields = fields or {}
+    limit = bounds().max_bytes // (1024 * 1024)
     if code == "too_large":
         return _("The file is larger than %(mb)s MB.", mb=limit)
+    if code == "too_costly":
+        return _("The file has %(pages)s pages and %(signatures)s signatures. This service "
+                 "checks at most %(limit)s pages × signatures in one file, so it cannot "
+                 "check this one.", pages=fields.get("pages"),
+                 signatures=fields.get("signatures"), limit=fields.get("limit"))
     if code == "not_pdf" and "empty" in message:
         return _("The file is empty. Choose the signed PDF file.")
     if code == "not_pdf":
@@ -129,7 +152,9 @@ def _download(report: VerificationReport, fmt: str, xml: bytes | None = None):
             "Content-Disposition": f'attachment; filename="{name}.json"'})
     from signflow.pdf.report import report_pdf
 
-    return Response(report_pdf(report, current_language()), mimetype="application/pdf",
+    sealed = runtime().services.pdf.seal_report(report_pdf(report, current_language()),
+                                                current_language())
+    return Response(sealed, mimetype="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'})
 
 
