@@ -3,9 +3,9 @@
 Each runtime has one :class:`Dispatcher`.  After a commit that recorded mail or
 jobs, its :meth:`~Dispatcher.nudge` starts delivering those rows at once:
 
-* mail, in a web process with Redis (production), by handing their refs to a
-  job (:data:`~signflow.jobs.DELIVER_OUTBOX`, see :meth:`~Dispatcher.hand_off`),
-  so an SMTP server that is slow or hangs never holds a request;
+* mail and webhooks, in a web process with Redis (production), by handing
+  their refs to a job (:data:`~signflow.jobs.DELIVER_OUTBOX`, see :meth:`~Dispatcher.hand_off`),
+  so an SMTP server or a receiver that is slow or hangs never holds a request;
 * jobs, and mail everywhere else (a worker, a command, the embedded development
   server, the tests), in the committing thread: a job is one bounded enqueue,
   and a mail is written when the command or test request returns.
@@ -72,7 +72,7 @@ class Dispatcher:
 
     def nudge(self, refs: Collection[str], kind: str = "mail") -> None:
         """Start delivering the rows with these *refs* of *kind* (just committed)."""
-        if self._handoff is not None and kind == "mail":
+        if self._handoff is not None and kind != "job":  # mail, webhooks: talk to others
             try:
                 self._handoff(refs)
             except Exception as exc:  # noqa: BLE001 - the dispatcher loop delivers them

@@ -22,6 +22,7 @@ from signflow.adapters.providers import Providers
 from signflow.adapters.secrets_at_rest import FieldCipher
 from signflow.adapters.sim_store import shared_orders
 from signflow.adapters.storage import build_blob_store
+from signflow.adapters.webhooks import HttpWebhooks
 from signflow.config import Settings, require_production_ready, stand_ins
 from signflow.core.ports import Clockwork, JobQueue, Services
 from signflow.core.workflows import load_workflows
@@ -126,6 +127,7 @@ def build_runtime(settings: Settings) -> Runtime:
         mailer=(SmtpMailer(settings.smtp_url, settings.mail_from) if settings.smtp_url
                 else OutboxMailer(settings.data_dir / "outbox", settings.mail_from)),
         jobs=_job_queue(settings, in_process),
+        webhooks=HttpWebhooks(),
         providers=providers,
         workflows=load_workflows(settings.workflows_dir),
         clock=Clockwork(),

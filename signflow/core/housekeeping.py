@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from signflow.core import messages, outbox
-from signflow.core.audit import EventType, append_event, lock_round
+from signflow.core import messages, outbox, webhooks
+from signflow.core.audit import EventType, append_event, lock_round, rfc3339
 from signflow.core.links import revoke_links
 from signflow.core.models import Document, Round, Signer
 from signflow.core.orders import end_open_orders
@@ -100,6 +100,8 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
         unsigned = [s.name for s in round_.signers if s.status != SignerStatus.SIGNED.value]
         append_event(session, round_, EventType.ROUND_EXPIRED, SYSTEM,
                      {"unsigned": unsigned, "expires_at": round_.expires_at.isoformat()})
+        webhooks.emit(session, svc, round_, "round.expired", {
+            "unsigned": unsigned, "expires_at": rfc3339(round_.expires_at)})
         mail = messages.expired(round_.language, to=round_.created_by.email,
                                 title=round_.title, unsigned=unsigned,
                                 link=messages.round_page(svc.base_url, round_.id))

@@ -344,3 +344,35 @@ class IdempotencyKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Webhook(Base):
+    """Where an organisation's own systems hear about its rounds
+    (:mod:`signflow.core.webhooks`)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    #: The HMAC key, sealed (bound to the webhook's id); shown once, when made.
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    #: The event types it wants, space-separated.
+    events: Mapped[str] = mapped_column(String(500))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook; its progress is its outbox row's (by ``outbox_ref``)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    event: Mapped[str] = mapped_column(String(50))
+    round_id: Mapped[str | None] = mapped_column(ForeignKey("rounds.id"), nullable=True)
+    outbox_ref: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The HTTP status of the last answer, if any.
+    last_status: Mapped[int | None] = mapped_column(nullable=True)

@@ -57,17 +57,19 @@ def send_mail(session: Session, svc: Services, mail: Mail, *, round_id: str | No
                                         "body": mail.body}}
     if on_sent is not None:
         payload["on_sent"] = dict(on_sent)
-    return _record(session, svc, "mail", payload, round_id)
+    return record(session, svc, "mail", payload, round_id)
 
 
 def enqueue_job(session: Session, svc: Services, job: str, *args: str,
                 round_id: str | None = None) -> OutboxMessage:
     """Record that *job* is to be enqueued with *args*; it is, after commit."""
-    return _record(session, svc, "job", {"job": job, "args": list(args)}, round_id)
+    return record(session, svc, "job", {"job": job, "args": list(args)}, round_id)
 
 
-def _record(session: Session, svc: Services, kind: str, payload: dict[str, Any],
-            round_id: str | None) -> OutboxMessage:
+def record(session: Session, svc: Services, kind: str, payload: dict[str, Any],
+           round_id: str | None) -> OutboxMessage:
+    """Record a row of *kind* (``mail``, ``job``, ``webhook``) with its sealed *payload*;
+    it is delivered after commit."""
     ref, now = new_id(), svc.clock.now()
     row = OutboxMessage(
         ref=ref, kind=kind, round_id=round_id, created_at=now, next_attempt_at=now, attempts=0,
@@ -135,6 +137,10 @@ def _deliver(session: Session, svc: Services, row: OutboxMessage, now: datetime)
         payload = json.loads(svc.sealer.open(row.payload_sealed, bound_to=f"outbox:{ref}"))
         if kind == "mail":
             svc.mailer.send(Mail(**payload["mail"]))
+        elif kind == "webhook":
+            from signflow.core import webhooks  # it records through this module
+
+            webhooks.deliver(session, svc, payload, now)
         else:
             svc.jobs.enqueue(payload["job"], *payload["args"])
     except Exception as exc:

@@ -113,6 +113,12 @@ class Mailer(Protocol):
     def send(self, mail: Mail) -> None: ...
 
 
+class WebhookSender(Protocol):
+    """POSTs a webhook's body; returns the HTTP status (raises if nothing answered)."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int: ...
+
+
 class BlobStore(Protocol):
     """Immutable, content-addressed storage of documents.
 
@@ -239,6 +245,7 @@ class Services:
     pdf: PdfService
     mailer: Mailer
     jobs: JobQueue
+    webhooks: WebhookSender
     #: Identity providers by name (a round uses its workflow's provider).
     providers: Mapping[str, IdentityProvider]
     #: Workflow templates by name.

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from signflow.core import messages, outbox
+from signflow.core import messages, outbox, webhooks
 from signflow.core.audit import EventType, append_event, claim_new_round, lock_round
 from signflow.core.identity import IdentityCheck, IdentityPolicy
 from signflow.core.links import (  # noqa: F401  (hash_token, signer_for_token: public here too)
@@ -349,6 +349,9 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     append_event(session, round_, EventType.SIGNER_DECLINED, f"signer:{signer.id}", data)
     if not goes_on:
         revoke_links(round_, svc.clock.now())
+        webhooks.emit(session, svc, round_, "round.declined", {
+            "signer": {"id": signer.id, "name": signer.name, "role": signer.role},
+            "reason": reason})
     mail = messages.declined(round_.language, to=round_.created_by.email, title=round_.title,
                              name=signer.name, role=role_label(signer.role, round_.language),
                              reason=reason, link=messages.round_page(svc.base_url, round_.id),

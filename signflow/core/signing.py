@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from signflow.core import messages, outbox
-from signflow.core.audit import EventType, append_event, lock_round
+from signflow.core import messages, outbox, webhooks
+from signflow.core.audit import EventType, append_event, lock_round, rfc3339
 from signflow.core.identity import IdentityCheck, Mismatch, check_for, compare
 from signflow.core.links import kept_token, revoke_links
 from signflow.core.models import BankIDEvidence, Round, Signer
@@ -177,6 +177,10 @@ def record_signature(
         "method": signer.method, "document_sha256": round_.document_sha256,
         "identity_check": check.value,
     }, at=now)
+    webhooks.emit(session, svc, round_, "signer.signed", {
+        "signer": {"id": signer.id, "name": signer.verified_name or signer.name,
+                   "role": signer.role, "position": signer.position},
+        "transaction_id": result.order_ref, "signed_at": rfc3339(now)})
     invite_current_step(session, svc, round_, actor=SYSTEM)  # the next step, if this one is done
     round_id = round_.id
     outbox.enqueue_job(session, svc, "apply_signatures", round_id, round_id=round_id)
@@ -309,6 +313,9 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> 
     revoke_links(round_, now)  # the signers' pages now say it is done
     append_event(session, round_, EventType.ROUND_COMPLETED, SYSTEM,
                  {"sha256": final.sha256, "size": final.size})
+    webhooks.emit(session, svc, round_, "round.completed", {
+        "sha256": final.sha256, "completed_at": rfc3339(now),
+        "document": f"{svc.base_url}/api/v1/rounds/{round_.id}/document"})
     mails = [messages.completed(round_.language, to=round_.created_by.email,
                                 title=round_.title,
                                 link=messages.round_page(svc.base_url, round_.id)), *copies]

@@ -1,0 +1,156 @@
+"""Webhooks: an organisation's own systems (case management, the digital notice
+board) hear when its rounds move.
+
+:func:`emit` records one delivery per subscribed webhook in the caller's
+transaction, through the outbox, so a receiver that is down gets it later
+(retried with backoff until it answers 2xx) and one that hangs never holds a
+request.  Each POST carries the event as JSON and a signature over the
+timestamp and the body, as the common ``Signature`` header schemes do::
+
+    Signflow-Signature: t=1733130000,v1=<hex HMAC-SHA256(secret, "1733130000." + body)>
+
+A receiver recomputes it with the secret it was given once, when the webhook
+was made, and refuses a stale timestamp (:func:`signature_valid`).  Bodies
+name rounds and signers, never a personal number or a link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from signflow.core import outbox
+from signflow.core.audit import rfc3339
+from signflow.core.models import Organisation, Round, Webhook, WebhookDelivery, new_id
+from signflow.core.ports import Services
+from signflow.errors import InvalidInput
+
+#: The events a webhook may ask for.
+EVENTS = ("round.completed", "round.declined", "round.expired", "signer.signed",
+          "notice.ready")
+#: How old a signature's timestamp a receiver should accept, in seconds.
+TOLERANCE = 300
+
+
+class WebhookRefused(Exception):
+    """The receiver answered, but not with 2xx: the delivery is retried."""
+
+
+def add_webhook(session: Session, svc: Services, organisation: Organisation, url: str,
+                events: Iterable[str] = EVENTS, *, allow_http: bool = False
+                ) -> tuple[Webhook, str]:
+    """Register *url* for *events*; returns the webhook and its secret, which is
+    shown this once and kept only sealed."""
+    parts = urlsplit(url)
+    schemes = ("https", "http") if allow_http else ("https",)
+    if parts.scheme not in schemes or not parts.hostname or len(url) > 2000:
+        raise InvalidInput(f"the webhook URL must be an {' or '.join(schemes)} URL "
+                           "with a host", field="url")
+    wanted = list(dict.fromkeys(events))
+    unknown = [e for e in wanted if e not in EVENTS]
+    if unknown or not wanted:
+        raise InvalidInput(f"events must be some of {', '.join(EVENTS)}", field="events")
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    hook = Webhook(id=new_id(), organisation_id=organisation.id, url=url,
+                   events=" ".join(wanted), active=True, created_at=svc.clock.now())
+    hook.secret_sealed = svc.sealer.seal(secret, bound_to=f"webhook:{hook.id}")
+    session.add(hook)
+    return hook, secret
+
+
+def emit(session: Session, svc: Services, round_: Round, event: str,
+         data: Mapping[str, Any] | None = None) -> list[WebhookDelivery]:
+    """Record *event* about *round_* for each webhook of its organisation that wants it."""
+    assert event in EVENTS, event
+    hooks = session.scalars(select(Webhook).where(
+        Webhook.organisation_id == round_.organisation_id, Webhook.active.is_(True)))
+    now, made = svc.clock.now(), []
+    for hook in hooks:
+        if event not in hook.events.split():
+            continue
+        delivery_id = new_id()
+        body = json.dumps({
+            "id": delivery_id, "event": event, "created_at": rfc3339(now),
+            "round": {"id": round_.id, "title": round_.title, "status": round_.status,
+                      "url": f"{svc.base_url}/api/v1/rounds/{round_.id}"},
+            "data": dict(data or {}),
+        }, ensure_ascii=False, sort_keys=True)
+        row = outbox.record(session, svc, "webhook", {
+            "webhook": hook.id, "delivery": delivery_id, "event": event, "body": body,
+        }, round_.id)
+        delivery = WebhookDelivery(id=delivery_id, webhook_id=hook.id, event=event,
+                                   round_id=round_.id, outbox_ref=row.ref, created_at=now)
+        session.add(delivery)
+        made.append(delivery)
+    return made
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``Signflow-Signature`` header's value."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def signature_valid(secret: str, header: str, body: bytes, now: float,
+                    tolerance: int = TOLERANCE) -> bool:
+    """What a receiver checks: the signature is ours and its timestamp is fresh."""
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), f"t={timestamp},v1={fields['v1']}")
+
+
+def deliver(session: Session, svc: Services, payload: Mapping[str, Any], now: datetime) -> None:
+    """POST one delivery (the outbox's dispatcher calls this); raises unless 2xx,
+    so that it is retried.  A webhook removed since is dropped silently."""
+    hook = session.get(Webhook, payload["webhook"])
+    if hook is None or not hook.active:
+        return
+    secret = svc.sealer.open(hook.secret_sealed, bound_to=f"webhook:{hook.id}")
+    body = payload["body"].encode("utf-8")
+    status = svc.webhooks.post(hook.url, body, {
+        "Content-Type": "application/json",
+        "User-Agent": "signflow-webhooks",
+        "Signflow-Event": payload["event"],
+        "Signflow-Delivery": payload["delivery"],
+        "Signflow-Signature": sign(secret, int(now.timestamp()), body),
+    })
+    delivery = session.get(WebhookDelivery, payload["delivery"])
+    if delivery is not None:
+        delivery.last_status = status
+    if not 200 <= status < 300:
+        raise WebhookRefused(f"the receiver answered {status}")
+
+
+def deliveries(session: Session, organisation_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    """The organisation's latest deliveries with their progress, newest first."""
+    from signflow.core.models import OutboxMessage
+
+    rows = session.execute(
+        select(WebhookDelivery, Webhook.url, OutboxMessage)
+        .join(Webhook, WebhookDelivery.webhook_id == Webhook.id)
+        .join(OutboxMessage, OutboxMessage.ref == WebhookDelivery.outbox_ref)
+        .where(Webhook.organisation_id == organisation_id)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id).limit(limit))
+    return [{
+        "id": d.id, "webhook": d.webhook_id, "url": url, "event": d.event,
+        "round": d.round_id, "created_at": rfc3339(d.created_at),
+        "state": "delivered" if row.delivered_at else ("failing" if row.attempts else "pending"),
+        "attempts": row.attempts + (1 if row.delivered_at else 0),
+        "last_status": d.last_status, "last_error": row.last_error,
+        "delivered_at": rfc3339(row.delivered_at) if row.delivered_at else None,
+        "next_attempt_at": None if row.delivered_at else rfc3339(row.next_attempt_at),
+    } for d, url, row in rows]
