@@ -1,6 +1,7 @@
 """Invitations over SMTP to a real SMTP server (aiosmtpd)."""
 
 import email
+import email.policy
 
 import pytest
 
@@ -43,11 +44,57 @@ def test_invitations_go_out_over_smtp(smtp_server, settings, protocol_pdf, worke
     finally:
         rt.close()
     assert sorted(m["To"] for m in received) == sorted(s["email"] for s in signers)
-    msg = received[0]
+    msg = email.message_from_string(received[0].as_string(), policy=email.policy.default)
     assert msg["From"] == "sekretariatet@example.se"
-    body = email.message_from_string(msg.as_string()).get_payload(decode=True).decode()
+    body = msg.get_body(("plain",)).get_content()
     assert f"{settings.base_url}/sign/" in body
     assert "Mobilt BankID" in body
+    page = msg.get_body(("html",)).get_content()  # the same words, the link a link
+    assert '<a href="' + settings.base_url + "/sign/" in page and "Mobilt BankID" in page
+
+
+def test_everyone_gets_the_signed_protocol_attached_in_text_and_html(
+        smtp_server, settings, protocol_pdf, worker):
+    """Issue 12: at completion each signer and the secretariat get the signed PDF:
+    their link, and the file itself below the size limit."""
+    import hashlib
+    import re
+
+    from signflow import create_app
+    from signflow.demo import sign_over_http
+    from signflow.runtime import build_runtime
+    from tests.conftest import approve_with, make_user, wait_for_status
+
+    url, received = smtp_server
+    settings = settings.with_overrides(smtp_url=url, mail_from="sekretariatet@example.se",
+                                       redis_url="")
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "klart@example.se")}
+        signers = signers_spec()
+        round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+        for s in signers:
+            invitation = email.message_from_string(
+                next(m for m in received if m["To"] == s["email"]).as_string(),
+                policy=email.policy.default).get_body(("plain",)).get_content()
+            token = re.search(r"/sign/([A-Za-z0-9_\-]+)", invitation)[1]
+            assert sign_over_http(client, token, approve_with(rt))["status"] == "complete"
+        wait_for_status(client, auth, round_id, "completed")
+        final = client.get(f"/api/v1/rounds/{round_id}/document", headers=auth).data
+    finally:
+        rt.close()
+    done = [email.message_from_string(m.as_string(), policy=email.policy.default)
+            for m in received if "Signerat" in m["Subject"]]
+    assert sorted(m["To"] for m in done) == sorted([s["email"] for s in signers]
+                                                    + ["klart@example.se"])
+    for msg in done:
+        assert msg.get_body(("plain",)).get_content().strip()
+        assert "<p>" in msg.get_body(("html",)).get_content()
+        [pdf] = list(msg.iter_attachments())
+        assert pdf.get_content_type() == "application/pdf"
+        assert pdf.get_filename() == "Protokoll-nr-2-2026-signerat.pdf"
+        assert hashlib.sha256(pdf.get_content()).digest() == hashlib.sha256(final).digest()
 
 
 def test_nothing_is_sent_when_the_round_is_refused(smtp_server, settings, worker):

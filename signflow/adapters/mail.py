@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import html
 import json
 import logging
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -19,6 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def _message(mail: Mail, sender: str) -> EmailMessage:
+    """Text and HTML parts (the HTML made from the text), then any attachments."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = mail.to
@@ -26,7 +30,36 @@ def _message(mail: Mail, sender: str) -> EmailMessage:
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg["Message-ID"] = email.utils.make_msgid(domain="signflow")
     msg.set_content(mail.body)
+    msg.add_alternative(html_of(mail.subject, mail.body), subtype="html")
+    for part in mail.attachments:
+        maintype, _, subtype = part.content_type.partition("/")
+        msg.add_attachment(part.data, maintype=maintype, subtype=subtype,
+                           filename=part.filename)
     return msg
+
+
+_URL = re.compile(r"https?://[^\s<>\"]+")
+
+
+def html_of(subject: str, text: str) -> str:
+    """The text as a plain HTML page: paragraphs kept, addresses as links."""
+    paragraphs = []
+    for block in text.strip().split("\n\n"):
+        lines = []
+        for line in block.split("\n"):
+            pieces, last = [], 0
+            for m in _URL.finditer(line):
+                pieces.append(html.escape(line[last:m.start()]))
+                url = html.escape(m.group(0))
+                pieces.append(f'<a href="{url}">{url}</a>')
+                last = m.end()
+            pieces.append(html.escape(line[last:]))
+            lines.append("".join(pieces))
+        paragraphs.append("<p>" + "<br>\n".join(lines) + "</p>")
+    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(subject)}</title></head>\n"
+            "<body style=\"font-family: sans-serif; line-height: 1.5; max-width: 40em\">\n"
+            + "\n".join(paragraphs) + "\n</body></html>\n")
 
 
 class OutboxMailer:
@@ -39,7 +72,11 @@ class OutboxMailer:
     def send(self, mail: Mail) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         record = {"from": self.sender, "to": mail.to, "subject": mail.subject,
-                  "body": mail.body, "at": utcnow().isoformat()}
+                  "body": mail.body, "at": utcnow().isoformat(),
+                  "attachments": [{"filename": a.filename, "content_type": a.content_type,
+                                   "size": len(a.data),
+                                   "sha256": hashlib.sha256(a.data).hexdigest()}
+                                  for a in mail.attachments]}
         name = f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{new_id()[:8]}.json"
         tmp = self.directory / f".{name}"
         tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.models import OutboxMessage, new_id
-from signflow.core.ports import Mail, Services
+from signflow.core.ports import Attachment, Mail, Services
 from signflow.db import after_commit, session_scope
 
 log = logging.getLogger(__name__)
@@ -46,17 +46,22 @@ _TOKEN_IN_PATH = re.compile(r"/sign/[^/\s'\"<>?#]+")
 
 
 def send_mail(session: Session, svc: Services, mail: Mail, *, round_id: str | None = None,
-              on_sent: Mapping[str, Any] | None = None) -> OutboxMessage:
+              on_sent: Mapping[str, Any] | None = None,
+              attach: tuple[str, str] | None = None) -> OutboxMessage:
     """Record *mail* in the caller's transaction; it is sent after commit.
 
     *on_sent* (with *round_id*) is the data of the ``mail.sent`` event appended
     to the round's chain once the mail was really handed over, e.g.
     ``{"signer": id, "kind": "invitation"}``: never the body, never a link.
+    *attach*: ``(storage key, file name)`` of a stored PDF to attach, read from
+    the blob store when the mail goes out (the row stays small).
     """
     payload: dict[str, Any] = {"mail": {"to": mail.to, "subject": mail.subject,
                                         "body": mail.body}}
     if on_sent is not None:
         payload["on_sent"] = dict(on_sent)
+    if attach is not None:
+        payload["attach"] = {"blob": attach[0], "filename": attach[1]}
     return record(session, svc, "mail", payload, round_id)
 
 
@@ -131,12 +136,20 @@ def _claim(session: Session, now: datetime, only: Collection[str] | None
     return session.scalars(stmt).first()
 
 
+def _mail_of(svc: Services, payload: Mapping[str, Any]) -> Mail:
+    attach = payload.get("attach")
+    if not attach:
+        return Mail(**payload["mail"])
+    document = Attachment(attach["filename"], "application/pdf", svc.blobs.get(attach["blob"]))
+    return Mail(**payload["mail"], attachments=(document,))
+
+
 def _deliver(session: Session, svc: Services, row: OutboxMessage, now: datetime) -> bool:
     row_id, ref, kind = row.id, row.ref, row.kind
     try:
         payload = json.loads(svc.sealer.open(row.payload_sealed, bound_to=f"outbox:{ref}"))
         if kind == "mail":
-            svc.mailer.send(Mail(**payload["mail"]))
+            svc.mailer.send(_mail_of(svc, payload))
         elif kind == "webhook":
             from signflow.core import webhooks  # it records through this module
 

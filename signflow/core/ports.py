@@ -106,7 +106,16 @@ class Authenticator(Protocol):
 class Mail:
     to: str
     subject: str
+    #: The text; the mailers add an HTML part made from it.
     body: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
 
 
 class Mailer(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -319,8 +320,21 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> 
     mails = [messages.completed(round_.language, to=round_.created_by.email,
                                 title=round_.title,
                                 link=messages.round_page(svc.base_url, round_.id)), *copies]
+    # the PDF itself too, unless it is too big for people's mailboxes (the link serves it)
+    attach = ((final.storage_key, signed_file_name(round_.title))
+              if final.size <= ATTACH_MAX_BYTES else None)
     for mail in mails:
-        outbox.send_mail(session, svc, mail, round_id=round_.id)
+        outbox.send_mail(session, svc, mail, round_id=round_.id, attach=attach)
+
+
+#: The largest signed PDF sent as an attachment with the completion mails.
+ATTACH_MAX_BYTES = 8 * 1024 * 1024
+
+
+def signed_file_name(title: str) -> str:
+    """A file name for the signed protocol: the title's letters and digits."""
+    words = re.findall(r"[0-9A-Za-zÅÄÖåäöÉéÜü]+", title)
+    return ("-".join(words)[:80] or "protokoll") + "-signerat.pdf"
 
 
 def _signed_copies(svc: Services, round_: Round) -> list[messages.Mail]:
