@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -407,3 +408,30 @@ def tamper(pdf: bytes) -> bytes:
     changed = bytearray(pdf)
     changed[at] = ord("3")
     return bytes(changed)
+
+
+@contextmanager
+def append_only_lifted(engine):
+    """Lift the audit trail's append-only triggers, as someone with the database's
+    owner rights could, to show that the chain still tells (and put them back)."""
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as conn:
+        if sqlite:
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+        else:
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            if sqlite:
+                for change in ("UPDATE", "DELETE"):
+                    conn.execute(text(
+                        f"CREATE TRIGGER IF NOT EXISTS audit_events_no_{change.lower()} "
+                        f"BEFORE {change} ON "
+                        "audit_events BEGIN SELECT RAISE(ABORT, 'audit events are "
+                        "append-only'); END"))
+            else:
+                conn.execute(text(
+                    "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))

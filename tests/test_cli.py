@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import DatabaseError
 
 from signflow import cli
 from signflow.core.models import AuditEvent
@@ -48,12 +49,18 @@ def test_audit_verify(settings, monkeypatch, capsys, completed_round, runtime):
     body, _ = completed_round
     assert cli.main(["audit", "verify", body["id"]]) == 0
     assert "intact" in capsys.readouterr().out
-    with runtime.sessions() as s, s.begin():
+    from tests.conftest import append_only_lifted
+
+    with append_only_lifted(runtime.engine), runtime.sessions() as s, s.begin():
         s.execute(update(AuditEvent).where(AuditEvent.round_id == body["id"],
                                            AuditEvent.seq == 2)
                   .values(data_json=json.dumps({"sha256": "0" * 64})))
     assert cli.main(["audit", "verify", body["id"]]) == 1
     assert "BROKEN" in capsys.readouterr().out
+    with pytest.raises(DatabaseError, match="append-only"):  # refused again afterwards
+        with runtime.sessions() as s, s.begin():
+            s.execute(update(AuditEvent).where(AuditEvent.round_id == body["id"])
+                      .values(actor="x"))
     assert cli.main(["audit", "verify", "nosuchround"]) == 2
 
 

@@ -106,3 +106,40 @@ def test_the_audit_trail_refuses_update_and_delete_in_the_database(client, auth,
         assert events and all(e.actor != "someone else" for e in events)
     chain = client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()
     assert chain["intact"]
+
+
+def test_the_rounds_list_pages_and_filters(client, auth, runtime, protocol_pdf):
+    ids = [create_round(client, auth, protocol_pdf, title=f"Protokoll {n}").get_json()["id"]
+           for n in range(3)]
+    client.post(f"/api/v1/rounds/{ids[0]}/cancel", headers=auth)
+    first = client.get("/api/v1/rounds?per_page=2", headers=auth).get_json()
+    assert (first["total"], first["pages"], first["page"]) == (3, 2, 1)
+    assert [r["id"] for r in first["rounds"]] == [ids[2], ids[1]]  # newest first
+    second = client.get("/api/v1/rounds?per_page=2&page=2", headers=auth).get_json()
+    assert [r["id"] for r in second["rounds"]] == [ids[0]]
+    cancelled = client.get("/api/v1/rounds?status=cancelled", headers=auth).get_json()
+    assert [r["id"] for r in cancelled["rounds"]] == [ids[0]]
+    named = client.get("/api/v1/rounds?q=Protokoll%201", headers=auth).get_json()
+    assert [r["id"] for r in named["rounds"]] == [ids[1]]
+    by_signer = client.get("/api/v1/rounds?q=Demjaha", headers=auth).get_json()
+    assert by_signer["total"] == 3
+    for bad in ("status=lost", "page=0", "per_page=101", "page=x"):
+        resp = client.get(f"/api/v1/rounds?{bad}", headers=auth)
+        assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "invalid_input"
+
+
+def test_reads_carry_an_etag_and_answer_304_while_unchanged(client, auth, protocol_pdf):
+    round_id = create_round(client, auth, protocol_pdf).get_json()["id"]
+    url = f"/api/v1/rounds/{round_id}"
+    first = client.get(url, headers=auth)
+    tag = first.headers["ETag"]
+    same = client.get(url, headers=auth | {"If-None-Match": tag})
+    assert same.status_code == 304 and same.data == b""
+    client.post(f"/api/v1/rounds/{round_id}/remind", headers=auth)  # the trail grows
+    audit = client.get(f"{url}/audit", headers=auth)
+    assert client.get(f"{url}/audit", headers=auth | {"If-None-Match": audit.headers["ETag"]}
+                      ).status_code == 304
+    client.post(f"{url}/cancel", headers=auth)  # the round changes: a new tag, a body
+    changed = client.get(url, headers=auth | {"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag
+    assert changed.get_json()["status"] == "cancelled"

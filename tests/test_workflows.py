@@ -18,6 +18,8 @@ from signflow.errors import ConfigError
 from tests.conftest import approve_with, create_round, make_user, runtime_for_tests, signers_spec
 
 PN = {p.name: p.personal_number for p in PERSONAS}
+#: What a protokoll round names for its notice of justering (tests/test_notice.py).
+MEETING = {"body": "Kommunstyrelsen", "meeting_date": "2026-11-25"}
 
 
 def municipal_signers(tag: str) -> list[dict]:
@@ -48,7 +50,8 @@ def test_the_shipped_workflows_load():
 def test_the_municipal_protocol_is_signed_step_by_step(client, auth, runtime, settings,
                                                       protocol_pdf):
     signers = municipal_signers("steps")
-    resp = create_round(client, auth, protocol_pdf, signers=signers, workflow="protokoll")
+    resp = create_round(client, auth, protocol_pdf, signers=signers, workflow="protokoll",
+                        **MEETING)
     assert resp.status_code == 201, resp.get_json()
     round_id = resp.get_json()["id"]
     with runtime.sessions() as s:
@@ -101,7 +104,7 @@ def test_signers_of_one_step_sign_side_by_side(settings, protocol_pdf, tmp_path,
 def test_reminders_follow_the_workflows_plan(client, auth, runtime, settings, protocol_pdf):
     signers = municipal_signers("remind")
     round_id = create_round(client, auth, protocol_pdf, signers=signers,
-                            workflow="protokoll").get_json()["id"]
+                            workflow="protokoll", **MEETING).get_json()["id"]
     with runtime.sessions() as s:
         invited_at = s.get(Round, round_id).signers[0].invited_at
 
@@ -133,7 +136,7 @@ def test_a_declined_place_goes_to_another_person_and_the_round_goes_on(
         client, auth, runtime, settings, protocol_pdf):
     signers = municipal_signers("decline")
     round_id = create_round(client, auth, protocol_pdf, signers=signers,
-                            workflow="protokoll").get_json()["id"]
+                            workflow="protokoll", **MEETING).get_json()["id"]
     secretary = signers[0]["email"]
     old_token = links_in_outbox(settings.data_dir / "outbox")[secretary]
     page = client.get(f"/sign/{old_token}")
@@ -192,7 +195,7 @@ def test_a_broken_workflow_stops_start_up(settings, tmp_path):
 def test_a_replaced_signer_keeps_the_place_and_step(runtime, client, auth, protocol_pdf):
     signers = municipal_signers("keep")
     round_id = create_round(client, auth, protocol_pdf, signers=signers,
-                            workflow="protokoll").get_json()["id"]
+                            workflow="protokoll", **MEETING).get_json()["id"]
     with runtime.sessions() as s:
         chair = s.get(Round, round_id).signers[2]
         chair_id, before = chair.id, (chair.position, chair.step, chair.role)

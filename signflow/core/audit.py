@@ -74,6 +74,15 @@ class EventType(enum.StrEnum):
     DOCUMENT_RENEWED = "document.renewed"
     ROUND_CANCELLED = "round.cancelled"
     ROUND_EXPIRED = "round.expired"
+    #: The notice of justering (anslag) got its dates at completion; data:
+    #: justering_date, posting_date, takedown_date (YYYY-MM-DD).
+    NOTICE_PREPARED = "notice.prepared"
+    #: The secretariat moved the notice's posting date; data: from, to,
+    #: takedown_date.
+    NOTICE_ADJUSTED = "notice.adjusted"
+    #: The notice went to the organisation's notice board (``notice.ready``);
+    #: data: posting_date, takedown_date.
+    NOTICE_PUBLISHED = "notice.published"
 
 
 def rfc3339(moment: datetime) -> str:

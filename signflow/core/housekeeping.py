@@ -18,6 +18,7 @@ from signflow.core import messages, outbox, webhooks
 from signflow.core.audit import EventType, append_event, lock_round, rfc3339
 from signflow.core.links import revoke_links
 from signflow.core.models import Document, Round, Signer
+from signflow.core.notice import publish_due_notices
 from signflow.core.orders import end_open_orders
 from signflow.core.ports import Services
 from signflow.core.rounds import SYSTEM, forget_personal_numbers, invite, store_document
@@ -153,13 +154,15 @@ class Tick:
     resumed: list[str] = field(default_factory=list)
     reminded: list[str] = field(default_factory=list)
     renewing: list[str] = field(default_factory=list)
+    #: Rounds whose notice of justering went up on the notice board.
+    notices: list[str] = field(default_factory=list)
 
 
 def tick(session: Session, svc: Services, *, renew: bool = False,
          now: datetime | None = None) -> Tick:
     """One round of housekeeping: restart stalled PDF work, expire rounds past
-    their deadline, send the reminders due and, with *renew*, queue archive
-    renewals.
+    their deadline, send the reminders due, publish the notices of justering
+    whose posting day has come and, with *renew*, queue archive renewals.
 
     Several schedulers may run: one lock per tick lets one of them act and the
     others skip (PostgreSQL), so nothing is enqueued twice by them.
@@ -170,6 +173,7 @@ def tick(session: Session, svc: Services, *, renew: bool = False,
     done = Tick(resumed=resume_stalled(session, svc, STALL_GRACE, now),
                 expired=expire_due(session, svc, now))
     done.reminded = remind_due(session, svc, now)  # after expiry: none to an ended round
+    done.notices = publish_due_notices(session, svc, now)
     if renew:
         done.renewing = rounds_due_for_renewal(session, now - RENEW_AFTER)
         for round_id in done.renewing:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -145,6 +145,13 @@ class Round(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The body whose meeting the protocol records (*nämnd*, *styrelse*), e.g.
+    #: "Kommunstyrelsen"; the notice of justering names it.
+    body: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    #: The day of the meeting (*sammanträdesdatum*).
+    meeting_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    #: Where the protocol is kept (*förvaringsplats*), e.g. "Kommunkansliet, Stadshuset".
+    kept_at: Mapped[str] = mapped_column(String(300), default="", server_default="")
 
     organisation: Mapped[Organisation] = relationship()
     created_by: Mapped[User] = relationship()
@@ -376,3 +383,25 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: The HTTP status of the last answer, if any.
     last_status: Mapped[int | None] = mapped_column(nullable=True)
+
+
+class Notice(Base):
+    """The notice of justering (*anslag*, KL 8 kap. 12 §) of a completed
+    municipal protocol: its dates and whether it is on the notice board yet
+    (:mod:`signflow.core.notice`)."""
+
+    __tablename__ = "notices"
+
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
+    #: A :class:`~signflow.core.states.NoticeStatus` value.
+    status: Mapped[str] = mapped_column(String(12))
+    #: The day the protocol was justerat: the round's completion, in Sweden.
+    justering_date: Mapped[date] = mapped_column(Date)
+    #: The day the notice goes up; the appeal period runs from it.
+    posting_date: Mapped[date] = mapped_column(Date, index=True)
+    #: The last day of the appeal period; the notice stays up through it.
+    takedown_date: Mapped[date] = mapped_column(Date)
+    prepared_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    round: Mapped[Round] = relationship()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -63,6 +64,12 @@ class RoundSpec:
     order: str = ""
     workflow: str = "standard"
     message: str = ""
+    #: The body whose meeting it records, its day and where the protocol is
+    #: kept: what the notice of justering says (a ``notice`` workflow needs
+    #: the first two).
+    body: str = ""
+    meeting_date: date | None = None
+    kept_at: str = ""
 
 
 def _text(obj: Mapping[str, Any], key: str, *, required: bool, limit: int) -> str:
@@ -123,7 +130,23 @@ def parse_round_spec(raw: Any) -> RoundSpec:
         order=order,
         workflow=_text(raw, "workflow", required=False, limit=100) or "standard",
         message=_text(raw, "message", required=False, limit=4000),
+        body=_text(raw, "body", required=False, limit=200),
+        meeting_date=_date(raw, "meeting_date"),
+        kept_at=_text(raw, "kept_at", required=False, limit=300),
     )
+
+
+def _date(obj: Mapping[str, Any], key: str) -> date | None:
+    value = _text(obj, key, required=False, limit=10)
+    if not value:
+        return None
+    wrong = InvalidInput(f"{key} must be a date, YYYY-MM-DD", field=key)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise wrong
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise wrong from None
 
 
 def store_document(
@@ -153,6 +176,7 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     workflow = workflow_named(dict(svc.workflows), spec.workflow)
     order = spec.order or workflow.order
     workflow.check_signers([s.role for s in spec.signers])
+    workflow.check_notice_facts(spec.body, spec.meeting_date)
     provider = workflow.provider
     policy = IdentityPolicy(workflow.identity)
     if policy is IdentityPolicy.PERSONAL_NUMBER:
@@ -187,6 +211,7 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
         reminder_plan=(json.dumps(dataclasses.asdict(workflow.reminders))
                        if workflow.reminders.at_most else None),
         on_decline=workflow.on_decline,
+        body=spec.body, meeting_date=spec.meeting_date, kept_at=spec.kept_at,
     )
     for pos, s in enumerate(spec.signers, start=1):
         signer_id = new_id()

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from signflow.core import messages, outbox, webhooks
+from signflow.core import messages, notice, outbox, webhooks
 from signflow.core.audit import EventType, append_event, lock_round, rfc3339
 from signflow.core.identity import IdentityCheck, Mismatch, check_for, compare
 from signflow.core.links import kept_token, revoke_links
@@ -317,6 +317,8 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> 
     webhooks.emit(session, svc, round_, "round.completed", {
         "sha256": final.sha256, "completed_at": rfc3339(now),
         "document": f"{svc.base_url}/api/v1/rounds/{round_.id}/document"})
+    if notice.wants_notice(svc, round_):
+        notice.prepare_notice(session, svc, round_)
     mails = [messages.completed(round_.language, to=round_.created_by.email,
                                 title=round_.title,
                                 link=messages.round_page(svc.base_url, round_.id)), *copies]

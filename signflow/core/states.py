@@ -32,6 +32,14 @@ class SignerStatus(enum.StrEnum):
     DECLINED = "declined"
 
 
+class NoticeStatus(enum.StrEnum):
+    #: The round completed and the notice of justering has its dates; the
+    #: secretariat may still move the posting date.
+    PREPARED = "prepared"
+    #: Sent to the organisation's notice board (``notice.ready``); fixed from now on.
+    PUBLISHED = "published"
+
+
 TRANSITIONS: dict[type[enum.Enum], dict[enum.Enum, frozenset[enum.Enum]]] = {
     RoundStatus: {
         RoundStatus.PENDING: frozenset({
@@ -49,6 +57,10 @@ TRANSITIONS: dict[type[enum.Enum], dict[enum.Enum, frozenset[enum.Enum]]] = {
         SignerStatus.SIGNED: frozenset(),
         # a decline in a round whose workflow lets the secretariat name another
         SignerStatus.DECLINED: frozenset({SignerStatus.WAITING}),
+    },
+    NoticeStatus: {
+        NoticeStatus.PREPARED: frozenset({NoticeStatus.PUBLISHED}),
+        NoticeStatus.PUBLISHED: frozenset(),
     },
 }
 

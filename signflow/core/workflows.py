@@ -18,6 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,9 @@ class Workflow:
     on_decline: str = "end"
     #: Who gets the signed protocol: ``secretariat`` and/or ``signers``.
     notify: tuple[str, ...] = ("secretariat", "signers")
+    #: Whether completion prepares the notice of justering (*anslag*, KL 8:12);
+    #: such rounds need ``body`` and ``meeting_date`` (:mod:`signflow.core.notice`).
+    notice: bool = False
 
     def step_of(self, role: str) -> int:
         """1-based step of *role* in ``steps`` order."""
@@ -102,6 +106,19 @@ class Workflow:
                     f"workflow {self.name!r} needs {wanted} signer(s) with the role "
                     f"{role!r}, not {count}", code="role_count", field="role")
 
+    def check_notice_facts(self, body: str, meeting_date: date | None) -> None:
+        """Raise :class:`InvalidInput` (naming the fields) unless a round of this
+        workflow, which prepares a notice of justering, names its body and meeting date."""
+        if not self.notice:
+            return
+        missing = [key for key, value in (("body", body), ("meeting_date", meeting_date))
+                   if not value]
+        if missing:
+            raise InvalidInput(
+                f"workflow {self.name!r} prepares a notice of justering: give the round's "
+                f"{' and '.join(missing)}", code="notice_facts_required", field=missing[0],
+                fields_missing=missing)
+
 
 STANDARD = Workflow(name="standard", title={"sv": "Justering av protokoll",
                                             "en": "Approval of minutes"},
@@ -109,7 +126,8 @@ STANDARD = Workflow(name="standard", title={"sv": "Justering av protokoll",
 
 _ORDERS = ("parallel", "sequential", "steps")
 _TOP_KEYS = {"name", "title", "order", "roles", "steps", "limits", "provider", "identity",
-             "deadline_days", "reminders", "language", "on_decline", "notify"}
+             "deadline_days", "reminders", "language", "on_decline", "notify",
+             "notice"}
 
 
 class _Problem(Exception):
@@ -166,6 +184,7 @@ def _parse(raw: dict[str, Any], stem: str) -> Workflow:
         language=_choice(raw, "language", ("sv", "en", ""), ""),
         on_decline=_choice(raw, "on_decline", ("end", "replace"), "end"),
         notify=_subset(raw, "notify", ("secretariat", "signers"), ("secretariat", "signers")),
+        notice=_flag(raw, "notice", False),
     )
 
 
@@ -249,6 +268,13 @@ def _number(raw: Mapping[str, Any], key: str, default, kind: type, low: float, h
     if not low <= value <= high:
         raise _Problem(key, f"{key} must be between {low:g} and {high:g}, not {value}")
     return kind(value)
+
+
+def _flag(raw: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise _Problem(key, f"{key} must be true or false, not {value!r}")
+    return value
 
 
 def _string(raw: Mapping[str, Any], key: str, default: str) -> str:

@@ -11,11 +11,15 @@ from flask import Blueprint, Response, g, jsonify, request, send_file
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from signflow.core import idempotency, manage, rounds, signing
+from signflow.core import idempotency, manage, notice, rounds, signing, webhooks
 from signflow.core.audit import round_events, verify_chain
-from signflow.core.models import Document, Round, Signer, User
+from signflow.core.models import Document, Notice, Round, Signer, User, Webhook
+from signflow.core.states import RoundStatus
 from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
 from signflow.pdf.etsi_report import verify_isolated_etsi
+from signflow.pdf.event_log import event_log_pdf
+from signflow.pdf.event_words import RoundFacts, event_log
+from signflow.pdf.notice import NoticeSheet, notice_pdf
 from signflow.pdf.verify import verify_isolated
 from signflow.web import db, read_upload, runtime
 from signflow.web.auth import current_user, require
@@ -73,9 +77,37 @@ def _created(round_: Round, *, replayed: bool = False):
 @bp.get("/rounds")
 @require(*READERS)
 def list_rounds():
-    rows = db().scalars(select(Round).where(Round.organisation_id == g.user.organisation_id)
-                        .order_by(Round.created_at.desc()).limit(500))
-    return jsonify(rounds=[round_dict(r) for r in rows])
+    """The organisation's rounds, newest first: ``?q=`` (title or a signer's name),
+    ``?status=``, ``?page=`` (from 1) and ``?per_page=`` (1–100, default 50)."""
+    status = request.args.get("status", "")
+    if status and status not in {s.value for s in RoundStatus}:
+        raise InvalidInput(f"status must be one of {', '.join(s.value for s in RoundStatus)}",
+                           field="status")
+    found = manage.find_rounds(db(), g.user, query=request.args.get("q", ""), status=status,
+                               page=_whole("page", 1, 1, 100_000),
+                               per_page=_whole("per_page", 50, 1, 100))
+    return jsonify(rounds=[round_dict(r) for r in found.rounds], total=found.total,
+                   page=found.page, pages=found.pages)
+
+
+def _whole(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput(f"{name} must be a whole number from {low} to {high}", field=name)
+    return int(raw)
+
+
+@bp.after_request
+def _etag(response: Response) -> Response:
+    """Reads carry an ETag; ``If-None-Match`` with it answers 304, no body."""
+    if (request.method == "GET" and response.status_code == 200
+            and not response.direct_passthrough):
+        if not response.get_etag()[0]:
+            response.add_etag()
+        response.make_conditional(request)
+    return response
 
 
 @bp.get("/rounds/<round_id>")
@@ -131,6 +163,7 @@ def evidence_response(session, round_: Round) -> Response:
         zf.writestr("audit.json", json.dumps(
             {"round": round_dict(round_), "events": events,
              "head": verify_chain(events).head}, ensure_ascii=False, indent=1))
+        zf.writestr("handelselogg.pdf", sealed_event_log(round_, events))
         for signer in round_.signers:
             evidence = signing.evidence_for(session, runtime().services, signer)
             if evidence:
@@ -138,6 +171,36 @@ def evidence_response(session, round_: Round) -> Response:
                             json.dumps(evidence, ensure_ascii=False, indent=1))
     return Response(buf.getvalue(), mimetype="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{round_.id}-evidence.zip"'})
+
+
+@bp.get("/rounds/<round_id>/events.pdf")
+@require(*READERS)
+def get_event_log(round_id: str):
+    """The round's Händelselogg: every event in words, sealed by the service."""
+    session = db()
+    return event_log_response(session, rounds.visible_round(session, g.user, round_id))
+
+
+def event_log_response(session, round_: Round) -> Response:
+    """The Händelselogg of *round_* as a download: the API's and the page's."""
+    data = sealed_event_log(round_, round_events(session, round_.id))
+    return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"{round_.id}-handelselogg.pdf", max_age=0)
+
+
+def sealed_event_log(round_: Round, events: list[dict]) -> bytes:
+    """*events* of *round_* as its Händelselogg in the round's language, certified by
+    the service's seal (no change allowed after it), timestamped, B-LTA."""
+    services = runtime().services
+    workflow = services.workflows.get(round_.workflow)
+    title = workflow.title.get(round_.language, "") if workflow else ""
+    facts = RoundFacts(
+        id=round_.id, title=round_.title, organisation=round_.organisation.name,
+        workflow=f"{title} ({round_.workflow})" if title else round_.workflow,
+        status=round_.status, language=round_.language,
+        signers={s.id: (s.name, s.role) for s in round_.signers})
+    pdf = event_log_pdf(event_log(facts, events, issued=services.clock.now()))
+    return services.pdf.seal_report(pdf, round_.language)
 
 
 @bp.post("/rounds/<round_id>/remind")
@@ -176,6 +239,112 @@ def extend_deadline(round_id: str):
     round_ = manage.extend_deadline(session, runtime().services, g.user, round_id, day)
     session.commit()
     return jsonify(round_dict(round_))
+
+
+@bp.get("/webhooks")
+@require("secretariat", "admin")
+def list_webhooks():
+    hooks = db().scalars(select(Webhook).where(Webhook.organisation_id == g.user.organisation_id)
+                         .order_by(Webhook.created_at))
+    return jsonify(webhooks=[_webhook_dict(h) for h in hooks])
+
+
+@bp.post("/webhooks")
+@require("secretariat", "admin")
+def add_webhook():
+    """``{"url": "https://…", "events": [...]}`` (default: every event).  The answer
+    carries the signing secret, this once."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("url"), str):
+        raise InvalidInput("send a JSON object with the receiver's url", field="url")
+    events = body.get("events", list(webhooks.EVENTS))
+    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        raise InvalidInput("events must be a list of event names", field="events")
+    session, svc = db(), runtime().services
+    hook, secret = webhooks.add_webhook(session, svc, g.user.organisation, body["url"], events,
+                                        allow_http=runtime().settings.dev_mode)
+    session.commit()
+    return jsonify(_webhook_dict(hook) | {"secret": secret}), 201
+
+
+@bp.delete("/webhooks/<webhook_id>")
+@require("secretariat", "admin")
+def remove_webhook(webhook_id: str):
+    session = db()
+    hook = session.get(Webhook, webhook_id)
+    if hook is None or hook.organisation_id != g.user.organisation_id:
+        raise NotFound("no such webhook")
+    hook.active = False  # its deliveries stay on record
+    session.commit()
+    return jsonify(_webhook_dict(hook))
+
+
+@bp.get("/webhooks/deliveries")
+@require("secretariat", "admin")
+def webhook_deliveries():
+    return jsonify(deliveries=webhooks.deliveries(db(), g.user.organisation_id))
+
+
+def _webhook_dict(hook: Webhook) -> dict:
+    return {"id": hook.id, "url": hook.url, "events": hook.events.split(),
+            "active": hook.active, "created_at": hook.created_at.isoformat()}
+
+
+@bp.get("/rounds/<round_id>/notice")
+@require(*READERS)
+def get_notice(round_id: str):
+    """The notice of justering of a completed municipal protocol (dates YYYY-MM-DD)."""
+    return jsonify(notice.notice_dict(notice.round_notice(db(), g.user, round_id)))
+
+
+@bp.get("/rounds/<round_id>/notice.pdf")
+@require(*READERS)
+def get_notice_pdf(round_id: str):
+    """The notice as a one-page PDF sealed by the service, made from the stored notice
+    on each request (its facts are what is kept; a published notice's never change)."""
+    found = notice.round_notice(db(), g.user, round_id)
+    data = sealed_notice(found)
+    return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"{round_id}-anslag.pdf", max_age=0)
+
+
+def sealed_notice(found: Notice) -> bytes:
+    """*found* as its PDF, certified by the service's seal, timestamped, B-LTA."""
+    facts = notice.notice_dict(found)
+    sheet = NoticeSheet(
+        organisation=facts["organisation"], body=facts["body"], title=facts["title"],
+        meeting_date=facts["meeting_date"] or "–", justering_date=facts["justering_date"],
+        posting_date=facts["posting_date"], takedown_date=facts["takedown_date"],
+        kept_at=facts["kept_at"], signed_by="signflow", round_id=found.round_id)
+    return runtime().services.pdf.seal_report(notice_pdf(sheet), "sv")
+
+
+@bp.post("/rounds/<round_id>/notice")
+@require("secretariat", "admin")
+def adjust_notice(round_id: str):
+    """Another posting date before publication: ``{"posting_date": "YYYY-MM-DD"}``."""
+    body = request.get_json(silent=True)
+    raw = body.get("posting_date") if isinstance(body, dict) else None
+    try:
+        day = date.fromisoformat(raw) if isinstance(raw, str) and len(raw) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise InvalidInput("posting_date must be a date: YYYY-MM-DD", field="posting_date")
+    session = db()
+    found = notice.adjust_posting(session, runtime().services, g.user, round_id, day)
+    session.commit()
+    return jsonify(notice.notice_dict(found))
+
+
+@bp.post("/rounds/<round_id>/notice/publish")
+@require("secretariat", "admin")
+def publish_notice(round_id: str):
+    """Publish the notice now (``notice.ready`` to the organisation's webhooks)."""
+    session = db()
+    found = notice.publish_now(session, runtime().services, g.user, round_id)
+    session.commit()
+    return jsonify(notice.notice_dict(found))
 
 
 @bp.post("/rounds/<round_id>/cancel")

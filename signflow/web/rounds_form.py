@@ -21,7 +21,8 @@ from signflow.core.workflows import Workflow
 from signflow.errors import InvalidInput, SignflowError, UnsupportedDocument
 
 SIGNER_FIELDS = ("name", "email", "role", "organisation", "title", "personal_number")
-TOP_FIELDS = ("title", "workflow", "language", "order", "message", "deadline")
+TOP_FIELDS = ("title", "workflow", "language", "order", "message", "deadline", "body",
+              "meeting_date", "kept_at")
 #: Rows a new form starts with, and the most a form takes.
 START_ROWS = 3
 
@@ -44,7 +45,8 @@ def blank(workflow: Workflow, language: str) -> RoundForm:
     signers = [dict.fromkeys(SIGNER_FIELDS, "") | {"role": roles[i % len(roles)]}
                for i in range(START_ROWS)]
     return RoundForm({"title": "", "workflow": workflow.name, "language": language,
-                      "order": "", "message": "", "deadline": ""}, signers)
+                      "order": "", "message": "", "deadline": "", "body": "",
+                      "meeting_date": "", "kept_at": ""}, signers)
 
 
 def read(form: MultiDict) -> RoundForm:
@@ -106,6 +108,7 @@ def check(form: RoundForm, workflows: dict[str, Workflow]) -> Workflow | None:
             date.fromisoformat(v["deadline"])
         except ValueError:
             form.error("deadline", _("Give the deadline as a date, like 2027-03-31."))
+    _check_meeting(form, workflow)
     rows = filled(form)
     if not rows:
         form.error("signers-0-name", _("Add at least one signer."))
@@ -116,6 +119,23 @@ def check(form: RoundForm, workflows: dict[str, Workflow]) -> Workflow | None:
     for i, row in rows:
         _check_signer(form, i, row, needs_number)
     return workflow
+
+
+def _check_meeting(form: RoundForm, workflow: Workflow | None) -> None:
+    """The facts the notice of justering needs, when the workflow prepares one."""
+    v = form.values
+    for name, limit in (("body", 200), ("kept_at", 300)):
+        if len(v[name]) > limit:
+            form.error(name, field_message(name, InvalidInput(name)))
+    if v["meeting_date"]:
+        try:
+            date.fromisoformat(v["meeting_date"])
+        except ValueError:
+            form.error("meeting_date", field_message("meeting_date", InvalidInput("")))
+    if workflow is not None and workflow.notice:
+        for name in ("body", "meeting_date"):
+            if not v[name]:
+                form.error(name, field_message(name, InvalidInput(name)))
 
 
 def _check_signer(form: RoundForm, i: int, row: dict[str, str], needs_number: bool) -> None:
@@ -167,6 +187,9 @@ def field_message(name: str, exc: SignflowError) -> str:
         "language": _("Choose Swedish or English."),
         "order": _("Choose an order."),
         "message": _("The message can be at most 4000 characters."),
+        "body": _("Give the body whose meeting it is (at most 200 characters)."),
+        "meeting_date": _("Give the meeting date as a date, like 2026-11-25."),
+        "kept_at": _("Where the protocol is kept can be at most 300 characters."),
     }
     return messages.get(name, _("Check this field."))
 
@@ -193,7 +216,8 @@ def spec_input(form: RoundForm) -> dict:
     """The form as the round API's JSON, for :func:`rounds.parse_round_spec`."""
     v = form.values
     return {"title": v["title"], "workflow": v["workflow"], "language": v["language"],
-            "order": v["order"], "message": v["message"],
+            "order": v["order"], "message": v["message"], "body": v["body"],
+            "meeting_date": v["meeting_date"], "kept_at": v["kept_at"],
             "signers": [row for _i, row in filled(form)]}
 
 

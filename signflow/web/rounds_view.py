@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,13 +11,13 @@ from signflow.core.audit import EventType
 from signflow.core.models import Round, Signer
 from signflow.core.people import role_label
 from signflow.core.states import SignerStatus
+from signflow.pdf.event_words import event_phrases, status_phrases
 from signflow.web.security import stockholm_time
 
 
 def status_words() -> dict[str, str]:
     """A round's status as the badge says it."""
-    return {"pending": _("In progress"), "completed": _("Completed"), "declined": _("Declined"),
-            "cancelled": _("Cancelled"), "expired": _("Past deadline")}
+    return status_phrases(_)
 
 
 def signer_words() -> dict[str, str]:
@@ -46,47 +45,10 @@ class Moment:
     detail: str = ""
 
 
-_Words = Callable[[str, str], str]
-
-
-def _event_words() -> dict[str, _Words]:
-    """Each event type in plain words; *who* is the signer concerned, *old* a former one."""
-    return {
-        EventType.ROUND_CREATED: lambda who, old: _("The round was created"),
-        EventType.DOCUMENT_PREPARED: lambda who, old: _(
-            "The signature page was added and the document sealed"),
-        EventType.SIGNER_INVITED: lambda who, old: _("%(who)s was invited by e-mail", who=who),
-        EventType.SIGNER_REMINDED: lambda who, old: _("%(who)s was reminded by e-mail", who=who),
-        EventType.MAIL_SENT: lambda who, old: _("The e-mail to %(who)s went out", who=who),
-        EventType.SIGNER_REPLACED: lambda who, old: _("%(old)s was replaced by %(who)s",
-                                                      old=old, who=who),
-        EventType.IDENTITY_STARTED: lambda who, old: _("%(who)s began to identify", who=who),
-        EventType.BANKID_STARTED: lambda who, old: _("%(who)s began to identify", who=who),
-        EventType.IDENTITY_FAILED: lambda who, old: _(
-            "The identification of %(who)s was cancelled or failed", who=who),
-        EventType.BANKID_FAILED: lambda who, old: _(
-            "The identification of %(who)s was cancelled or failed", who=who),
-        EventType.IDENTITY_MISMATCH: lambda who, old: _(
-            "Someone other than %(who)s identified on their link; nothing was signed", who=who),
-        EventType.EVIDENCE_DOWNLOADED: lambda who, old: _("The evidence was downloaded"),
-        EventType.SIGNER_SIGNED: lambda who, old: _("%(who)s signed", who=who),
-        EventType.SIGNATURE_APPLIED: lambda who, old: _(
-            "The signature of %(who)s was written into the PDF", who=who),
-        EventType.SIGNER_DECLINED: lambda who, old: _("%(who)s declined to sign", who=who),
-        EventType.ROUND_COMPLETED: lambda who, old: _(
-            "Everyone has signed; the document was sealed"),
-        EventType.DOCUMENT_RENEWED: lambda who, old: _(
-            "The archived document got a new timestamp"),
-        EventType.ROUND_CANCELLED: lambda who, old: _("The round was cancelled"),
-        EventType.ROUND_EXPIRED: lambda who, old: _(
-            "The deadline passed before everyone had signed"),
-    }
-
-
 def timeline(events: list[dict[str, Any]]) -> list[Moment]:
     """The audit trail as it reads to people, with each signer named as they were then."""
     names: dict[str, str] = {}
-    words = _event_words()
+    words = event_phrases(_)
     moments = []
     for event in events:
         data = event.get("data") or {}

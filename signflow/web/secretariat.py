@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import base64
+import io
+from datetime import date
 
-from flask import Blueprint, flash, g, jsonify, redirect, render_template, request
+from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, send_file
 from flask_babel import gettext as _
 
-from signflow.core import manage, rounds
+from signflow.core import manage, notice, rounds
 from signflow.core.audit import round_events, verify_chain
-from signflow.core.models import Round
+from signflow.core.models import Notice, Round
 from signflow.core.people import role_label
 from signflow.core.states import RoundStatus
 from signflow.errors import IllegalTransition, InvalidInput, UnsupportedDocument
 from signflow.pdf.thumbnails import thumbnails
 from signflow.web import db, read_upload, runtime
 from signflow.web import rounds_form as forms
-from signflow.web.api import document_response, evidence_response
+from signflow.web.api import (
+    document_response,
+    event_log_response,
+    evidence_response,
+    sealed_notice,
+)
 from signflow.web.rounds_view import round_view, status_words
 from signflow.web.security import current_language
 from signflow.web.staff import staff_page
@@ -135,6 +142,7 @@ def _round_page(round_: Round, status: int = 200, *, replace_form=None):
                            can_evidence=g.user.role in ("auditor", "admin"),
                            pending=round_.status == RoundStatus.PENDING.value,
                            open_states=manage.replaceable_states(round_),
+                           notice=session.get(Notice, round_.id),
                            ), status
 
 
@@ -213,6 +221,15 @@ def document(round_id: str):
     return document_response(rounds.visible_round(db(), g.user, round_id))
 
 
+@bp.get("/rounds/<round_id>/events.pdf")
+@staff_page(*READERS)
+def event_log(round_id: str):
+    """The Händelselogg, a GET like the document: it holds no personal number and
+    no link, and taking it changes nothing (it is not an audited act)."""
+    session = db()
+    return event_log_response(session, rounds.visible_round(session, g.user, round_id))
+
+
 @bp.post("/rounds/<round_id>/evidence")
 @staff_page("auditor", "admin")
 def evidence(round_id: str):
@@ -223,3 +240,52 @@ def evidence(round_id: str):
     session.commit()
     return evidence_response(session, round_)
 
+
+@bp.get("/rounds/<round_id>/notice.pdf")
+@staff_page(*READERS)
+def notice_pdf(round_id: str):
+    """The notice of justering, sealed, as the API gives it."""
+    data = sealed_notice(notice.round_notice(db(), g.user, round_id))
+    return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"{round_id}-anslag.pdf", max_age=0)
+
+
+@bp.post("/rounds/<round_id>/notice")
+@staff_page(*MANAGERS)
+def adjust_notice(round_id: str):
+    """Another posting date for the notice of justering, before it is published."""
+    session = db()
+    try:
+        day = date.fromisoformat((request.form.get("posting_date") or "").strip())
+        notice.adjust_posting(session, runtime().services, g.user, round_id, day)
+    except ValueError:
+        flash(_("Give the posting date as YYYY-MM-DD."), "error")
+        return redirect(f"/rounds/{round_id}", 303)
+    except InvalidInput:
+        session.rollback()
+        flash(_("The notice must go up between the day of justering and two days after it."),
+              "error")
+        return redirect(f"/rounds/{round_id}", 303)
+    except IllegalTransition:
+        session.rollback()
+        flash(_("The notice is already published; its dates can no longer change."), "error")
+        return redirect(f"/rounds/{round_id}", 303)
+    session.commit()
+    flash(_("The posting date is changed; the take-down date follows it."), "ok")
+    return redirect(f"/rounds/{round_id}", 303)
+
+
+@bp.post("/rounds/<round_id>/notice/publish")
+@staff_page(*MANAGERS)
+def publish_notice(round_id: str):
+    """Publish the notice of justering now (the notice board hears of it)."""
+    session = db()
+    try:
+        notice.publish_now(session, runtime().services, g.user, round_id)
+    except IllegalTransition:
+        session.rollback()
+        flash(_("The notice is already published."), "error")
+        return redirect(f"/rounds/{round_id}", 303)
+    session.commit()
+    flash(_("The notice is published on the notice board."), "ok")
+    return redirect(f"/rounds/{round_id}", 303)

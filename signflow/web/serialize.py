@@ -30,5 +30,7 @@ def round_dict(r: Round) -> dict:
         "document_sha256": r.document_sha256,
         "created_at": _ts(r.created_at), "expires_at": _ts(r.expires_at),
         "completed_at": _ts(r.completed_at),
+        "body": r.body, "meeting_date": r.meeting_date.isoformat() if r.meeting_date else None,
+        "kept_at": r.kept_at,
         "signers": [signer_dict(s) for s in r.signers],
     }
