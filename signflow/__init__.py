@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
 
     settings = ensure_secret_key(settings or load_settings())
     runtime = runtime or build_runtime(settings)
-    start_delivery(runtime)  # mail by a worker with Redis; a retrying thread embedded
+    start_delivery(runtime)  # embedded: a thread retries the outbox (with Redis: the dispatcher)
     app = Flask(__name__, static_folder="static")
     app.config.update(
         SECRET_KEY=settings.secret_key,

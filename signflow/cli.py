@@ -216,7 +216,10 @@ def _work_until_stopped(settings: Settings, *, burst: bool) -> int:
         started, worker = time.monotonic(), None
         try:
             conn = Redis.from_url(settings.redis_url)
-            worker = Worker([Queue(settings.rq_queue, connection=conn)], connection=conn)
+            # maintenance every 15 s, not RQ's 10 min: it restarts a scheduler that a
+            # Redis restart killed, and takes over the lock of a worker that died
+            worker = Worker([Queue(settings.rq_queue, connection=conn)], connection=conn,
+                            maintenance_interval=15)
             worker.work(burst=burst, with_scheduler=True)
         except (RedisDown, RedisSlow) as exc:
             log.warning("Redis is unreachable (%s); the worker starts again in %.0f s",
@@ -582,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_worker)
     s = sub.add_parser("scheduler", help="housekeeping every --interval seconds: stalled "
                        "PDF work restarted, due rounds expired, archives renewed")
-    s.add_argument("--interval", type=float, default=30.0)
+    s.add_argument("--interval", type=float, default=15.0)
     s.add_argument("--once", action="store_true", help="one tick, then exit")
     s.set_defaults(func=cmd_scheduler)
     s = sub.add_parser("dispatcher", help="deliver the outbox's mail and jobs, retrying "

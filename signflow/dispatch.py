@@ -1,17 +1,19 @@
 """Runs the outbox's dispatcher (:func:`signflow.core.outbox.deliver_due`) in a process.
 
-Each runtime has one :class:`Dispatcher`.  After a commit that recorded mail or
-jobs, its :meth:`~Dispatcher.nudge` starts delivering those rows at once:
+Each runtime has one :class:`Dispatcher`.  After a commit that recorded work,
+its :meth:`~Dispatcher.nudge` starts delivering those rows:
 
-* mail and webhooks, in a web process with Redis (production), by handing
-  their refs to a job (:data:`~signflow.jobs.DELIVER_OUTBOX`, see :meth:`~Dispatcher.hand_off`),
-  so an SMTP server or a receiver that is slow or hangs never holds a request;
-* jobs, and mail everywhere else (a worker, a command, the embedded development
-  server, the tests), in the committing thread: a job is one bounded enqueue,
-  and a mail is written when the command or test request returns.
+* jobs at once, in the committing thread: an enqueue is one bounded call;
+* mail and webhooks, in a deployment with Redis (production), never in the
+  web or worker process: they are left to ``signflow dispatcher`` (polling
+  every second), so an SMTP server or a receiver that is slow or hangs holds
+  neither a request nor the PDF work (:func:`leave_to_dispatcher`);
+* mail and webhooks everywhere else (the embedded development server, the
+  commands, the SQLite tests) in the committing thread, so the mail is written
+  when the request returns.
 
 A loop (:meth:`~Dispatcher.run`, in a thread or in ``signflow dispatcher``)
-delivers what is due again after a failure, and what a lost hand-off left.
+delivers what is due and again after a failure.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from signflow.core.outbox import NUDGE, deliver_due
 from signflow.core.ports import Services
-from signflow.jobs import DELIVER_OUTBOX
 
 if TYPE_CHECKING:
     from signflow.runtime import Runtime
@@ -126,21 +127,15 @@ class Dispatcher:
         return self._stop
 
 
-def start_delivery(runtime: Runtime, interval: float = 2.0) -> threading.Event | None:
-    """Set up how a web process's outbox goes out.
+def leave_to_dispatcher(refs: Collection[str]) -> None:
+    """The hand-off of a deployment with Redis: mail and webhooks wait, due at once,
+    for ``signflow dispatcher``."""
 
-    With Redis (production), just-committed mail is handed to a
-    :data:`~signflow.jobs.DELIVER_OUTBOX` job, so a worker sends the mail and
-    ``signflow dispatcher`` retries what failed or was lost; a hand-off a test
-    installed first is kept.  In the embedded mode a thread of this process
-    retries; under tests nothing polls (they call
-    :func:`~signflow.core.outbox.deliver_due`).
-    """
-    if runtime.settings.redis_url:
-        if not runtime.dispatcher.hands_off:
-            queue = runtime.services.jobs
-            runtime.dispatcher.hand_off(lambda refs: queue.enqueue(DELIVER_OUTBOX, *refs))
-        return None
-    if runtime.settings.testing:
+
+def start_delivery(runtime: Runtime, interval: float = 2.0) -> threading.Event | None:
+    """In the embedded mode (no Redis), retry failed deliveries in a thread of this
+    process; with Redis ``signflow dispatcher`` does it, under tests nothing polls
+    (they call :func:`~signflow.core.outbox.deliver_due`)."""
+    if runtime.settings.redis_url or runtime.settings.testing:
         return None
     return runtime.dispatcher.start(interval)

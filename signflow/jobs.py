@@ -23,26 +23,16 @@ JOBS: dict[str, Callable[..., object]] = {
 }
 
 
-#: The job that delivers just-committed outbox rows (by ref) in a worker: a web
-#: process with Redis hands its mail here (:meth:`signflow.dispatch.Dispatcher.hand_off`).
-DELIVER_OUTBOX = "deliver_outbox"
-
-
 def run_job(sessions: sessionmaker[Session], services: Services, job: str,
             args: tuple[str, ...]) -> None:
-    """Run *job* on *args* in a session of its own, committed if the job returns."""
-    def once() -> None:
-        with session_scope(sessions) as session:
-            JOBS[job](session, services, *args)
+    """Run *job* on *args* in a session of its own, committed if the job returns.
 
-    _timed(job, once)
-
-
-def _timed(job: str, work: Callable[[], object]) -> None:
-    """Run *work*, timed by the job's name and outcome (and, under RQ, its wait in the queue)."""
+    Timed by name and outcome (and, under RQ, by its wait in the queue).
+    """
     waited, outcome, started = queue_wait_seconds(), "failed", time.perf_counter()
     try:
-        work()
+        with session_scope(sessions) as session:
+            JOBS[job](session, services, *args)
         outcome = "ok"
     finally:
         observe_job(job, outcome, time.perf_counter() - started, waited)
@@ -75,7 +65,4 @@ def run(job: str, *args: str) -> None:
     from signflow.runtime import worker_runtime
 
     runtime = worker_runtime()
-    if job == DELIVER_OUTBOX:  # one transaction per row: the dispatcher's, not run_job's
-        _timed(job, lambda: runtime.dispatcher.deliver(args))
-    else:
-        run_job(runtime.sessions, runtime.services, job, args)
+    run_job(runtime.sessions, runtime.services, job, args)

@@ -27,7 +27,7 @@ from signflow.config import Settings, require_production_ready, stand_ins
 from signflow.core.ports import Clockwork, JobQueue, Services
 from signflow.core.workflows import load_workflows
 from signflow.db import make_engine, make_session_factory
-from signflow.dispatch import Dispatcher
+from signflow.dispatch import Dispatcher, leave_to_dispatcher
 from signflow.errors import ConfigError
 from signflow.metrics import CountingProviders
 from signflow.pdf.keys import make_timestamper
@@ -138,6 +138,8 @@ def build_runtime(settings: Settings) -> Runtime:
     in_process.bind(services)
     dispatcher = Dispatcher(sessions, services, serial=engine.dialect.name == "sqlite")
     dispatcher.install()
+    if settings.redis_url:  # a deployment: `signflow dispatcher` sends mail and webhooks
+        dispatcher.hand_off(leave_to_dispatcher)
     return Runtime(settings, engine, sessions, services, pki, providers, dispatcher)
 
 

@@ -158,16 +158,52 @@ def worker(data_dir, keys_dir, base_url, queue_name, template_db, tmp_path_facto
                SIGNFLOW_KEYS_DIR=str(keys_dir), SIGNFLOW_BASE_URL=base_url,
                SIGNFLOW_SECRET_KEY="test-secret", SIGNFLOW_DEV_MODE="true")
     # a file, not a pipe: an unread pipe fills up and blocks the worker mid-suite
-    log = open(tmp_path_factory.mktemp("worker") / "worker.log", "wb")  # noqa: SIM115
+    logs = tmp_path_factory.mktemp("worker")
+    log = open(logs / "worker.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "signflow.cli", "worker"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
+    # as in production, mail and webhooks go out through a dispatcher of their own
+    dispatch_log = open(logs / "dispatcher.log", "wb")  # noqa: SIM115
+    dispatcher = subprocess.Popen(
+        [sys.executable, "-m", "signflow.cli", "dispatcher", "--interval", "0.1"], env=env,
+        stdout=dispatch_log, stderr=subprocess.STDOUT)
+    DISPATCHER.append(dispatcher)
     yield proc
+    for child in (proc, dispatcher):
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
     log.close()
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    dispatch_log.close()
+
+
+#: The RQ pass's `signflow dispatcher` process, once started.
+DISPATCHER: list[subprocess.Popen] = []
+
+
+@pytest.fixture
+def dispatcher_paused(settings, worker):
+    """Stop the RQ pass's dispatcher process for a test that plays the dispatcher
+    itself (after the tables were emptied, so the process holds no lock that
+    matters; it goes on, finishing what it held, before the next test empties them)."""
+    import signal
+
+    paused = [p for p in DISPATCHER if p.poll() is None]
+    for p in paused:
+        os.kill(p.pid, signal.SIGSTOP)
+    yield
+    for p in paused:
+        os.kill(p.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def outbox_here(app, runtime, dispatcher_paused):
+    """For tests that play SMTP, the queue or the dispatcher in this process: the
+    outbox is delivered in the committing thread, on the RQ pass too, while the
+    dispatcher process waits (after the app: create_app sets delivery up)."""
+    runtime.dispatcher.hand_off(None)
 
 
 @pytest.fixture
@@ -179,25 +215,22 @@ def runtime(settings, worker):
 
 def runtime_for_tests(settings: Settings):
     """A web process's runtime; on the RQ pass (ask for the ``worker`` fixture) its mail
-    goes out in the worker, as in production, and the test waits for it."""
+    goes out through the dispatcher process, as in production, and the test waits for
+    it."""
     rt = build_runtime(settings)
     if SERVICES:
-        rt.dispatcher.hand_off(handed_off_and_settled(rt))
+        rt.dispatcher.hand_off(left_and_awaited(rt))
     return rt
 
 
-def handed_off_and_settled(runtime, timeout: float = 30.0):
-    """The production hand-off (a job per commit's mail), then a wait until
-    the worker has tried each row once: tests read the mail a request promised."""
+def left_and_awaited(runtime, timeout: float = 30.0):
+    """The production hand-off (left to the dispatcher process), then a wait until it
+    has tried each row once: tests read the mail a request promised."""
     from sqlalchemy import select
 
     from signflow.core.models import OutboxMessage
-    from signflow.jobs import DELIVER_OUTBOX
-
-    queue = runtime.services.jobs  # the real one, should a test fake the queue later
 
     def hand_off(refs) -> None:
-        queue.enqueue(DELIVER_OUTBOX, *refs)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with runtime.sessions() as session:
@@ -207,7 +240,7 @@ def handed_off_and_settled(runtime, timeout: float = 30.0):
             if waiting is None:
                 return
             time.sleep(0.02)
-        raise AssertionError(f"the worker did not deliver {list(refs)} in {timeout:g} s")
+        raise AssertionError(f"the dispatcher did not deliver {list(refs)} in {timeout:g} s")
 
     return hand_off
 

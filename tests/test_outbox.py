@@ -39,11 +39,7 @@ class FlakyMailer:
         self.real.send(mail)
 
 
-@pytest.fixture(autouse=True)
-def deliver_here(app, runtime):  # after the app: create_app sets the hand-off up
-    """These tests play SMTP, the queue and the dispatcher in this process: on the RQ
-    pass too, the outbox is delivered in the committing thread, not by the worker."""
-    runtime.dispatcher.hand_off(None)
+pytestmark = pytest.mark.usefixtures("outbox_here")
 
 
 def rows_of(runtime, round_id: str) -> list[OutboxMessage]:
@@ -251,10 +247,10 @@ class HangingSmtp:
         self.sock.close()
 
 
-def test_a_hanging_mail_server_never_holds_a_request(settings, protocol_pdf, caplog):
-    """Production (Redis configured): the web process hands mail to a job and
-    never talks SMTP itself; with Redis unreachable too, the rows wait for the
-    dispatcher and the request still answers at once."""
+def test_a_hanging_mail_server_never_holds_a_request(settings, protocol_pdf):
+    """Production (Redis configured): the web process leaves mail to the dispatcher
+    process and never talks SMTP itself, so the request answers at once (even with
+    Redis unreachable too) and the rows wait, due, for the dispatcher."""
     from signflow import create_app
     from signflow.runtime import build_runtime
     from tests.conftest import free_port, make_user
@@ -274,7 +270,35 @@ def test_a_hanging_mail_server_never_holds_a_request(settings, protocol_pdf, cap
         assert smtp.held == []  # the web process never connected to the mail server
         rows = rows_of(runtime, resp.get_json()["id"])
         assert [(r.kind, r.delivered_at, r.attempts) for r in rows] == [("mail", None, 0)] * 3
-        assert "left for the dispatcher" in caplog.text
     finally:
         runtime.close()
         smtp.close()
+
+
+def test_a_timestamp_service_that_is_down_refuses_a_new_round_with_503(settings, protocol_pdf):
+    """The prepared PDF is certified with a timestamp: without the TSA the round cannot
+    start.  The client is told to come back (503, Retry-After), not given a 500, and
+    nothing is stored."""
+    from sqlalchemy import func
+
+    from signflow import create_app
+    from signflow.core.models import Round
+    from signflow.runtime import build_runtime
+    from tests.conftest import free_port, make_user
+
+    down = settings.with_overrides(tsa_url=f"http://127.0.0.1:{free_port()}/tsa")
+    runtime = build_runtime(down)
+    try:
+        client = create_app(down, runtime).test_client()
+        auth = {"Authorization": f"Bearer {make_user(runtime, 'tsa-nere@example.se')}"}
+        with runtime.sessions() as s:
+            before = s.scalar(select(func.count()).select_from(Round))
+        resp = create_round(client, auth, protocol_pdf)
+        assert resp.status_code == 503, resp.get_json()
+        assert resp.get_json()["error"]["code"] == "timestamp_unavailable"
+        assert resp.headers["Retry-After"] == "60"
+        with runtime.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Round)) == before
+            assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    finally:
+        runtime.close()

@@ -21,6 +21,10 @@ from signflow.core.audit import EventType, append_event, event_dict, lock_round,
 from signflow.core.models import AuditEvent, Round, Signer
 from tests.conftest import create_round
 
+# the queue is faked here: the outbox goes out in this process (and the RQ pass's
+# dispatcher process, which would enqueue with the real queue, waits)
+pytestmark = pytest.mark.usefixtures("outbox_here")
+
 
 @pytest.fixture
 def round_id(client, auth, protocol_pdf) -> str:

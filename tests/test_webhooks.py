@@ -101,6 +101,7 @@ def test_a_round_is_told_to_the_receiver_signed_and_without_personal_numbers(
     assert {d["last_status"] for d in states} == {200}
 
 
+@pytest.mark.usefixtures("outbox_here")  # this test plays the dispatcher's retry itself
 def test_a_receiver_that_is_down_gets_the_delivery_later(client, auth, runtime, protocol_pdf,
                                                          receiver):
     hook = register(client, auth, receiver.url, events=["round.declined"])

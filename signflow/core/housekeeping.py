@@ -1,7 +1,7 @@
 """Scheduled housekeeping: deadlines, stalled PDF work, archive renewal.
 
 :func:`tick` is what ``signflow scheduler`` (a process of its own; the
-compose file's ``scheduler``) does every half minute, and ``signflow rounds
+compose file's ``scheduler``) does every 15 seconds, and ``signflow rounds
 expire`` once, from cron.  Each step is idempotent, like every job.
 """
 
@@ -28,7 +28,7 @@ from signflow.db import try_lock
 #: How long a recorded signature may wait for its PDF work before the scheduler
 #: starts that work again: long enough for a busy queue, short enough that a
 #: round interrupted by a Redis or TSA outage finishes soon after it ends.
-STALL_GRACE = timedelta(seconds=90)
+STALL_GRACE = timedelta(seconds=40)
 #: Completed documents whose last timestamp is older are re-timestamped.
 RENEW_AFTER = timedelta(days=300)
 

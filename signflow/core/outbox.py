@@ -158,7 +158,8 @@ def _deliver(session: Session, svc: Services, row: OutboxMessage, now: datetime)
             svc.jobs.enqueue(payload["job"], *payload["args"])
     except Exception as exc:
         row.attempts += 1
-        row.next_attempt_at = now + backoff(row.attempts)
+        # from when the attempt ended: a server that hung 20 s is not tried again at once
+        row.next_attempt_at = max(now, svc.clock.now()) + backoff(row.attempts)
         row.last_error = describe_error(exc)
         log.warning("outbox %s (%s) not delivered, attempt %d: %s", row_id, kind,
                     row.attempts, row.last_error)

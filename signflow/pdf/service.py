@@ -6,13 +6,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
 from cryptography import x509
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
 from signflow.core.ports import PreparedDocument, SignerBlock
-from signflow.errors import UnsupportedDocument
+from signflow.errors import Busy, UnsupportedDocument
 from signflow.pdf import isolate
 from signflow.pdf import prepare as _prepare
 from signflow.pdf import sign as _sign
@@ -76,10 +78,16 @@ class PdfWorks:
             max_pages=self.max_pages,
         )
         assert isinstance(clean, _prepare.CleanDocument)
-        certified = _sign.certify(
-            clean.data, clean.fields, seal=self._seal, timestamper=self.timestamper,
-            reason=REASONS["certify"][language],
-        )
+        try:
+            certified = _sign.certify(
+                clean.data, clean.fields, seal=self._seal, timestamper=self.timestamper,
+                reason=REASONS["certify"][language],
+            )
+        except (TimestampRequestError, requests.RequestException) as exc:
+            # the document cannot be sealed without its timestamp: nothing is stored
+            raise Busy("the timestamp service cannot be reached just now, so the round was "
+                       f"not started; try again in a minute ({type(exc).__name__})",
+                       code="timestamp_unavailable", retry_after=60) from None
         return PreparedDocument(certified, clean.page_count)
 
     def sign_field(
