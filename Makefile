@@ -40,14 +40,16 @@ test-sqlite: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # The same suite again on PostgreSQL with jobs through RQ on Redis and a real
-# `signflow worker`, when both services answer on this machine.  The browser
-# tests ran on the first pass: pages look the same on either database, and
-# they are the slowest part of the suite.
+# `signflow worker` and `signflow dispatcher`, when both services answer on this
+# machine.  The browser tests ran on the first pass: pages look the same on
+# either database, and they are the slowest part of the suite.  So did the fault
+# tests (tests/test_faults.py), which start a whole deployment of their own
+# (PostgreSQL, Redis, gunicorn, worker, dispatcher, scheduler) and break it.
 test-services: $(STAMP)
 	@urls="$$($(BIN)/python tests/services.py)"; \
 	if [ -z "$$urls" ]; then echo "== PostgreSQL/Redis not reachable: service run skipped =="; exit 0; fi; \
 	echo "== test suite on PostgreSQL + Redis/RQ =="; \
-	env $$urls $(BIN)/python -m pytest -q -m "not browser"
+	env $$urls $(BIN)/python -m pytest -q -m "not browser and not faults"
 
 # STYLE.md: ruff and mypy clean in CI (`make test` runs this first).
 lint: $(STAMP)

@@ -216,11 +216,11 @@ def _work_until_stopped(settings: Settings, *, burst: bool) -> int:
         started, worker = time.monotonic(), None
         try:
             conn = Redis.from_url(settings.redis_url)
-            # maintenance every 15 s, not RQ's 10 min: it restarts a scheduler that a
-            # Redis restart killed, and takes over the lock of a worker that died
+            # maintenance (abandoned jobs, registries) every 15 s, not RQ's 10 min; no RQ
+            # scheduler: our jobs have no RQ retries (see RQQueue)
             worker = Worker([Queue(settings.rq_queue, connection=conn)], connection=conn,
                             maintenance_interval=15)
-            worker.work(burst=burst, with_scheduler=True)
+            worker.work(burst=burst, with_scheduler=False)
         except (RedisDown, RedisSlow) as exc:
             log.warning("Redis is unreachable (%s); the worker starts again in %.0f s",
                         type(exc).__name__, delay)

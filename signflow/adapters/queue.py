@@ -29,7 +29,7 @@ class InProcessQueue:
 
 
 class RQQueue:
-    """Enqueues onto RQ; ``signflow worker`` runs the jobs with retries."""
+    """Enqueues onto RQ; ``signflow worker`` runs the jobs."""
 
     def __init__(self, redis_url: str, queue_name: str) -> None:
         from redis import Redis
@@ -40,7 +40,7 @@ class RQQueue:
             redis_url, socket_connect_timeout=3, socket_timeout=10))
 
     def enqueue(self, job: str, *args: str) -> None:
-        from rq import Retry
-
-        self.queue.enqueue("signflow.jobs.run", job, *args,
-                           retry=Retry(max=3, interval=[2, 10, 60]), job_timeout=600)
+        # no RQ retries: they wait on RQ's own scheduler, which a Redis restart kills and
+        # a dead worker's lock blocks; a failed job's work is found again by
+        # `signflow scheduler` (housekeeping.tick), which needs nothing from Redis
+        self.queue.enqueue("signflow.jobs.run", job, *args, job_timeout=600)
