@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
         health,
         limits,
         login,
+        openapi,
         pages,
         pki,
         redact,
@@ -54,8 +55,8 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     logs.init_app(app)  # first: every response, refused ones too, gets a request ID
     metrics.init_app(app)
     app.teardown_appcontext(close_db)
-    for bp in (health.bp, api.bp, sign.bp, pki.bp, pages.bp, login.bp, secretariat.bp,
-               account.bp):
+    for bp in (health.bp, api.bp, openapi.bp, sign.bp, pki.bp, pages.bp, login.bp,
+               secretariat.bp, account.bp):
         app.register_blueprint(bp)
     if settings.dev_mode:
         app.register_blueprint(dev.bp)

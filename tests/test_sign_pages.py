@@ -326,3 +326,12 @@ def test_a_very_tall_page_is_drawn_narrower_not_as_a_huge_bitmap():
     assert height > 10 * width  # the shape is kept
     with pytest.raises(IndexError):
         PageImages().png("tall", buf.getvalue(), 2, 800)
+
+
+def test_json_nested_past_the_parser_is_a_400_not_a_500(client, new_round):
+    _round_id, _signers, tokens = new_round()
+    deep = "[" * 100_000 + "]" * 100_000
+    for url in (f"/sign/{tokens[0]}/decline", f"/sign/{tokens[0]}/bankid"):
+        resp = client.post(url, data=deep, content_type="application/json")
+        assert resp.status_code < 500, (url, resp.status_code)
+    assert client.get(f"/sign/{tokens[0]}").status_code == 200  # nothing happened

@@ -50,11 +50,16 @@ def add_webhook(session: Session, svc: Services, organisation: Organisation, url
                 ) -> tuple[Webhook, str]:
     """Register *url* for *events*; returns the webhook and its secret, which is
     shown this once and kept only sealed."""
-    parts = urlsplit(url)
     schemes = ("https", "http") if allow_http else ("https",)
-    if parts.scheme not in schemes or not parts.hostname or len(url) > 2000:
-        raise InvalidInput(f"the webhook URL must be an {' or '.join(schemes)} URL "
+    refused = InvalidInput(f"the webhook URL must be an {' or '.join(schemes)} URL "
                            "with a host", field="url")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port out of range is a ValueError here, not at delivery
+    except ValueError:  # "https://[" and the like
+        raise refused from None
+    if parts.scheme not in schemes or not parts.hostname or len(url) > 2000:
+        raise refused
     wanted = list(dict.fromkeys(events))
     unknown = [e for e in wanted if e not in EVENTS]
     if unknown or not wanted:

@@ -26,6 +26,15 @@ def close_db(_exc: BaseException | None = None) -> None:
         session.close()
 
 
+def json_sent() -> object:
+    """The request's JSON body, or None if there is none (or it is nested past the
+    parser's depth, which Flask's ``silent`` lets through as a RecursionError: a 500)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 def read_upload(field: str = "document", *, max_bytes: int | None = None) -> bytes:
     """The uploaded file, read no further than *max_bytes* (default: the upload limit)."""
     file = request.files.get(field)

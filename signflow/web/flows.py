@@ -8,6 +8,7 @@ import re
 from flask import request
 
 from signflow.adapters.bankid_messages import FLOWS
+from signflow.web import json_sent
 
 #: User-Agents of phones and tablets: their page leads with "Öppna BankID".
 MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPad|iPod", re.IGNORECASE)
@@ -19,7 +20,7 @@ def on_phone() -> bool:
 
 def asked(name: str) -> str:
     """A parameter of the request: JSON body, form or query string."""
-    body = request.get_json(silent=True) if request.is_json else None
+    body = json_sent() if request.is_json else None
     value = (body if isinstance(body, dict) else {}).get(name) or request.values.get(name)
     return str(value or "")
 

@@ -44,7 +44,7 @@ from signflow.core.states import SignerStatus
 from signflow.errors import InvalidInput, NotFound, ProviderError
 from signflow.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from signflow.pdf.page_images import DEFAULT_WIDTH, WIDTHS, PageImages
-from signflow.web import db, flows, runtime, security
+from signflow.web import db, flows, json_sent, runtime, security
 from signflow.web.errors import error_body, status_of
 
 bp = Blueprint("sign", __name__, url_prefix="/sign")
@@ -342,7 +342,7 @@ def decline(token: str):
     session = db()
     signer = _signer(token)
     if not _is_decline_form():
-        body = request.get_json(silent=True)
+        body = json_sent()
         reason = str((body if isinstance(body, dict) else {}).get("reason") or "")
         rounds.decline(session, runtime().services, signer, reason)
         session.commit()
