@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from signflow import logs, metrics
+    from signflow import logs, metrics, scheduler
     from signflow.dispatch import start_delivery
     from signflow.runtime import build_runtime
     from signflow.web import (
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     settings = ensure_secret_key(settings or load_settings())
     runtime = runtime or build_runtime(settings)
     start_delivery(runtime)  # embedded: a thread retries the outbox (with Redis: the dispatcher)
+    scheduler.start(runtime)  # embedded: housekeeping in a thread (with Redis: its own process)
     app = Flask(__name__, static_folder="static")
     app.config.update(
         SECRET_KEY=settings.secret_key,

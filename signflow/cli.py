@@ -461,42 +461,23 @@ def cmd_rounds_expire(args, settings: Settings) -> int:
 
 def cmd_scheduler(args, settings: Settings) -> int:
     """Housekeeping every --interval seconds until SIGTERM (the compose file's
-    ``scheduler``): stalled PDF work restarted, due rounds expired, old archive
-    timestamps renewed hourly.  Several may run; one acts per tick."""
+    ``scheduler``; :mod:`signflow.scheduler`).  Several may run; one acts per tick."""
     import signal
     import threading
-    import time
 
-    from signflow import logs
-    from signflow.core.housekeeping import tick
-    from signflow.db import session_scope
+    from signflow import logs, scheduler
     from signflow.runtime import build_runtime
 
-    log = logging.getLogger("signflow.scheduler")
     logs.configure(settings, default="json")
     runtime = build_runtime(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())  # ends after the current tick
-    renewed_at = float("-inf")
     try:
-        while True:
-            renew = time.monotonic() - renewed_at >= 3600
-            try:
-                with session_scope(runtime.sessions) as session:
-                    done = tick(session, runtime.services, renew=renew)
-                if done.ran and renew:
-                    renewed_at = time.monotonic()
-                if done.expired or done.resumed or done.reminded or done.renewing:
-                    log.info("housekeeping: %d expired, %d resumed, %d reminded, "
-                             "%d queued for renewal", len(done.expired), len(done.resumed),
-                             len(done.reminded), len(done.renewing))
-            except Exception as exc:  # noqa: BLE001 - an outage only delays the next tick
-                log.error("housekeeping: %s: %s", type(exc).__name__, exc)
-            if args.once or stop.wait(args.interval):
-                return EXIT_OK
+        scheduler.run(runtime, stop, args.interval, once=args.once)
     finally:
         runtime.close()
+    return EXIT_OK
 
 
 def cmd_lta_renew(args, settings: Settings) -> int:
@@ -585,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_worker)
     s = sub.add_parser("scheduler", help="housekeeping every --interval seconds: stalled "
                        "PDF work restarted, due rounds expired, archives renewed")
-    s.add_argument("--interval", type=float, default=15.0)
+    s.add_argument("--interval", type=float, default=15.0, help="seconds between ticks")
     s.add_argument("--once", action="store_true", help="one tick, then exit")
     s.set_defaults(func=cmd_scheduler)
     s = sub.add_parser("dispatcher", help="deliver the outbox's mail and jobs, retrying "

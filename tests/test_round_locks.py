@@ -395,3 +395,32 @@ def test_expiry_cancels_every_open_order_after_commit(client, auth, protocol_pdf
         s.commit()
     assert not set(refs) & {o.order_ref for o in runtime.simulator.open_orders()}
     assert not [r for r in caplog.records if "after the commit" in r.getMessage()]
+
+
+def test_the_embedded_mode_runs_the_scheduler_in_a_thread(runtime, client, auth, protocol_pdf,
+                                                          monkeypatch):
+    """`make run` has no scheduler process: a thread of the app ticks, so deadlines,
+    reminders and notices happen there too."""
+    from datetime import timedelta
+
+    from signflow import scheduler
+    from signflow.core.models import utcnow
+
+    round_id = create_round(client, auth, protocol_pdf).get_json()["id"]
+    with runtime.sessions() as s, s.begin():
+        s.get(Round, round_id).expires_at = utcnow() - timedelta(minutes=1)
+    embedded = runtime.settings.with_overrides(testing=False, redis_url="")
+    monkeypatch.setattr(runtime, "settings", embedded)
+    stop = scheduler.start(runtime, interval=0.1)
+    assert stop is not None
+    try:
+        deadline = time.monotonic() + 20
+        while client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()["status"] \
+                != "expired":
+            assert time.monotonic() < deadline, "the scheduler thread did not expire the round"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+    with_redis = embedded.with_overrides(redis_url="redis://127.0.0.1:1/0")
+    monkeypatch.setattr(runtime, "settings", with_redis)
+    assert scheduler.start(runtime) is None  # there, `signflow scheduler` does it

@@ -230,3 +230,30 @@ def test_the_deadline_can_be_extended_and_is_recorded(client, auth, runtime, pro
     events = client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()
     assert events["events"][-1]["type"] == "round.deadline_extended" and events["intact"]
     assert utcnow() < round_.expires_at
+
+
+def test_the_workflow_says_who_gets_the_signed_protocol(settings, protocol_pdf, tmp_path,
+                                                        worker):
+    (tmp_path / "quiet.toml").write_text(
+        'name = "quiet"\nidentity = "none"\nnotify = ["secretariat"]\n'
+        '[[steps]]\nroles = ["sekreterare"]\n', encoding="utf-8")
+    from signflow import create_app
+    from tests.conftest import wait_for_mail, wait_for_status
+
+    rt = runtime_for_tests(settings.with_overrides(workflows_dir=tmp_path))
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "tyst@example.se")}
+        secretary = signers_spec("quiet")[0]
+        round_id = create_round(client, auth, protocol_pdf, signers=[secretary],
+                                workflow="quiet").get_json()["id"]
+        token = links_in_outbox(settings.data_dir / "outbox")[secretary["email"]]
+        assert sign_over_http(client, token, approve_with(rt))["status"] == "complete"
+        wait_for_status(client, auth, round_id, "completed")
+        assert wait_for_mail(settings, lambda m: m["to"] == "tyst@example.se"
+                             and m["subject"].startswith("Signerat"))
+        copies = [m for m in mails(settings) if m["to"] == secretary["email"]
+                  and m["subject"].startswith("Signerat protokoll")]
+        assert copies == []  # the workflow tells the secretariat only
+    finally:
+        rt.close()
