@@ -7,6 +7,10 @@ import pytest
 
 from tests.conftest import create_round, free_port, signers_spec
 
+# these runtimes send to an SMTP server of the test's own, from this process: on the
+# RQ pass the dispatcher process (whose mail goes elsewhere) waits meanwhile
+pytestmark = pytest.mark.usefixtures("dispatcher_paused")
+
 
 @pytest.fixture
 def smtp_server():

@@ -129,6 +129,10 @@ class Round(Base):
     #: What a decline does: ``end`` the round, or ``replace`` (the secretariat
     #: names another signer and the round goes on).
     on_decline: Mapped[str] = mapped_column(String(10), default="end", server_default="end")
+    #: Who gets the signed protocol (the workflow's ``notify``, copied at the start):
+    #: ``secretariat`` and/or ``signers``, space-separated.
+    notify: Mapped[str] = mapped_column(String(50), default="secretariat signers",
+                                        server_default="secretariat signers")
     #: How signers are bound to their invitations: an
     #: :class:`~signflow.core.identity.IdentityPolicy` value, from the workflow.
     identity_policy: Mapped[str] = mapped_column(String(20), default="auto",

@@ -319,7 +319,7 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> 
         "document": f"{svc.base_url}/api/v1/rounds/{round_.id}/document"})
     if notice.wants_notice(svc, round_):
         notice.prepare_notice(session, svc, round_)
-    told = _notified(svc, round_)
+    told = round_.notify.split()  # as the workflow said when the round started
     mails = [messages.completed(round_.language, to=round_.created_by.email,
                                 title=round_.title,
                                 link=messages.round_page(svc.base_url, round_.id))] * (
@@ -339,12 +339,6 @@ def signed_file_name(title: str) -> str:
     """A file name for the signed protocol: the title's letters and digits."""
     words = re.findall(r"[0-9A-Za-zÅÄÖåäöÉéÜü]+", title)
     return ("-".join(words)[:80] or "protokoll") + "-signerat.pdf"
-
-
-def _notified(svc: Services, round_: Round) -> tuple[str, ...]:
-    """Who gets the signed protocol: the round's workflow says (``notify``)."""
-    workflow = dict(svc.workflows).get(round_.workflow)
-    return workflow.notify if workflow is not None else ("secretariat", "signers")
 
 
 def _signed_copies(svc: Services, round_: Round) -> list[messages.Mail]:
