@@ -59,17 +59,10 @@ class Dispatcher:
         self.sessions.configure(info={NUDGE: self.nudge})
 
     def hand_off(self, handoff: Callable[[Collection[str]], None] | None) -> None:
-        """From now on, have *handoff* deliver just-committed mail (by ref) elsewhere
-        (``None``: in the committing thread again).
-
-        Should it fail (Redis down), the rows stay due and the dispatcher loop
-        delivers them: nothing is lost, the request does not fail.
-        """
+        """From now on, pass just-committed mail and webhooks (by ref) to *handoff*
+        instead of delivering them here (``None``: here again).  Whatever it does,
+        the rows stay due until delivered, so a failing hand-off loses nothing."""
         self._handoff = handoff
-
-    @property
-    def hands_off(self) -> bool:
-        return self._handoff is not None
 
     def nudge(self, refs: Collection[str], kind: str = "mail") -> None:
         """Start delivering the rows with these *refs* of *kind* (just committed)."""
@@ -80,15 +73,11 @@ class Dispatcher:
                 log.warning("outbox: %d message(s) left for the dispatcher: %s: %s",
                             len(refs), type(exc).__name__, exc)
             return
-        self.deliver(refs)
-
-    def deliver(self, refs: Collection[str]) -> int:
-        """Deliver the rows with these *refs* in this thread; how many were delivered."""
         later: list[str] | None = getattr(self._local, "later", None)
-        if later is not None:
+        if later is not None:  # inside a delivery of this thread: after it, not nested
             later.extend(refs)
-            return 0
-        return self._deliver(refs)
+            return
+        self._deliver(refs)
 
     def deliver_due(self) -> int:
         """Deliver everything due; how many rows were delivered."""
