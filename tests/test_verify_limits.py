@@ -35,7 +35,7 @@ from signflow.pdf.cost import Cost, estimate
 from signflow.pdf.keys import simple_signer
 from signflow.pdf.pages import A4, Text, add_text_page
 from signflow.pdf.pki import load_pki
-from signflow.web.limits import LIGHT_COST, Slots
+from signflow.web.limits import LIGHT_COST, Slots, ThreadSafeMemory
 from tests.conftest import ROOT, free_port
 from tests.test_verify_page import post_verify, text_of
 
@@ -223,6 +223,44 @@ def test_behind_a_proxy_each_client_address_has_its_own_rate(bounded, small):
     assert upload(client, small, headers=first, environ_base=proxy).status_code == 429
     assert upload(client, small, headers={"X-Forwarded-For": "203.0.113.8"},
                   environ_base=proxy).status_code == 200
+
+
+def test_counting_from_many_threads_starts_each_expiry_timer_once(monkeypatch):
+    """gunicorn's threads count at once. ``limits``' own memory storage then starts
+    one timer twice now and then (measured: 1 or 2 times in every run of this test
+    against it), which put a traceback in the server log during the flood test."""
+    from limits import parse
+    from limits.strategies import FixedWindowRateLimiter
+
+    failures: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", failures.append)
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    limiter = FixedWindowRateLimiter(ThreadSafeMemory())
+    rate = parse("1000000/minute")
+
+    def count(client: int) -> None:
+        for i in range(1000):
+            limiter.hit(rate, str(client))
+            if i % 5 == 0:
+                time.sleep(0.0105)  # let the 10 ms timer end, so that a new one is due
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        threads = [threading.Thread(target=count, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert failures == []
+
+
+def test_the_fallback_counter_during_a_redis_outage_is_the_thread_safe_one(settings, runtime):
+    app = create_app(settings.with_overrides(testing=False, redis_url=LIMITS_REDIS), runtime)
+    assert isinstance(app.extensions["signflow.verify"].limiter._fallback_storage,
+                      ThreadSafeMemory)
 
 
 def test_a_bad_rate_setting_stops_the_start(settings, runtime):

@@ -31,6 +31,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
+from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException
 
 from signflow.config import Settings
@@ -51,6 +52,8 @@ BUSY_RETRY_SECONDS = 5
 RATE_RETRY_SECONDS = 60
 #: Seconds the rate limit's Redis gets to connect and to answer.
 REDIS_TIMEOUTS: dict[str, str | int] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+#: Counting in this process (:class:`ThreadSafeMemory`).
+MEMORY = "signflow+memory://"
 
 
 class Slots:
@@ -84,6 +87,32 @@ class Slots:
                 self.heavy -= heavy
 
 
+class ThreadSafeMemory(MemoryStorage):
+    """``limits``' memory storage, whose expiry timer is (re)started under a lock.
+
+    In ``limits`` 5.8 two threads counting at once may both start the same new
+    timer thread: one fails with "threads can only be started once", or the second
+    bootstrap prints a ``KeyError`` traceback from ``threading._limbo`` into the
+    server's log (seen under the flood test; fixed upstream in limits PR #352).
+    gunicorn's threaded workers count from several threads, so ours locks.
+    """
+
+    STORAGE_SCHEME = ["signflow+memory"]
+
+    def __init__(self, uri: str | None = None, **options) -> None:
+        self._timer_lock = threading.Lock()
+        super().__init__(uri, **options)
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # overrides the private method
+        with self._timer_lock:
+            if not self.timer.is_alive():
+                expire = self._MemoryStorage__expire_events  # type: ignore[attr-defined]
+                timer = threading.Timer(0.01, expire)
+                timer.daemon = True
+                timer.start()
+                self.timer = timer
+
+
 @dataclass(frozen=True)
 class VerifyBounds:
     """What the verify views consult, kept in ``app.extensions``."""
@@ -106,10 +135,14 @@ def init_app(app: Flask, settings: Settings) -> None:
         get_remote_address,  # the client's address, as ProxyFix corrects it behind proxies
         storage_uri=storage, key_prefix="signflow-verify",
         # a Redis that does not answer costs a request a second at most, not a hang
-        storage_options=REDIS_TIMEOUTS if storage != "memory://" else {},
+        storage_options=REDIS_TIMEOUTS if storage != MEMORY else {},
         # a Redis outage must not turn verification into a 500: count in memory meanwhile
         swallow_errors=True, in_memory_fallback_enabled=True)
     limiter.init_app(app)
+    if limiter._fallback_limiter is not None:  # built on a plain MemoryStorage
+        limiter._fallback_storage = ThreadSafeMemory()
+        strategy = type(limiter._fallback_limiter)
+        limiter._fallback_limiter = strategy(limiter._fallback_storage)
     shared = limiter.shared_limit(settings.verify_rate, scope="verify", methods=["POST"])
     for endpoint in VERIFY_ENDPOINTS:  # the wrapper counts, before the upload is read
         app.view_functions[endpoint] = shared(  # type: ignore[assignment]
@@ -149,7 +182,7 @@ def _storage(settings: Settings) -> str:
     Tests count in memory, per app, so that one test's requests do not limit the next.
     """
     if not settings.redis_url or settings.testing:
-        return "memory://"
+        return MEMORY
     url = settings.redis_url
     return "redis+" + url if url.startswith("unix://") else url  # how ``limits`` names a socket
 
