@@ -287,6 +287,7 @@ def _verify(args, settings: Settings) -> int:
     xml = None
     try:
         completions = _evidence_zip(args.evidence_zip) if args.evidence_zip else {}
+        trail = _audit_trail(args.audit, args.evidence_zip)
         if args.etsi:  # the same one run in the child, which writes the XML too
             verified = verify_isolated_etsi(data, trust.anchors, trust.provider_roots, at=at,
                                             evidence_keys=keys, evidence_completions=completions)
@@ -296,6 +297,8 @@ def _verify(args, settings: Settings) -> int:
                                      evidence_keys=keys, evidence_completions=completions)
     except SignflowError as exc:
         return _unusable(args, exc.code, exc.message)
+    if trail is not None and report.audit_trail is not None:
+        report = _held_to(report, trail)
     if args.pdf:
         from signflow.pdf.report import report_pdf
 
@@ -355,6 +358,45 @@ def _evidence_zip(path: str) -> dict[str, dict]:
     return {str(e.get("order_ref")): e for e in entries if isinstance(e, dict)}
 
 
+def _audit_trail(path: str | None, evidence_zip: str | None) -> dict | None:
+    """The round's trail from ``--audit`` (the API's ``/audit`` JSON) or else from
+    the evidence ZIP's ``audit.json``; None when neither was given."""
+    import zipfile
+
+    from signflow.errors import ConfigError
+
+    if not path and not evidence_zip:
+        return None
+    try:
+        if path:
+            body = json.loads(Path(path).read_text(encoding="utf-8"))
+        else:
+            assert evidence_zip is not None
+            with zipfile.ZipFile(evidence_zip) as zf:
+                if "audit.json" not in zf.namelist():
+                    return None
+                body = json.loads(zf.read("audit.json"))
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ConfigError(f"cannot read the audit trail {path or evidence_zip}: {exc}") from None
+    events = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise ConfigError(f"{path or evidence_zip}: no list of audit events "
+                          "(the API's /audit answer or the evidence ZIP)")
+    return body
+
+
+def _held_to(report, trail: dict):
+    """*report* with its audit-trail mark compared with *trail* (``/audit``'s answer,
+    or the evidence ZIP's)."""
+    from dataclasses import replace
+
+    from signflow.core.audit import commits_to
+
+    mark = report.audit_trail
+    return replace(report, audit_trail=replace(
+        mark, matches_trail=commits_to(trail["events"], mark.seq, mark.head)))
+
+
 def _evidence_keys(paths, password: str | None) -> list[bytes]:
     """The ``--evidence-key`` files as unencrypted PEM, for the verifying child process.
 
@@ -391,6 +433,11 @@ def _print_report(report) -> None:
         print(f"- {p}")
     for sentence in published(report):
         print(sentence)
+    if report.audit_trail:
+        from signflow.pdf.verdict_words import trail_words
+
+        for sentence in trail_words(report.audit_trail, "en"):
+            print(sentence)
     verdict = {"TOTAL-PASSED": "VALID", "TOTAL-FAILED": "NOT VALID"}.get(report.indication)
     print(f"{verdict} — {headline(report)}" if verdict else headline(report))
 
@@ -617,6 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="private key (PEM) that may open sealed identity evidence; repeatable")
     s.add_argument("--evidence-zip", metavar="EVIDENCE.zip",
                    help="the round's evidence ZIP: checks sealed evidence as a key would")
+    s.add_argument("--audit", metavar="AUDIT.json",
+                   help="the round's audit trail (the API's /audit answer): checks that the "
+                   "file commits to it (the evidence ZIP's own trail is used without this)")
     s.add_argument("--evidence-key-password", metavar="PASSWORD",
                    help="password of the --evidence-key file(s)")
     s.set_defaults(func=cmd_verify)

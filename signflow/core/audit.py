@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -229,6 +229,16 @@ def verify_chain(events: Iterable[Mapping[str, Any]]) -> ChainReport:
         prev = str(event.get("hash"))
         expected_seq = (seq if isinstance(seq, int) else expected_seq) + 1
     return ChainReport(intact=not problems, count=count, head=prev, problems=tuple(problems))
+
+
+def commits_to(events: Sequence[Mapping[str, Any]], seq: int, head: str) -> bool:
+    """Whether *events* (a round's trail, as the API returns it) hold, intact from
+    the first event, an event *seq* whose hash is *head*: what a document that
+    names that head (:mod:`signflow.pdf.trail_mark`) commits to."""
+    if not 1 <= seq <= len(events):
+        return False
+    upto = list(events[:seq])
+    return verify_chain(upto).intact and upto[-1].get("hash") == head
 
 
 def round_events(session: Session, round_id: str) -> list[dict[str, Any]]:

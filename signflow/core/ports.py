@@ -198,6 +198,14 @@ class SignerBlock:
 
 
 @dataclass(frozen=True)
+class TrailHead:
+    """The head of a round's audit trail: the hash of its event *seq*."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
 class PreparedDocument:
     data: bytes
     page_count: int
@@ -223,8 +231,12 @@ class PdfService(Protocol):
         """
         ...
 
-    def seal(self, data: bytes) -> bytes:
-        """Add validation data and a document timestamp (PAdES B-LTA)."""
+    def seal(self, data: bytes, *, trail: TrailHead | None = None) -> bytes:
+        """Add validation data and a document timestamp (PAdES B-LTA).
+
+        With *trail*, the head is timestamped and written into the document
+        first, so the document timestamp covers it (:mod:`signflow.pdf.trail_mark`).
+        """
         ...
 
     def renew(self, data: bytes) -> bytes:

@@ -20,10 +20,10 @@ from signflow.core import messages, notice, outbox, webhooks
 from signflow.core.audit import EventType, append_event, lock_round, rfc3339
 from signflow.core.identity import IdentityCheck, Mismatch, check_for, compare
 from signflow.core.links import kept_token, revoke_links
-from signflow.core.models import BankIDEvidence, Round, Signer
+from signflow.core.models import AuditEvent, BankIDEvidence, Round, Signer
 from signflow.core.orders import cancel_order_quietly, end_open_orders, provider_for
 from signflow.core.people import role_label
-from signflow.core.ports import CollectResult, OrderStart, Services, SignRequest
+from signflow.core.ports import CollectResult, OrderStart, Services, SignRequest, TrailHead
 from signflow.core.rounds import (
     SYSTEM,
     forget_personal_numbers,
@@ -274,6 +274,7 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
         plan = [(s.id, s.field_name, signer_block(s, language), evidence_for(session, svc, s))
                 for s in todo]
         complete = len(todo) == sum(s.applied_at is None for s in round_.signers)
+        trail = trail_head(session, round_id) if complete else None
         data = svc.blobs.get(base.storage_key)
         session.rollback()  # hold no transaction open through the slow part
 
@@ -282,7 +283,7 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
             data = svc.pdf.sign_field(data, block=block, language=language, evidence=evidence,
                                       sealed_for=sealed_for)
             steps.append((signer_id, field_name, data))
-        sealed = svc.pdf.seal(data) if complete else None
+        sealed = svc.pdf.seal(data, trail=trail) if complete else None
 
         round_ = lock_round(session, round_id)
         if round_.status != RoundStatus.PENDING.value:
@@ -298,13 +299,23 @@ def apply_signatures(session: Session, svc: Services, round_id: str) -> None:
             append_event(session, round_, EventType.SIGNATURE_APPLIED, SYSTEM,
                          {"signer": signer_id, "field": field_name, "sha256": doc.sha256})
         if sealed is not None:
-            _complete(session, svc, round_, sealed)
+            assert trail is not None
+            _complete(session, svc, round_, sealed, trail)
         session.flush()
         return
     raise RuntimeError(f"round {round_id} kept changing while its signatures were applied")
 
 
-def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> None:
+def trail_head(session: Session, round_id: str) -> TrailHead:
+    """The round's audit trail as it stands: its newest event's number and hash."""
+    seq, head = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.round_id == round_id)
+        .order_by(AuditEvent.seq.desc()).limit(1)).one()
+    return TrailHead(seq, head)
+
+
+def _complete(session: Session, svc: Services, round_: Round, sealed: bytes,
+              trail: TrailHead) -> None:
     final = store_document(session, svc, round_, "final", sealed)
     round_.current_document_id = final.id
     transition(round_, RoundStatus.COMPLETED)
@@ -313,7 +324,9 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes) -> 
     copies = _signed_copies(svc, round_)  # before the links' sealed tokens are dropped
     revoke_links(round_, now)  # the signers' pages now say it is done
     append_event(session, round_, EventType.ROUND_COMPLETED, SYSTEM,
-                 {"sha256": final.sha256, "size": final.size})
+                 {"sha256": final.sha256, "size": final.size,
+                  # the trail up to this event is timestamped inside the final PDF
+                  "trail_seq": trail.seq, "trail_head": trail.hash})
     webhooks.emit(session, svc, round_, "round.completed", {
         "sha256": final.sha256, "completed_at": rfc3339(now),
         "document": f"{svc.base_url}/api/v1/rounds/{round_.id}/document"})

@@ -76,6 +76,7 @@ def _lines(report: VerificationReport, lang: str) -> list[tuple[str, float, bool
         lines.append((verdict.names, 9, False))
     lines.extend((a, 9, False) for a in verdict.advice)
     lines.extend((f"– {p}", 9, False) for p in verdict.problems)
+    lines.extend((sentence, 9, False) for sentence in verdict.trail)
     for heading, group in ((t["signatures"], verdict.approvals), (t["seals"], verdict.others)):
         if group:
             lines.extend([("", 6, False), (heading, 12, True)])

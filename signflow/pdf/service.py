@@ -13,7 +13,7 @@ from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
-from signflow.core.ports import PreparedDocument, SignerBlock
+from signflow.core.ports import PreparedDocument, SignerBlock, TrailHead
 from signflow.errors import Busy, UnsupportedDocument
 from signflow.pdf import isolate
 from signflow.pdf import prepare as _prepare
@@ -126,8 +126,8 @@ class PdfWorks:
             signed_at=datetime.now(UTC), dss=dss, reserved=RESERVED + sum(map(len, carried)),
             sign=sign, font_name=font_data(False).name)
 
-    def seal(self, data: bytes) -> bytes:
-        return _sign.seal(data, pki=self.pki, timestamper=self.timestamper)
+    def seal(self, data: bytes, *, trail: TrailHead | None = None) -> bytes:
+        return _sign.seal(data, pki=self.pki, timestamper=self.timestamper, trail=trail)
 
     def seal_report(self, data: bytes, language: str = "sv") -> bytes:
         """Certify a verification report with the service's seal, no change allowed

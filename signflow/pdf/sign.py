@@ -20,8 +20,9 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko_certvalidator import ValidationContext
 
-from signflow.core.ports import SignerBlock
-from signflow.pdf.keys import asn1_cert
+from signflow.core.ports import SignerBlock, TrailHead
+from signflow.pdf import trail_mark
+from signflow.pdf.keys import asn1_cert, timestamp_token_for
 from signflow.pdf.pki import Pki, make_crl
 from signflow.pdf.prepare import FieldPlacement
 
@@ -107,8 +108,13 @@ def validation_context(pki: Pki) -> ValidationContext:
     )
 
 
-def seal(data: bytes, *, pki: Pki, timestamper: TimeStamper) -> bytes:
-    """Embed validation data for every signature, then a document timestamp (B-LTA)."""
+def seal(data: bytes, *, pki: Pki, timestamper: TimeStamper,
+         trail: TrailHead | None = None) -> bytes:
+    """Embed validation data for every signature, then a document timestamp (B-LTA).
+
+    With *trail*, the audit trail's head is timestamped and written into the
+    same revision first (:mod:`signflow.pdf.trail_mark`), under the document timestamp.
+    """
     vc = validation_context(pki)
     reader = PdfFileReader(io.BytesIO(data))
     certs = [asn1_cert(pki.root.cert), asn1_cert(pki.signer_ca.cert), asn1_cert(pki.tsa.cert)]
@@ -117,6 +123,8 @@ def seal(data: bytes, *, pki: Pki, timestamper: TimeStamper) -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(data))
     DocumentSecurityStore.supply_dss_in_writer(
         writer, None, certs=_unique(certs), crls=list(vc.crls))
+    if trail is not None:
+        trail_mark.write(writer, trail, timestamp_token_for(timestamper, bytes.fromhex(trail.hash)))
     out = signers.PdfTimeStamper(timestamper).timestamp_pdf(
         writer, "sha256", validation_context=vc, bytes_reserved=16384)
     return out.getvalue()

@@ -174,6 +174,20 @@ EVIDENCE_WORDS = {
 #: The verifier's problems (English, by how they start) in plain words.
 PROBLEMS: tuple[tuple[str, dict[str, str]], ...] = tuple(
     (start, {"sv": sv, "en": en}) for start, sv, en in (
+        ("the audit trail's timestamp is not over the head",
+         "tidsstämpeln gäller inte det kedjehuvud filen anger",
+         "the timestamp is not over the chain head the file names"),
+        ("the audit trail's timestamp is not from a trusted",
+         "tidsstämpeln kommer inte från en betrodd tidsstämpeltjänst",
+         "the timestamp is not from a trusted timestamping service"),
+        ("the audit trail's timestamp cannot be read", "tidsstämpeln går inte att läsa",
+         "the timestamp cannot be read"),
+        ("the document timestamp over the audit trail's head is broken",
+         "dokumentets tidsstämpel över kedjehuvudet är bruten",
+         "the document timestamp over the chain head is broken"),
+        ("the audit trail named in the file is not covered",
+         "uppgiften om händelseloggen ligger utanför dokumentets tidsstämpel",
+         "what the file says of the audit trail is outside its document timestamp"),
         ("the signed content has changed", "Det undertecknade innehållet har ändrats.",
          "The signed content has been changed."),
         ("the signature value does not verify", "Signaturvärdet stämmer inte.",
@@ -222,3 +236,20 @@ PROBLEMS: tuple[tuple[str, dict[str, str]], ...] = tuple(
          "Identitetsleverantörens underskrift stämmer inte eller gäller inte dokumentet.",
          "The identity provider's signature does not verify or does not cover this document."),
     ))
+
+#: The audit trail the file commits to (``{seq}``, ``{head}``: its first 16 hex
+#: digits, ``{when}``: Stockholm time of its timestamp).
+TRAIL_WORDS = {
+    "sv": {"commits": "Filen binder omgångens händelselogg fram till händelse {seq} "
+                      "(kedjans huvud {head}…), tidsstämplad {when}.",
+           "matches": "Händelseloggen som lämnades med stämmer med den.",
+           "differs": "Händelseloggen som lämnades med stämmer INTE med den: loggen har "
+                      "ändrats eller hör till en annan omgång.",
+           "unproven": "Tidsstämpeln över händelseloggen håller inte: {problem}"},
+    "en": {"commits": "The file commits to the round's audit trail up to event {seq} "
+                      "(chain head {head}…), timestamped {when}.",
+           "matches": "The audit trail supplied matches it.",
+           "differs": "The audit trail supplied does NOT match it: the trail was changed or "
+                      "belongs to another round.",
+           "unproven": "The timestamp over the audit trail does not hold: {problem}"},
+}

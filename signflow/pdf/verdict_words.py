@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from signflow.pdf.trail_mark import TrailReport
 from signflow.pdf.verdict_text import (
     ADVICE,
     EVIDENCE_WORDS,
@@ -26,6 +27,7 @@ from signflow.pdf.verdict_text import (
     PROBLEMS,
     PUBLISHED,
     SUB_INDICATIONS,
+    TRAIL_WORDS,
 )
 from signflow.pdf.verify import (
     INDETERMINATE,
@@ -95,6 +97,8 @@ class Verdict:
     #: The file-level problems as the verifier states them.
     technical: tuple[str, ...]
     sha256: str
+    #: What the file says of the round's audit trail, in sentences (none: it names none).
+    trail: tuple[str, ...] = ()
 
     @property
     def approvals(self) -> tuple[SignatureWords, ...]:
@@ -116,7 +120,21 @@ def plain_verdict(report: VerificationReport, language: str = "sv") -> Verdict:
         advice=tuple(advice(report, lang)), signatures=tuple(sigs),
         problems=tuple(plain_problem(p, lang) for p in report.problems
                        if report.signatures),
-        technical=report.problems, sha256=report.sha256)
+        technical=report.problems, sha256=report.sha256,
+        trail=tuple(trail_words(report.audit_trail, lang)) if report.audit_trail else ())
+
+
+def trail_words(trail: TrailReport, language: str = "sv") -> list[str]:
+    """The audit-trail mark in sentences: what it commits to, and how that checked out."""
+    words = TRAIL_WORDS[language_of(language)]
+    out = [words["commits"].format(seq=trail.seq, head=trail.head[:16],
+                                   when=stockholm_time(trail.timestamped_at))]
+    if not trail.timestamp_valid:
+        out.append(words["unproven"].format(problem="; ".join(
+            plain_problem(p, language) for p in trail.problems) or "?"))
+    if trail.matches_trail is not None:
+        out.append(words["matches" if trail.matches_trail else "differs"])
+    return out
 
 
 def headline_words(report: VerificationReport, language: str = "sv") -> str:

@@ -21,7 +21,7 @@ import io
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -35,8 +35,10 @@ from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timesta
 from pyhanko_certvalidator import ValidationContext
 
 from signflow.errors import UnsupportedDocument
+from signflow.pdf import trail_mark
 from signflow.pdf.keys import asn1_cert
 from signflow.pdf.pki import OID_TRANSACTION_ID
+from signflow.pdf.trail_mark import TrailReport
 from signflow.pdf.verify_evidence import EvidenceReport, judge_evidence
 
 log = logging.getLogger(__name__)
@@ -126,15 +128,36 @@ class VerificationReport:
     indication: str | None = None
     #: The sub-indication of the first signature with the overall indication.
     sub_indication: str | None = None
+    #: The audit trail the file commits to (:mod:`signflow.pdf.trail_mark`), if it names one.
+    audit_trail: TrailReport | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["problems"] = list(self.problems)
+        if out["audit_trail"]:
+            out["audit_trail"]["problems"] = list(out["audit_trail"]["problems"])
         for sig in out["signatures"]:
             sig["problems"] = list(sig["problems"])
             if sig["evidence"]:
                 sig["evidence"]["problems"] = list(sig["evidence"]["problems"])
         return out
+
+    @classmethod
+    def from_dict(cls, body: dict) -> VerificationReport:
+        """The inverse of :meth:`to_dict`."""
+        sigs = []
+        for raw in body["signatures"]:
+            evidence = raw.get("evidence")
+            sig = SignatureReport(**{**raw, "problems": tuple(raw["problems"]), "evidence": None})
+            if evidence:
+                sig = replace(sig, evidence=EvidenceReport(**{
+                    **evidence, "problems": tuple(evidence["problems"]),
+                    "recipients": tuple(evidence.get("recipients", ()))}))
+            sigs.append(sig)
+        trail = body.get("audit_trail")
+        return cls(**{**body, "signatures": tuple(sigs), "problems": tuple(body["problems"]),
+                      "audit_trail": TrailReport(**{**trail, "problems": tuple(trail["problems"])})
+                      if trail else None})
 
 
 @dataclass(frozen=True)
@@ -212,7 +235,33 @@ def verify_pdf(
         valid=indication == TOTAL_PASSED, signatures=reports, sha256=sha,
         problems=() if reports else ("the file has no signatures",),
         indication=indication, sub_indication=sub_indication,
+        audit_trail=_audit_trail(reader, sigs, reports, roots, at),
     )
+
+
+def _audit_trail(reader, sigs: list, reports: Sequence[SignatureReport], roots: list,
+                 at: datetime | None) -> TrailReport | None:
+    """The file's audit-trail mark, judged, from the first revision a document
+    timestamp covers that has one: XMP may change after a signature, so only a
+    mark under a document timestamp counts (a later one could name another trail)."""
+    for sig, report in zip(sigs, reports, strict=True):
+        if report.kind != "timestamp":
+            continue
+        mark = trail_mark.read(reader, sig.signed_revision)
+        if mark is None:
+            continue
+        judged = trail_mark.judge(mark, _context(roots, at))
+        if report.intact:
+            return judged
+        return replace(judged, timestamp_valid=False, problems=(
+            *judged.problems, "the document timestamp over the audit trail's head is broken"))
+    latest = trail_mark.read(reader, reader.xrefs.total_revisions - 1)
+    if latest is None:
+        return None
+    judged = trail_mark.judge(latest, _context(roots, at))
+    return replace(judged, timestamp_valid=False, problems=(
+        *judged.problems, "the audit trail named in the file is not covered by a document "
+        "timestamp"))
 
 
 def overall_indication(signatures: Sequence[SignatureReport]) -> tuple[str | None, str | None]:

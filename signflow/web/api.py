@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from signflow.core import idempotency, manage, notice, rounds, signing, webhooks
-from signflow.core.audit import round_events, verify_chain
+from signflow.core.audit import commits_to, round_events, verify_chain
 from signflow.core.models import Document, Notice, Round, Signer, User, Webhook
 from signflow.core.states import RoundStatus
 from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
@@ -455,7 +455,11 @@ def _cross_check(round_: Round, report) -> dict:
             "all_required_signers_present": not missing,
             "transaction_ids_match": set(in_pdf) <= set(signed_at),
             "times_match_audit_trail": times_ok,
-            "chain_intact": verify_chain(events).intact}
+            "chain_intact": verify_chain(events).intact,
+            # the head the file's closing timestamp covers is this round's trail
+            "audit_trail_matches": (
+                None if report.audit_trail is None
+                else commits_to(events, report.audit_trail.seq, report.audit_trail.head))}
 
 
 @bp.get("/trust-anchors")

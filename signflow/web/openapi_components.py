@@ -192,7 +192,15 @@ ROUND_CHECK = obj({
     "all_required_signers_present": {"type": "boolean"},
     "transaction_ids_match": {"type": "boolean"}, "times_match_audit_trail": {"type": "boolean"},
     "chain_intact": {"type": "boolean"},
+    "audit_trail_matches": nullable(
+        "boolean", description="the audit-trail head the file commits to is this round's "
+        "event at that number, intact from the first (null: the file names no head)"),
 }, description="the service's records of the round, for a token of its organisation")
+TRAIL_REPORT = obj({
+    "seq": {"type": "integer"}, "head": HEX64,
+    "timestamped_at": nullable("string"), "timestamp_valid": {"type": "boolean"},
+    "problems": STRINGS, "matches_trail": nullable("boolean"),
+}, description="the round's audit-trail head the file commits to, timestamped (RFC 3161)")
 VERIFICATION = obj({
     "valid": {"type": "boolean", "description": "the file has signatures and all are valid"},
     "signatures": {"type": "array", "items": ref("schemas", "SignatureReport")},
@@ -201,6 +209,7 @@ VERIFICATION = obj({
     "indication": nullable("string", description="TOTAL-PASSED, TOTAL-FAILED or "
                                                  "INDETERMINATE; null without signatures"),
     "sub_indication": nullable("string"),
+    "audit_trail": {"oneOf": [ref("schemas", "TrailReport"), {"type": "null"}]},
     "known_to_service": {"type": "boolean", "description": "this service issued the file"},
     "round": ref("schemas", "RoundCheck"),
 }, required=["valid", "signatures", "problems", "sha256", "indication", "sub_indication",
@@ -241,7 +250,7 @@ SCHEMAS: dict[str, Schema] = {
                    "description": "default: every event"}}, required=["url"], closed=False),
     "Delivery": DELIVERY,
     "Notice": NOTICE,
-    "EvidenceReport": EVIDENCE, "SignatureReport": SIGNATURE_REPORT,
+    "EvidenceReport": EVIDENCE, "SignatureReport": SIGNATURE_REPORT, "TrailReport": TRAIL_REPORT,
     "RoundCheck": ROUND_CHECK, "VerificationReport": VERIFICATION,
 }
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import gettext as _
@@ -24,8 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from signflow.errors import Busy, InvalidInput, RateLimited
 from signflow.pdf.etsi_report import verify_isolated_etsi
 from signflow.pdf.verdict_words import plain_verdict
-from signflow.pdf.verify import SignatureReport, VerificationReport
-from signflow.pdf.verify_evidence import EvidenceReport
+from signflow.pdf.verify import VerificationReport
 from signflow.web import read_upload, runtime
 from signflow.web.limits import bounds, verification_slot
 from signflow.web.security import current_language
@@ -78,7 +76,7 @@ def verify_download():
     fmt = request.form.get("format", "pdf")
     try:
         body = _signer().loads(request.form.get("report", ""), max_age=REPORT_MAX_AGE)
-        report = report_from_dict(body)
+        report = VerificationReport.from_dict(body)
         xml = _signer().loads(request.form.get("etsi", ""), max_age=REPORT_MAX_AGE) \
             if fmt == "etsi" else None
     except (BadSignature, TypeError, KeyError, ValueError):
@@ -161,17 +159,3 @@ def _download(report: VerificationReport, fmt: str, xml: bytes | None = None):
 def _signer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="signflow.verify-report")
 
-
-def report_from_dict(body: dict) -> VerificationReport:
-    """The inverse of :meth:`VerificationReport.to_dict`."""
-    sigs = []
-    for raw in body["signatures"]:
-        evidence = raw.get("evidence")
-        sig = SignatureReport(**{**raw, "problems": tuple(raw["problems"]), "evidence": None})
-        if evidence:
-            sig = replace(sig, evidence=EvidenceReport(**{
-                **evidence, "problems": tuple(evidence["problems"]),
-                "recipients": tuple(evidence.get("recipients", ()))}))
-        sigs.append(sig)
-    return VerificationReport(**{**body, "signatures": tuple(sigs),
-                                 "problems": tuple(body["problems"])})

@@ -1,0 +1,207 @@
+"""The signed PDF commits to the round's whole audit trail: the chain head,
+timestamped (RFC 3161), under the closing document timestamp."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from dataclasses import replace
+
+from asn1crypto import cms, tsp
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from signflow import cli
+from signflow.core.audit import canonical_hash, commits_to
+from signflow.core.ports import TrailHead
+from signflow.pdf import trail_mark
+from signflow.pdf.report import report_pdf
+from signflow.pdf.verdict_words import plain_verdict
+from signflow.pdf.verify import verify_pdf
+
+
+def audit_of(client, auth, round_id: str) -> dict:
+    return client.get(f"/api/v1/rounds/{round_id}/audit", headers=auth).get_json()
+
+
+def rewritten(events: list[dict], seq: int, **data) -> list[dict]:
+    """*events* with event *seq*'s data changed and every hash after it recomputed:
+    a consistent chain, but not the one that happened."""
+    out, prev = [], None
+    for event in events:
+        event = dict(event)
+        if event["seq"] == seq:
+            event["data"] = {**event["data"], **data}
+        if prev is not None:
+            event["prev_hash"] = prev
+        event["hash"] = canonical_hash(event)
+        prev = event["hash"]
+        out.append(event)
+    return out
+
+
+def test_the_final_pdf_commits_to_the_trail_as_it_stood_at_the_last_signature(
+        completed_round, client, auth, runtime):
+    body, pdf = completed_round
+    audit = audit_of(client, auth, body["id"])
+    events = audit["events"]
+    completed = [e for e in events if e["type"] == "round.completed"][0]
+    seq, head = completed["data"]["trail_seq"], completed["data"]["trail_head"]
+    # every signature was recorded before the committed head
+    assert max(e["seq"] for e in events if e["type"] == "signer.signed") <= seq < completed["seq"]
+    assert events[seq - 1]["hash"] == head and commits_to(events, seq, head)
+
+    report = verify_pdf(pdf, runtime.trust_anchors(), runtime.provider_roots())
+    assert report.valid
+    trail = report.audit_trail
+    assert trail is not None and trail.problems == ()
+    assert (trail.seq, trail.head) == (seq, head)
+    assert trail.timestamp_valid and trail.timestamped_at
+    # the earlier signatures allow the metadata update: their verdicts are unchanged
+    assert {s.modification_level for s in report.signatures} <= {"FORM_FILLING",
+                                                                  "LTA_UPDATES"}
+
+    token = trail_mark.read(PdfFileReader(io.BytesIO(pdf)),
+                            report_revision(pdf)).token  # type: ignore[union-attr]
+    info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+    assert isinstance(info, tsp.TSTInfo)
+    assert info["message_imprint"]["hashed_message"].native == bytes.fromhex(head)
+
+
+def report_revision(pdf: bytes) -> int:
+    """The revision the first document timestamp covers."""
+    reader = PdfFileReader(io.BytesIO(pdf))
+    return next(s.signed_revision for s in reader.embedded_signatures
+                if s.sig_object.get("/Type") == "/DocTimeStamp")
+
+
+def test_the_service_checks_the_head_against_its_records(completed_round, client, auth):
+    body, pdf = completed_round
+    resp = client.post("/api/v1/verify", headers=auth,
+                       data={"document": (io.BytesIO(pdf), "p.pdf")})
+    assert resp.status_code == 200
+    got = resp.get_json()
+    assert got["audit_trail"]["timestamp_valid"] is True
+    assert got["round"]["audit_trail_matches"] is True
+    # an anonymous caller learns that the file commits to a trail, not whose
+    anonymous = client.post("/api/v1/verify", data={"document": (io.BytesIO(pdf), "p.pdf")})
+    assert "round" not in anonymous.get_json()
+
+
+def test_an_auditor_holds_the_pdf_to_a_trail_offline(completed_round, client, auth, tmp_path,
+                                                     keys_dir, monkeypatch, capsys):
+    body, pdf = completed_round
+    audit = audit_of(client, auth, body["id"])
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(pdf)
+    kept = tmp_path / "audit.json"
+    kept.write_text(json.dumps(audit))
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(keys_dir))
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path))
+
+    assert cli.main(["verify", str(path), "--audit", str(kept)]) == 0
+    said = capsys.readouterr().out
+    assert "commits to the round's audit trail up to event" in said
+    assert "The audit trail supplied matches it." in said
+
+    # a trail rewritten before the committed head, consistently re-hashed, is caught
+    seq = audit_of(client, auth, body["id"])["events"][-1]["data"]["trail_seq"]
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps({**audit, "events": rewritten(
+        audit["events"], 1, title="Ett annat protokoll")}))
+    assert cli.main(["verify", str(path), "--audit", str(changed), "--json"]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["audit_trail"]["matches_trail"] is False
+    assert verdict["audit_trail"]["seq"] == seq
+    # a change after the committed head (the completion's own event) is not the PDF's to judge
+    later = tmp_path / "later.json"
+    later.write_text(json.dumps({**audit, "events": rewritten(
+        audit["events"], seq + 1, note="added later")}))
+    assert cli.main(["verify", str(path), "--audit", str(later), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["audit_trail"]["matches_trail"] is True
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"events": "none"}')
+    assert cli.main(["verify", str(path), "--audit", str(broken)]) == 2
+    assert "no list of audit events" in capsys.readouterr().err
+
+
+def test_the_evidence_zip_carries_the_trail_the_pdf_is_held_to(completed_round, client,
+                                                               runtime, tmp_path, keys_dir,
+                                                               monkeypatch, capsys):
+    from tests.conftest import make_user
+
+    body, pdf = completed_round
+    auditor = {"Authorization": "Bearer " + make_user(runtime, "revisor@example.se", "auditor")}
+    resp = client.get(f"/api/v1/rounds/{body['id']}/evidence", headers=auditor)
+    assert resp.status_code == 200
+    (tmp_path / "evidence.zip").write_bytes(resp.data)
+    (tmp_path / "signed.pdf").write_bytes(pdf)
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(keys_dir))
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path))
+    assert cli.main(["verify", str(tmp_path / "signed.pdf"), "--evidence-zip",
+                     str(tmp_path / "evidence.zip"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["audit_trail"]["matches_trail"] is True
+
+
+def test_a_head_written_after_the_closing_timestamp_does_not_count(completed_round, runtime):
+    """XMP may change after a signature; a later revision naming another head must
+    not replace the one the document timestamp covers."""
+    _, pdf = completed_round
+    reader = PdfFileReader(io.BytesIO(pdf))
+    covered = trail_mark.read(reader, report_revision(pdf))
+    assert covered is not None
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    forged = TrailHead(covered.seq + 5, "ab" * 32)
+    trail_mark.write(writer, forged, covered.token)
+    out = io.BytesIO()
+    writer.write(out)
+    report = verify_pdf(out.getvalue(), runtime.trust_anchors(), runtime.provider_roots())
+    assert report.audit_trail is not None
+    assert (report.audit_trail.seq, report.audit_trail.head) == (covered.seq, covered.head)
+
+
+def test_a_head_no_document_timestamp_covers_is_reported_unproven(protocol_pdf, runtime):
+    """A mark in a file whose document timestamp does not cover it, or whose token is
+    over another head, is named, with the reason it does not hold."""
+    from signflow.pdf.keys import timestamp_token_for
+
+    svc = runtime.services
+    writer = IncrementalPdfFileWriter(io.BytesIO(protocol_pdf))
+    head = TrailHead(3, "cd" * 32)
+    trail_mark.write(writer, head, timestamp_token_for(svc.pdf.timestamper, b"\x01" * 32))
+    out = io.BytesIO()
+    writer.write(out)
+    report = verify_pdf(out.getvalue(), runtime.trust_anchors(), runtime.provider_roots())
+    trail = report.audit_trail
+    assert trail is not None and not trail.timestamp_valid
+    assert any("not over the head" in p for p in trail.problems)
+    assert any("not covered by a document timestamp" in p for p in trail.problems)
+    words = plain_verdict(report, "sv").trail
+    assert any("håller inte" in w for w in words)
+
+
+def test_the_page_and_the_pdf_report_say_what_the_file_commits_to(completed_round, runtime):
+    _, pdf = completed_round
+    report = verify_pdf(pdf, runtime.trust_anchors(), runtime.provider_roots())
+    assert report.audit_trail is not None
+    matched = replace(report, audit_trail=replace(report.audit_trail, matches_trail=True))
+    sv = plain_verdict(matched, "sv").trail
+    assert sv[0].startswith("Filen binder omgångens händelselogg fram till händelse "
+                            f"{report.audit_trail.seq} ")
+    assert sv[-1] == "Händelseloggen som lämnades med stämmer med den."
+    text = subprocess.run(["pdftotext", "-", "-"], input=report_pdf(matched, "en"),
+                          capture_output=True, check=True).stdout.decode()
+    assert "commits to the round's audit trail" in " ".join(text.split())
+
+
+def test_renewal_keeps_the_commitment(completed_round, runtime):
+    from signflow.pdf import sign as _sign
+
+    _, pdf = completed_round
+    svc = runtime.services
+    renewed = _sign.renew(pdf, pki=svc.pdf.pki, timestamper=svc.pdf.timestamper)
+    before = verify_pdf(pdf, runtime.trust_anchors(), runtime.provider_roots()).audit_trail
+    after = verify_pdf(renewed, runtime.trust_anchors(), runtime.provider_roots()).audit_trail
+    assert after is not None and after == before
