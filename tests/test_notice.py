@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -211,6 +212,29 @@ def test_a_completed_protokoll_round_has_a_prepared_notice(protokoll_round, clie
     assert audit_types(client, auth, protokoll_round)[-1] == EventType.NOTICE_PREPARED
 
 
+def test_the_round_keeps_its_workflows_notice_setting_from_the_start(
+        client, auth, runtime, protocol_pdf):
+    """Whether completion prepares a notice is copied at the start: a workflow file
+    edited mid-round, or a worker with other files, changes nothing."""
+    from signflow.core.notice import wants_notice
+
+    made = {}
+    for workflow, extra in (("protokoll", MEETING), ("parallel", {})):
+        resp = create_round(client, auth, protocol_pdf, signers=municipal_signers(workflow),
+                            workflow=workflow, **extra)
+        assert resp.status_code == 201, resp.get_json()
+        made[workflow] = resp.get_json()["id"]
+    svc = runtime.services
+    with runtime.sessions() as s:
+        protokoll, parallel = s.get(Round, made["protokoll"]), s.get(Round, made["parallel"])
+        assert (protokoll.notice, parallel.notice) == (True, False)
+        edited = replace(svc, workflows={})  # as if the files had gone or changed since
+        assert wants_notice(edited, protokoll) and not wants_notice(edited, parallel)
+        protokoll.notice = None  # a round from before the setting was copied
+        assert wants_notice(svc, protokoll) and not wants_notice(edited, protokoll)
+        s.rollback()
+
+
 def test_a_round_of_another_workflow_has_no_notice(completed_round, client, auth):
     body, _ = completed_round
     assert client.get(f"/api/v1/rounds/{body['id']}/notice", headers=auth).status_code == 404
@@ -294,6 +318,10 @@ def test_the_notice_pdf_is_sealed_by_the_service(protokoll_round, client, auth, 
     assert (seal["kind"], seal["pades_level"]) == ("certification", "B-LTA"), seal
     with pikepdf.open(io.BytesIO(resp.data)) as pdf:
         assert len(pdf.pages) == 1
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    [certification] = PdfFileReader(io.BytesIO(resp.data)).embedded_signatures[:1]
+    assert certification.sig_object["/Reason"] == "Anslag om justering utfärdat av signflow"
 
 
 def test_another_organisations_notice_is_not_found(protokoll_round, client, runtime):

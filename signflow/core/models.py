@@ -133,6 +133,10 @@ class Round(Base):
     #: ``secretariat`` and/or ``signers``, space-separated.
     notify: Mapped[str] = mapped_column(String(50), default="secretariat signers",
                                         server_default="secretariat signers")
+    #: Whether completion prepares the notice of justering (the workflow's
+    #: ``notice``, copied at the start); None for rounds started before it was
+    #: copied, whose workflow file still decides.
+    notice: Mapped[bool | None] = mapped_column(nullable=True)
     #: How signers are bound to their invitations: an
     #: :class:`~signflow.core.identity.IdentityPolicy` value, from the workflow.
     identity_policy: Mapped[str] = mapped_column(String(20), default="auto",

@@ -111,8 +111,11 @@ def notice_dates(completed_at: datetime, posting: date | None = None) -> NoticeD
 
 
 def wants_notice(svc: Services, round_: Round) -> bool:
-    """Whether *round_*'s workflow asks for a notice of justering."""
-    workflow = svc.workflows.get(round_.workflow)
+    """Whether *round_* gets a notice of justering: as its workflow said when the
+    round started (a file edited since, or a worker with other files, changes nothing)."""
+    if round_.notice is not None:
+        return round_.notice
+    workflow = svc.workflows.get(round_.workflow)  # a round from before 0016
     return bool(workflow is not None and getattr(workflow, "notice", False))
 
 

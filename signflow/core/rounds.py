@@ -212,6 +212,7 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
                        if workflow.reminders.at_most else None),
         on_decline=workflow.on_decline,
         notify=" ".join(workflow.notify),
+        notice=workflow.notice,
         body=spec.body, meeting_date=spec.meeting_date, kept_at=spec.kept_at,
     )
     for pos, s in enumerate(spec.signers, start=1):
