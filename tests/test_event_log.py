@@ -77,6 +77,8 @@ def test_the_log_is_sealed_by_the_service_and_nothing_may_change_after(
 
     [certification] = PdfFileReader(io.BytesIO(sealed)).embedded_signatures[:1]
     assert certification.docmdp_level == MDPPerm.NO_CHANGES
+    # the seal says what the service issued: an event log, not a verification report
+    assert certification.sig_object["/Reason"] == "Händelselogg utfärdad av signflow"
 
 
 def test_the_evidence_zip_holds_the_log_and_the_round_page_links_it(

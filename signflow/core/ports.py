@@ -243,9 +243,10 @@ class PdfService(Protocol):
         """Add validation data for the last timestamp and a new document timestamp."""
         ...
 
-    def seal_report(self, data: bytes, language: str = "sv") -> bytes:
-        """Certify a verification report with the service's seal (no change after
-        it), timestamped, with its validation data (PAdES B-LTA)."""
+    def seal_report(self, data: bytes, language: str = "sv", *, kind: str = "report") -> bytes:
+        """Certify a document the service issues (*kind*: ``report``, ``event_log`` or
+        ``notice``) with the service's seal (no change after it), timestamped, with
+        its validation data (PAdES B-LTA); the seal's reason names the kind."""
         ...
 
 

@@ -38,8 +38,13 @@ RESERVED = 16384
 REASONS = {
     "certify": {"sv": "Certifierat av signflow", "en": "Certified by signflow"},
     "approve": {"sv": "Justerat och signerat", "en": "Approved and signed"},
+    # what the service itself issues, by kind (:meth:`PdfWorks.seal_report`)
     "report": {"sv": "Verifieringsrapport utfärdad av signflow",
                "en": "Verification report issued by signflow"},
+    "event_log": {"sv": "Händelselogg utfärdad av signflow",
+                  "en": "Event log issued by signflow"},
+    "notice": {"sv": "Anslag om justering utfärdat av signflow",
+               "en": "Notice of justering issued by signflow"},
 }
 
 
@@ -129,12 +134,15 @@ class PdfWorks:
     def seal(self, data: bytes, *, trail: TrailHead | None = None) -> bytes:
         return _sign.seal(data, pki=self.pki, timestamper=self.timestamper, trail=trail)
 
-    def seal_report(self, data: bytes, language: str = "sv") -> bytes:
-        """Certify a verification report with the service's seal, no change allowed
-        after it, timestamped and with its validation data (B-LTA): the verdict
-        itself becomes evidence of what the service found, and when."""
+    def seal_report(self, data: bytes, language: str = "sv", *, kind: str = "report") -> bytes:
+        """Certify a document the service issues (*kind*: ``report``, ``event_log``,
+        ``notice``) with its seal, no change allowed after it, timestamped and with
+        its validation data (B-LTA): what the service found or recorded, and when,
+        becomes evidence itself.  The seal's reason names the kind."""
+        if kind not in ("report", "event_log", "notice"):
+            raise ValueError(f"no sealed document of kind {kind!r}")
         certified = _sign.certify(data, [], seal=self._seal, timestamper=self.timestamper,
-                                  reason=REASONS["report"][language],
+                                  reason=REASONS[kind][language],
                                   permissions=MDPPerm.NO_CHANGES)
         return self.seal(certified)
 

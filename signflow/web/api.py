@@ -202,7 +202,7 @@ def sealed_event_log(round_: Round, events: list[dict]) -> bytes:
         status=round_.status, language=round_.language,
         signers={s.id: (s.name, s.role) for s in round_.signers})
     pdf = event_log_pdf(event_log(facts, events, issued=services.clock.now()))
-    return services.pdf.seal_report(pdf, round_.language)
+    return services.pdf.seal_report(pdf, round_.language, kind="event_log")
 
 
 @bp.post("/rounds/<round_id>/remind")
@@ -318,7 +318,7 @@ def sealed_notice(found: Notice) -> bytes:
         meeting_date=facts["meeting_date"] or "–", justering_date=facts["justering_date"],
         posting_date=facts["posting_date"], takedown_date=facts["takedown_date"],
         kept_at=facts["kept_at"], signed_by="signflow", round_id=found.round_id)
-    return runtime().services.pdf.seal_report(notice_pdf(sheet), "sv")
+    return runtime().services.pdf.seal_report(notice_pdf(sheet), "sv", kind="notice")
 
 
 @bp.post("/rounds/<round_id>/notice")
