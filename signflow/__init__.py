@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
         dev,
         errors,
         health,
+        integrations,
         limits,
         login,
         openapi,
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
     metrics.init_app(app)
     app.teardown_appcontext(close_db)
     for bp in (health.bp, api.bp, openapi.bp, sign.bp, pki.bp, pages.bp, login.bp,
-               secretariat.bp, account.bp):
+               secretariat.bp, account.bp, integrations.bp):
         app.register_blueprint(bp)
     if settings.dev_mode:
         app.register_blueprint(dev.bp)

@@ -133,6 +133,8 @@ def test_a_receiver_that_is_down_gets_the_delivery_later(client, auth, runtime, 
 
 def test_webhooks_are_checked_and_belong_to_one_organisation(client, auth, runtime, receiver):
     for bad in ({"url": "ftp://example.se/x"}, {"url": "https://"},
+                {"url": "https://exa mple.se/x"}, {"url": "https://example.se/x y"},
+                {"url": "https://example.se/\x00"}, {"url": "https://ex<am>ple.se/"},
                 {"url": "https://example.se/x", "events": ["round.exploded"]},
                 {"url": "https://example.se/x", "events": []}, {"urls": "x"}):
         resp = client.post("/api/v1/webhooks", headers=auth, json=bad)

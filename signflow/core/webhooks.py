@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -32,13 +33,15 @@ from signflow.core import outbox
 from signflow.core.audit import rfc3339
 from signflow.core.models import Organisation, Round, Webhook, WebhookDelivery, new_id
 from signflow.core.ports import Services
-from signflow.errors import InvalidInput
+from signflow.errors import InvalidInput, NotFound
 
 #: The events a webhook may ask for.
 EVENTS = ("round.completed", "round.declined", "round.expired", "signer.signed",
           "notice.ready")
 #: How old a signature's timestamp a receiver should accept, in seconds.
 TOLERANCE = 300
+#: A host name or address as a URL carries it (``urlsplit`` lets spaces through).
+_HOST = re.compile(r"[A-Za-z0-9._~%-]+|[0-9A-Fa-f:.]+")
 
 
 class WebhookRefused(Exception):
@@ -58,7 +61,9 @@ def add_webhook(session: Session, svc: Services, organisation: Organisation, url
         parts.port  # noqa: B018 - a port out of range is a ValueError here, not at delivery
     except ValueError:  # "https://[" and the like
         raise refused from None
-    if parts.scheme not in schemes or not parts.hostname or len(url) > 2000:
+    if (parts.scheme not in schemes or not parts.hostname or len(url) > 2000
+            or not _HOST.fullmatch(parts.hostname)
+            or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url)):
         raise refused
     wanted = list(dict.fromkeys(events))
     unknown = [e for e in wanted if e not in EVENTS]
@@ -70,6 +75,22 @@ def add_webhook(session: Session, svc: Services, organisation: Organisation, url
     hook.secret_sealed = svc.sealer.seal(secret, bound_to=f"webhook:{hook.id}")
     session.add(hook)
     return hook, secret
+
+
+def webhooks_of(session: Session, organisation_id: int) -> list[Webhook]:
+    """The organisation's webhooks, removed ones too (their deliveries stay on record)."""
+    return list(session.scalars(select(Webhook).where(Webhook.organisation_id == organisation_id)
+                                .order_by(Webhook.created_at)))
+
+
+def remove_webhook(session: Session, organisation_id: int, webhook_id: str) -> Webhook:
+    """Stop *webhook_id* (of this organisation only) getting events; its
+    deliveries stay on record.  :class:`NotFound` for another organisation's."""
+    hook = session.get(Webhook, webhook_id)
+    if hook is None or hook.organisation_id != organisation_id:
+        raise NotFound("no such webhook")
+    hook.active = False
+    return hook
 
 
 def emit(session: Session, svc: Services, round_: Round, event: str,

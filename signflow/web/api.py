@@ -246,8 +246,7 @@ def extend_deadline(round_id: str):
 @bp.get("/webhooks")
 @require("secretariat", "admin")
 def list_webhooks():
-    hooks = db().scalars(select(Webhook).where(Webhook.organisation_id == g.user.organisation_id)
-                         .order_by(Webhook.created_at))
+    hooks = webhooks.webhooks_of(db(), g.user.organisation_id)
     return jsonify(webhooks=[_webhook_dict(h) for h in hooks])
 
 
@@ -273,10 +272,7 @@ def add_webhook():
 @require("secretariat", "admin")
 def remove_webhook(webhook_id: str):
     session = db()
-    hook = session.get(Webhook, webhook_id)
-    if hook is None or hook.organisation_id != g.user.organisation_id:
-        raise NotFound("no such webhook")
-    hook.active = False  # its deliveries stay on record
+    hook = webhooks.remove_webhook(session, g.user.organisation_id, webhook_id)
     session.commit()
     return jsonify(_webhook_dict(hook))
 
