@@ -147,6 +147,13 @@ class Settings:
         return self.extra.get(f"{provider}_{name}".lower(), default)
 
     @property
+    def embedded(self) -> bool:
+        """Whether this process does the background work itself (threads for the
+        outbox and the scheduler): without Redis, outside tests.  With Redis,
+        ``signflow dispatcher`` and ``signflow scheduler`` do it; tests call it."""
+        return not self.redis_url and not self.testing
+
+    @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url

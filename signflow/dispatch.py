@@ -125,6 +125,6 @@ def start_delivery(runtime: Runtime, interval: float = 2.0) -> threading.Event |
     """In the embedded mode (no Redis), retry failed deliveries in a thread of this
     process; with Redis ``signflow dispatcher`` does it, under tests nothing polls
     (they call :func:`~signflow.core.outbox.deliver_due`)."""
-    if runtime.settings.redis_url or runtime.settings.testing:
+    if not runtime.settings.embedded:
         return None
     return runtime.dispatcher.start(interval)

@@ -55,7 +55,7 @@ def start(runtime: Runtime, interval: float = INTERVAL) -> threading.Event | Non
     """In the embedded mode, tick in a daemon thread of this process; with Redis
     ``signflow scheduler`` does it, and under tests nothing ticks (they call
     :func:`~signflow.core.housekeeping.tick`).  Set the returned event to stop it."""
-    if runtime.settings.redis_url or runtime.settings.testing:
+    if not runtime.settings.embedded:
         return None
     stop = threading.Event()
     threading.Thread(target=run, args=(runtime, stop, interval), name="signflow-scheduler",

@@ -8,22 +8,17 @@ import zipfile
 from datetime import date
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from signflow.core import idempotency, manage, notice, rounds, signing, webhooks
-from signflow.core.audit import commits_to, round_events, verify_chain
-from signflow.core.models import Document, Notice, Round, Signer, User, Webhook
+from signflow.core import idempotency, manage, rounds, signing
+from signflow.core.audit import round_events, verify_chain
+from signflow.core.models import Round
 from signflow.core.states import RoundStatus
-from signflow.errors import InvalidInput, NotFound, UnsupportedDocument
-from signflow.pdf.etsi_report import verify_isolated_etsi
+from signflow.errors import InvalidInput, NotFound
 from signflow.pdf.event_log import event_log_pdf
 from signflow.pdf.event_words import RoundFacts, event_log
-from signflow.pdf.notice import NoticeSheet, notice_pdf
-from signflow.pdf.verify import verify_isolated
 from signflow.web import db, json_sent, read_upload, runtime
-from signflow.web.auth import current_user, require
-from signflow.web.limits import bounds, verification_slot
+from signflow.web.auth import require
 from signflow.web.serialize import round_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -243,108 +238,6 @@ def extend_deadline(round_id: str):
     return jsonify(round_dict(round_))
 
 
-@bp.get("/webhooks")
-@require("secretariat", "admin")
-def list_webhooks():
-    hooks = webhooks.webhooks_of(db(), g.user.organisation_id)
-    return jsonify(webhooks=[_webhook_dict(h) for h in hooks])
-
-
-@bp.post("/webhooks")
-@require("secretariat", "admin")
-def add_webhook():
-    """``{"url": "https://…", "events": [...]}`` (default: every event).  The answer
-    carries the signing secret, this once."""
-    body = json_sent()
-    if not isinstance(body, dict) or not isinstance(body.get("url"), str):
-        raise InvalidInput("send a JSON object with the receiver's url", field="url")
-    events = body.get("events", list(webhooks.EVENTS))
-    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-        raise InvalidInput("events must be a list of event names", field="events")
-    session, svc = db(), runtime().services
-    hook, secret = webhooks.add_webhook(session, svc, g.user.organisation, body["url"], events,
-                                        allow_http=runtime().settings.dev_mode)
-    session.commit()
-    return jsonify(_webhook_dict(hook) | {"secret": secret}), 201
-
-
-@bp.delete("/webhooks/<webhook_id>")
-@require("secretariat", "admin")
-def remove_webhook(webhook_id: str):
-    session = db()
-    hook = webhooks.remove_webhook(session, g.user.organisation_id, webhook_id)
-    session.commit()
-    return jsonify(_webhook_dict(hook))
-
-
-@bp.get("/webhooks/deliveries")
-@require("secretariat", "admin")
-def webhook_deliveries():
-    return jsonify(deliveries=webhooks.deliveries(db(), g.user.organisation_id))
-
-
-def _webhook_dict(hook: Webhook) -> dict:
-    return {"id": hook.id, "url": hook.url, "events": hook.events.split(),
-            "active": hook.active, "created_at": hook.created_at.isoformat()}
-
-
-@bp.get("/rounds/<round_id>/notice")
-@require(*READERS)
-def get_notice(round_id: str):
-    """The notice of justering of a completed municipal protocol (dates YYYY-MM-DD)."""
-    return jsonify(notice.notice_dict(notice.round_notice(db(), g.user, round_id)))
-
-
-@bp.get("/rounds/<round_id>/notice.pdf")
-@require(*READERS)
-def get_notice_pdf(round_id: str):
-    """The notice as a one-page PDF sealed by the service, made from the stored notice
-    on each request (its facts are what is kept; a published notice's never change)."""
-    found = notice.round_notice(db(), g.user, round_id)
-    data = sealed_notice(found)
-    return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
-                     download_name=f"{round_id}-anslag.pdf", max_age=0)
-
-
-def sealed_notice(found: Notice) -> bytes:
-    """*found* as its PDF, certified by the service's seal, timestamped, B-LTA."""
-    facts = notice.notice_dict(found)
-    sheet = NoticeSheet(
-        organisation=facts["organisation"], body=facts["body"], title=facts["title"],
-        meeting_date=facts["meeting_date"] or "–", justering_date=facts["justering_date"],
-        posting_date=facts["posting_date"], takedown_date=facts["takedown_date"],
-        kept_at=facts["kept_at"], signed_by="signflow", round_id=found.round_id)
-    return runtime().services.pdf.seal_report(notice_pdf(sheet), "sv", kind="notice")
-
-
-@bp.post("/rounds/<round_id>/notice")
-@require("secretariat", "admin")
-def adjust_notice(round_id: str):
-    """Another posting date before publication: ``{"posting_date": "YYYY-MM-DD"}``."""
-    body = json_sent()
-    raw = body.get("posting_date") if isinstance(body, dict) else None
-    try:
-        day = date.fromisoformat(raw) if isinstance(raw, str) and len(raw) == 10 else None
-    except ValueError:
-        day = None
-    if day is None:
-        raise InvalidInput("posting_date must be a date: YYYY-MM-DD", field="posting_date")
-    session = db()
-    found = notice.adjust_posting(session, runtime().services, g.user, round_id, day)
-    session.commit()
-    return jsonify(notice.notice_dict(found))
-
-
-@bp.post("/rounds/<round_id>/notice/publish")
-@require("secretariat", "admin")
-def publish_notice(round_id: str):
-    """Publish the notice now (``notice.ready`` to the organisation's webhooks)."""
-    session = db()
-    found = notice.publish_now(session, runtime().services, g.user, round_id)
-    session.commit()
-    return jsonify(notice.notice_dict(found))
-
-
 @bp.post("/rounds/<round_id>/cancel")
 @require("secretariat", "admin")
 def cancel(round_id: str):
@@ -354,113 +247,13 @@ def cancel(round_id: str):
     return jsonify(round_dict(round_))
 
 
-@bp.post("/verify")
-def verify():
-    """The verdict on an uploaded PDF, judged as ``signflow verify`` judges it.
-
-    Anyone may ask.  That this service issued the file is public
-    (``known_to_service``); what its records say of the round (id, title,
-    status, signers and the cross-check against them) goes only to a token of
-    the round's organisation.  A token that is sent must be valid (401).
-    ``format=pdf`` answers with the one-page report, ``format=etsi`` with the
-    ETSI TS 119 102-2 validation report (XML).
-
-    Bounded (:mod:`signflow.web.limits`): 413 too large, 422 ``too_costly``
-    (pages × signatures), 429 ``rate_limited``, 503 ``busy``; the last two with
-    ``Retry-After``.
-    """
-    caller = _optional_caller()
-    data = read_upload(max_bytes=bounds().max_bytes)
-    if request.args.get("format") == "etsi":
-        with verification_slot(data):
-            return _etsi_response(data)
-    trust = runtime().trust_settings()
-    with verification_slot(data):
-        report = verify_isolated(data, trust.anchors, trust.provider_roots,
-                                 evidence_keys=runtime().evidence_keys)
-    if request.args.get("format") == "pdf":
-        from signflow.pdf.report import report_pdf
-
-        lang = "en" if request.args.get("language") == "en" else "sv"
-        sealed = runtime().services.pdf.seal_report(report_pdf(report, lang), lang)
-        return Response(sealed, mimetype="application/pdf", headers={
-            "Content-Disposition": 'attachment; filename="verifiering.pdf"'})
-    body = report.to_dict()
-    body.update(_records_of(report, caller))
-    return jsonify(body)
-
-
-def _etsi_response(data: bytes) -> Response:
-    trust = runtime().trust_settings()
-    verified = verify_isolated_etsi(data, trust.anchors, trust.provider_roots,
-                                    evidence_keys=runtime().evidence_keys)
-    if verified.xml is None:
-        raise UnsupportedDocument("the file has no signatures to report on", code="no_signatures")
-    name = f"verifiering-{verified.report.sha256[:12]}.xml"
-    return Response(verified.xml, mimetype="application/xml", headers={
-        "Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _optional_caller() -> User | None:
-    """The user of the request's token, or None for an anonymous caller."""
-    if "Authorization" not in request.headers:
-        return None
-    user = current_user()
-    return user if user.role in READERS else None
-
-
-def _records_of(report, caller: User | None) -> dict:
-    """What this service's records add to *report* for *caller*."""
-    issued = select(Document.round_id).where(Document.sha256 == report.sha256)
-    known = db().scalar(issued.limit(1)) is not None
-    if not known or caller is None:
-        return {"known_to_service": known}
-    round_ = db().scalar(select(Round).where(Round.id.in_(issued),
-                                             Round.organisation_id == caller.organisation_id)
-                         .order_by(Round.created_at.desc()).limit(1))
-    if round_ is None:
-        return {"known_to_service": True}
-    return {"known_to_service": True, "round": _cross_check(round_, report)}
-
-
-def _cross_check(round_: Round, report) -> dict:
-    """Compare a file we issued with our records: signers, transactions, times, chain."""
-    from datetime import datetime
-
-    events = round_events(db(), round_.id)
-    signed_at = {e["data"].get("order_ref"): e["at"] for e in events
-                 if e["type"] == "signer.signed"}
-    in_pdf = {s.transaction_id: s for s in report.signatures if s.transaction_id}
-    signers: list[Signer] = list(round_.signers)
-
-    def same_time(a: str | None, b: str | None) -> bool:
-        if not a or not b:
-            return False
-        parse = datetime.fromisoformat
-        return abs((parse(a.replace("Z", "+00:00")) - parse(b.replace("Z", "+00:00")))
-                   .total_seconds()) < 1
-
-    missing = [s.id for s in signers if s.transaction_id not in in_pdf]
-    times_ok = all(
-        same_time(signed_at.get(s.transaction_id),
-                  in_pdf[s.transaction_id].evidence.completed_at
-                  if in_pdf[s.transaction_id].evidence else None)
-        for s in signers if s.transaction_id in in_pdf)
-    return {"id": round_.id, "title": round_.title, "status": round_.status,
-            "signers_required": len(signers), "signers_in_document": len(in_pdf),
-            "all_required_signers_present": not missing,
-            "transaction_ids_match": set(in_pdf) <= set(signed_at),
-            "times_match_audit_trail": times_ok,
-            "chain_intact": verify_chain(events).intact,
-            # the head the file's closing timestamp covers is this round's trail
-            "audit_trail_matches": (
-                None if report.audit_trail is None
-                else commits_to(events, report.audit_trail.seq, report.audit_trail.head))}
-
-
 @bp.get("/trust-anchors")
 def trust_anchors():
     from cryptography.hazmat.primitives.serialization import Encoding
 
     pem = b"".join(c.public_bytes(Encoding.PEM) for c in runtime().trust_anchors())
     return Response(pem, mimetype="application/x-pem-file")
+
+
+# the routes of these modules are on bp too
+from signflow.web import api_notice, api_verify, api_webhooks  # noqa: E402,F401

@@ -22,8 +22,8 @@ from signflow.web.api import (
     document_response,
     event_log_response,
     evidence_response,
-    sealed_notice,
 )
+from signflow.web.api_notice import sealed_notice
 from signflow.web.rounds_view import round_view, status_words
 from signflow.web.security import current_language
 from signflow.web.staff import staff_page
