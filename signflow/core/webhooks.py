@@ -31,7 +31,14 @@ from sqlalchemy.orm import Session
 
 from signflow.core import outbox
 from signflow.core.audit import rfc3339
-from signflow.core.models import Organisation, Round, Webhook, WebhookDelivery, new_id
+from signflow.core.models import (
+    Organisation,
+    OutboxMessage,
+    Round,
+    Webhook,
+    WebhookDelivery,
+    new_id,
+)
 from signflow.core.ports import Services
 from signflow.errors import InvalidInput, NotFound
 
@@ -163,8 +170,6 @@ def deliver(session: Session, svc: Services, payload: Mapping[str, Any], now: da
 
 def deliveries(session: Session, organisation_id: int, limit: int = 100) -> list[dict[str, Any]]:
     """The organisation's latest deliveries with their progress, newest first."""
-    from signflow.core.models import OutboxMessage
-
     rows = session.execute(
         select(WebhookDelivery, Webhook.url, OutboxMessage)
         .join(Webhook, WebhookDelivery.webhook_id == Webhook.id)
