@@ -4,6 +4,7 @@ while SMTP or the queue is down, and go out once each after recovery."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import socket
 import threading
 import time
@@ -300,5 +301,36 @@ def test_a_timestamp_service_that_is_down_refuses_a_new_round_with_503(settings,
         with runtime.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Round)) == before
             assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    finally:
+        runtime.close()
+
+
+def test_sealed_downloads_while_the_timestamp_service_is_down_say_come_back(
+        settings, completed_round, auth):
+    """The Händelselogg, the evidence ZIP (which holds it) and the PDF verdict are
+    sealed with a timestamp: without the TSA each answers 503 with Retry-After, not
+    500, and the evidence download is not recorded as made."""
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.conftest import free_port, make_user
+
+    body, pdf = completed_round
+    down = settings.with_overrides(tsa_url=f"http://127.0.0.1:{free_port()}/tsa")
+    runtime = build_runtime(down)
+    try:
+        client = create_app(down, runtime).test_client()
+        auditor = {"Authorization": "Bearer " + make_user(runtime, "revisor-tsa@example.se",
+                                                          "auditor")}
+        events_before = len(client.get(f"/api/v1/rounds/{body['id']}/audit",
+                                       headers=auth).get_json()["events"])
+        for resp in (client.get(f"/api/v1/rounds/{body['id']}/events.pdf", headers=auth),
+                     client.get(f"/api/v1/rounds/{body['id']}/evidence", headers=auditor),
+                     client.post("/api/v1/verify?format=pdf",
+                                 data={"document": (io.BytesIO(pdf), "p.pdf")})):
+            assert resp.status_code == 503, (resp.request.path, resp.get_data()[:300])
+            assert resp.get_json()["error"]["code"] == "timestamp_unavailable"
+            assert resp.headers["Retry-After"] == "60"
+        events = client.get(f"/api/v1/rounds/{body['id']}/audit", headers=auth).get_json()
+        assert len(events["events"]) == events_before  # no evidence.downloaded recorded
     finally:
         runtime.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,17 @@ REASONS = {
 }
 
 
+@contextlib.contextmanager
+def _timestamp_or_busy(consequence: str) -> Iterator[None]:
+    """A TSA that cannot be reached, as :class:`Busy` (503, Retry-After) for the caller."""
+    try:
+        yield
+    except (TimestampRequestError, requests.RequestException) as exc:
+        raise Busy(f"the timestamp service cannot be reached just now, {consequence}; "
+                   f"try again in a minute ({type(exc).__name__})",
+                   code="timestamp_unavailable", retry_after=60) from None
+
+
 class PdfWorks:
     """Prepares, signs and seals protocols with the service's keys."""
 
@@ -83,16 +95,12 @@ class PdfWorks:
             max_pages=self.max_pages,
         )
         assert isinstance(clean, _prepare.CleanDocument)
-        try:
+        # the document cannot be sealed without its timestamp: nothing is stored
+        with _timestamp_or_busy("so the round was not started"):
             certified = _sign.certify(
                 clean.data, clean.fields, seal=self._seal, timestamper=self.timestamper,
                 reason=REASONS["certify"][language],
             )
-        except (TimestampRequestError, requests.RequestException) as exc:
-            # the document cannot be sealed without its timestamp: nothing is stored
-            raise Busy("the timestamp service cannot be reached just now, so the round was "
-                       f"not started; try again in a minute ({type(exc).__name__})",
-                       code="timestamp_unavailable", retry_after=60) from None
         return PreparedDocument(certified, clean.page_count)
 
     def sign_field(
@@ -141,10 +149,11 @@ class PdfWorks:
         becomes evidence itself.  The seal's reason names the kind."""
         if kind not in ("report", "event_log", "notice"):
             raise ValueError(f"no sealed document of kind {kind!r}")
-        certified = _sign.certify(data, [], seal=self._seal, timestamper=self.timestamper,
-                                  reason=REASONS[kind][language],
-                                  permissions=MDPPerm.NO_CHANGES)
-        return self.seal(certified)
+        with _timestamp_or_busy("so the document cannot be issued sealed"):
+            certified = _sign.certify(data, [], seal=self._seal, timestamper=self.timestamper,
+                                      reason=REASONS[kind][language],
+                                      permissions=MDPPerm.NO_CHANGES)
+            return self.seal(certified)
 
     def renew(self, data: bytes) -> bytes:
         return _sign.renew(data, pki=self.pki, timestamper=self.timestamper)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from signflow.core import idempotency, manage, rounds, signing
 from signflow.core.audit import round_events, verify_chain
-from signflow.core.models import Round
+from signflow.core.models import Round, User
 from signflow.core.states import RoundStatus
 from signflow.errors import InvalidInput, NotFound
 from signflow.pdf.event_log import event_log_pdf
@@ -143,14 +143,23 @@ def get_audit(round_id: str):
 @require(*READERS)  # the use case answers 404 for other organisations, 403 for the secretariat
 def get_evidence(round_id: str):
     """The evidence ZIP: the provider's evidence in the clear, personal numbers and all."""
-    session = db()
-    round_ = rounds.record_evidence_download(session, g.user, round_id)
+    return evidence_download(db(), g.user, round_id)
+
+
+def evidence_download(session, user: User, round_id: str) -> Response:
+    """The evidence ZIP for *user*, the API's and the page's.  Its sealed Händelselogg
+    is made first, without holding the round: a TSA that is down answers 503 before
+    anything is recorded; then the download is audited and committed."""
+    log = sealed_event_log(rounds.evidence_round(session, user, round_id),
+                           round_events(session, round_id))
+    round_ = rounds.record_evidence_download(session, user, round_id)
     session.commit()
-    return evidence_response(session, round_)
+    return evidence_response(session, round_, log)
 
 
-def evidence_response(session, round_: Round) -> Response:
-    """The evidence ZIP of *round_* (download already recorded): the API's and the page's."""
+def evidence_response(session, round_: Round, log: bytes | None = None) -> Response:
+    """The evidence ZIP of *round_* (download already recorded), with *log* as its
+    Händelselogg (None: sealed now, with the download's own event)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         doc = round_.current_document
@@ -160,7 +169,7 @@ def evidence_response(session, round_: Round) -> Response:
         zf.writestr("audit.json", json.dumps(
             {"round": round_dict(round_), "events": events,
              "head": verify_chain(events).head}, ensure_ascii=False, indent=1))
-        zf.writestr("handelselogg.pdf", sealed_event_log(round_, events))
+        zf.writestr("handelselogg.pdf", log or sealed_event_log(round_, events))
         for signer in round_.signers:
             evidence = signing.evidence_for(session, runtime().services, signer)
             if evidence:
