@@ -9,11 +9,14 @@ from cryptography import x509
 from signflow.errors import ConfigError
 
 
-def read_pem_certs(path: str) -> list[x509.Certificate]:
+def read_pem_certs(path: str | Path, hint: str = "") -> list[x509.Certificate]:
+    """The certificates in the PEM file *path*; :class:`ConfigError` naming it (and
+    *hint*, what to do about it) when it cannot be read."""
     try:
         return x509.load_pem_x509_certificates(Path(path).read_bytes())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read certificates from {path}: {exc}") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"cannot read certificates from {path}: {reason}{hint}") from None
 
 
 #: BankID's public roots for users' signatures, shipped with signflow.

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from signflow.adapters.certs import read_pem_certs
 from signflow.errors import ConfigError
 
 #: Sweden Connect's OID for the identity provider's transaction identifier.
@@ -191,13 +192,8 @@ def _init_evidence_key(keys_dir: Path) -> bool:
 def load_evidence_certificates(keys_dir: Path, configured: str) -> list[x509.Certificate]:
     """The certificates evidence is sealed to: *configured* (a PEM file), else the dev one."""
     path = Path(configured) if configured else keys_dir / f"{EVIDENCE}.pem"
-    try:
-        certs = x509.load_pem_x509_certificates(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        hint = "" if configured else "; run 'signflow keys init' or set SIGNFLOW_EVIDENCE_CERTS"
-        raise ConfigError(f"cannot read the evidence certificate(s) in {path}: "
-                          f"{getattr(exc, 'strerror', None) or exc}{hint}") from None
-    return certs
+    return read_pem_certs(path, "" if configured else
+                          "; run 'signflow keys init' or set SIGNFLOW_EVIDENCE_CERTS")
 
 
 def _load(keys_dir: Path, stem: str) -> KeyPair:
