@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from tests.browser_kit import DESKTOP, PHONE, check_page
-from tests.conftest import SHARED, make_user
+from tests.browser_kit import DESKTOP, PHONE, api_round, check_page, sign_live, tab_to
+from tests.conftest import SHARED, make_user, signers_spec
 from tests.staff_kit import signed_in_context
 
 
@@ -23,10 +23,20 @@ def protocol_file(tmp_path_factory, protocol_pdf):
 
 
 @pytest.fixture
-def secretary(live_app) -> str:
-    email = f"sekr-{uuid.uuid4().hex[:8]}@example.se"
-    make_user(live_app.runtime, email, "secretariat", f"Kommun {uuid.uuid4().hex[:6]}")
-    return email
+def org() -> str:
+    """An organisation of the test's own: its rounds list holds only the test's rounds."""
+    return f"Kommun {uuid.uuid4().hex[:6]}"
+
+
+def staff_member(live_app, org: str, role: str = "secretariat") -> tuple[str, str]:
+    """A new user of *org* in *role*: e-mail address and API token."""
+    email = f"{role[:4]}-{uuid.uuid4().hex[:8]}@example.se"
+    return email, make_user(live_app.runtime, email, role, org)
+
+
+@pytest.fixture
+def secretary(live_app, org) -> str:
+    return staff_member(live_app, org)[0]
 
 
 def page_for(browser, live_app, email: str, viewport=DESKTOP):
@@ -134,15 +144,6 @@ def test_the_file_can_be_dropped(protocol_file, browser, live_app, secretary):
     page.context.close()
 
 
-def tab_to(page, element_id: str, limit: int = 80) -> None:
-    """Press Tab until *element_id* has the focus (it must be reachable by keyboard)."""
-    for _ in range(limit):
-        if page.evaluate("document.activeElement && document.activeElement.id") == element_id:
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"#{element_id} cannot be reached with Tab")
-
-
 def test_the_form_can_be_filled_and_sent_with_the_keyboard_alone(
         protocol_file, browser, live_app, secretary):
     page, errors = page_for(browser, live_app, secretary)
@@ -151,15 +152,15 @@ def test_the_form_can_be_filled_and_sent_with_the_keyboard_alone(
     page.locator("#document").set_input_files(str(protocol_file))
     wait_for_thumbnails(page)
     page.locator("body").focus()
-    tab_to(page, "title")
+    tab_to(page, "#title")
     page.keyboard.type("Protokoll nr 3 2026")
     for i, (name, email) in enumerate([("Mikael Johansson", "m@example.se"),
                                        ("Ardiana Demjaha", "a@example.se")]):
-        tab_to(page, f"signers-{i}-name")
+        tab_to(page, f"#signers-{i}-name")
         page.keyboard.type(name)
         page.keyboard.press("Tab")
         page.keyboard.type(email)
-    tab_to(page, "add-signer")
+    tab_to(page, "#add-signer")
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "signers-3-name"
     page.keyboard.type("Carina Leffler")
@@ -192,5 +193,130 @@ def test_the_pages_at_desktop_and_phone_size(
     check_page(page, f"round-{lang}-{tag}")
     page.goto(f"{live_app.url}/rounds?lang={lang}")
     check_page(page, f"rounds-{lang}-{tag}")
+    assert errors == []
+    page.context.close()
+
+
+# --- pages the form does not lead to -------------------------------------------------------
+
+LOOKS = [("sv", DESKTOP, "desktop"), ("en", DESKTOP, "desktop"),
+         ("sv", PHONE, "phone"), ("en", PHONE, "phone")]
+WORDS = {
+    "sv": {"forbidden": "Du har inte behörighet till den här sidan",
+           "missing": "Sidan finns inte", "evidence": "Ladda ned bevisen (ZIP)",
+           "remind": "Påminn dem som inte har signerat", "no_match": "Ingen signering matchar",
+           "notice": "Anslag om justering", "prepared": "Ladda ned den förberedda PDF:en",
+           "signed": "Ladda ned den signerade PDF:en"},
+    "en": {"forbidden": "You do not have access to this page",
+           "missing": "The page could not be found", "evidence": "Download the evidence (ZIP)",
+           "remind": "Remind those who have not signed", "no_match": "No round matches",
+           "notice": "Notice of justering (anslag)", "prepared": "Download the prepared PDF",
+           "signed": "Download the signed PDF"},
+}
+
+
+@pytest.mark.parametrize("lang,viewport,tag", LOOKS)
+def test_the_auditor_sees_the_evidence_and_is_refused_what_is_not_theirs(
+        browser, live_app, protocol_pdf, org, lang, viewport, tag):
+    _, token = staff_member(live_app, org)
+    body = api_round(live_app, token, protocol_pdf, signers_spec()[:2])
+    auditor, _ = staff_member(live_app, org, "auditor")
+    page, errors = page_for(browser, live_app, auditor, viewport=viewport)
+    page.goto(f"{live_app.url}/rounds/{body['id']}?lang={lang}")
+    assert page.get_by_role("button", name=WORDS[lang]["evidence"]).is_visible()
+    assert page.get_by_role("button", name=WORDS[lang]["remind"]).count() == 0
+    check_page(page, f"round-auditor-{lang}-{tag}")
+    resp = page.goto(f"{live_app.url}/rounds/new")  # the secretariat's, not the auditor's
+    assert resp.status == 403
+    page.get_by_role("heading", name=WORDS[lang]["forbidden"]).wait_for()
+    check_page(page, f"error-403-{lang}-{tag}")
+    resp = page.goto(f"{live_app.url}/rounds/{'0' * 32}")
+    assert resp.status == 404
+    page.get_by_role("heading", name=WORDS[lang]["missing"]).wait_for()
+    check_page(page, f"error-404-{lang}-{tag}")
+    assert errors == []
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang,viewport,tag", LOOKS)
+def test_the_list_goes_page_by_page_and_says_when_nothing_matches(
+        browser, live_app, protocol_pdf, org, monkeypatch, lang, viewport, tag):
+    from signflow.web import secretariat
+
+    monkeypatch.setattr(secretariat, "PER_PAGE", 2)  # three rounds make two pages
+    email, token = staff_member(live_app, org)
+    for n in range(3):
+        api_round(live_app, token, protocol_pdf, signers_spec()[:1], title=f"Protokoll {n}")
+    page, errors = page_for(browser, live_app, email, viewport=viewport)
+    page.goto(f"{live_app.url}/rounds?q=Protokoll&lang={lang}")
+    pager = page.get_by_role("navigation", name={"sv": "Sidor", "en": "Pages"}[lang])
+    assert pager.get_by_role("link").count() == 2
+    check_page(page, f"rounds-paged-{lang}-{tag}")
+    pager.get_by_role("link", name="2").click()
+    page.wait_for_url("**page=2")
+    assert page.locator(".rounds-title").count() == 1
+    check_page(page, f"rounds-page-2-{lang}-{tag}")
+    # the language switch keeps the search and the page
+    other = {"sv": "en", "en": "sv"}[lang]
+    page.locator("a.lang").click()
+    page.wait_for_url(f"**lang={other}")
+    assert "q=Protokoll" in page.url and "page=2" in page.url
+    assert page.locator("html").get_attribute("lang") == other
+    page.goto(f"{live_app.url}/rounds?q=ingen-sådan-titel&lang={lang}")
+    page.get_by_role("heading", name=WORDS[lang]["no_match"]).wait_for()
+    check_page(page, f"rounds-no-match-{lang}-{tag}")
+    assert errors == []
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang,viewport,tag", [("sv", DESKTOP, "desktop"),
+                                               ("en", PHONE, "phone")])
+def test_a_completed_protokoll_round_shows_its_notice_and_both_pdfs(
+        browser, live_app, protocol_pdf, org, lang, viewport, tag):
+    from signflow.demo import links_in_outbox
+    from tests.test_notice import MEETING
+    from tests.test_workflows import municipal_signers
+
+    email, token = staff_member(live_app, org)
+    signers = municipal_signers(uuid.uuid4().hex[:6])
+    body = api_round(live_app, token, protocol_pdf, signers, workflow="protokoll", **MEETING)
+    for signer in signers:  # one at a time: each link is mailed when it is due
+        link = links_in_outbox(live_app.settings.data_dir / "outbox")[signer["email"]]
+        assert sign_live(live_app, link) == "complete"
+    page, errors = page_for(browser, live_app, email, viewport=viewport)
+    url = f"{live_app.url}/rounds/{body['id']}?lang={lang}"
+    page.goto(url)
+    notice = page.get_by_role("region", name=WORDS[lang]["notice"])
+    for _ in range(100):  # the notice is prepared once the round is complete
+        if notice.count():
+            break
+        page.wait_for_timeout(200)
+        page.goto(url)
+    assert notice.is_visible()
+    signed = page.get_by_role("link", name=WORDS[lang]["signed"])
+    prepared = page.get_by_role("link", name=WORDS[lang]["prepared"])
+    assert signed.get_attribute("href") == f"/rounds/{body['id']}/document"
+    assert prepared.get_attribute("href") == f"/rounds/{body['id']}/prepared.pdf"
+    check_page(page, f"round-notice-{lang}-{tag}")
+    assert errors == []
+    page.context.close()
+
+
+def test_the_round_page_can_remind_with_the_keyboard_alone(
+        browser, live_app, protocol_pdf, org):
+    email, token = staff_member(live_app, org)
+    body = api_round(live_app, token, protocol_pdf, signers_spec()[:2])
+    page, errors = page_for(browser, live_app, email)
+    page.goto(f"{live_app.url}/rounds/{body['id']}")
+    page.locator("body").focus()
+    tab_to(page, "form[action$='/remind'] button")
+    page.keyboard.press("Enter")
+    page.get_by_text("En påminnelse skickades till 2 undertecknare.").wait_for()
+    # the cancel part opens and its button is reached the same way
+    tab_to(page, "details.cancel summary")
+    page.keyboard.press("Enter")
+    tab_to(page, "form[action$='/cancel'] button")
+    page.keyboard.press("Enter")
+    page.get_by_text("Signeringen är avbruten").wait_for()
     assert errors == []
     page.context.close()

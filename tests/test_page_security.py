@@ -8,10 +8,12 @@ import uuid
 import pytest
 
 from signflow import create_app
-from tests.conftest import make_user
+from tests.conftest import create_round, make_user
 from tests.staff_kit import sign_in_client
 
 PUBLIC_PAGES = ["/", "/verify", "/verify?lang=en", "/login", "/sign/not-a-real-link"]
+STAFF_PAGES = ["/rounds", "/rounds?q=x&page=2", "/rounds/new", "/rounds/{round}",
+               "/account/tokens"]
 
 
 def scripts_and_styles_without_nonce(html: str, nonce: str) -> list[str]:
@@ -26,12 +28,45 @@ def csp_of(resp) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", PUBLIC_PAGES)
 def test_every_page_carries_the_security_headers(client, path):
-    resp = client.get(path, headers={"Accept": "text/html"})
+    carries_the_security_headers(client.get(path, headers={"Accept": "text/html"}))
+
+
+@pytest.fixture
+def staff_round(client, settings, runtime, protocol_pdf) -> str:
+    """A signed-in secretary's client, and the id of a round of their organisation."""
+    email = f"headers-{uuid.uuid4().hex[:6]}@example.se"
+    token = make_user(runtime, email)
+    sign_in_client(client, settings, runtime, email)
+    resp = create_round(client, {"Authorization": f"Bearer {token}"}, protocol_pdf)
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()["id"]
+
+
+@pytest.mark.parametrize("path", STAFF_PAGES)
+def test_every_staff_page_carries_the_security_headers(client, staff_round, path):
+    resp = client.get(path.format(round=staff_round), headers={"Accept": "text/html"})
+    assert resp.status_code == 200
+    carries_the_security_headers(resp)
+
+
+@pytest.mark.parametrize("path", ["/rounds/{round}/document", "/rounds/{round}/prepared.pdf",
+                                  "/rounds/{round}/events.pdf"])
+def test_a_rounds_pdfs_are_not_cached_nor_framed(client, staff_round, path):
+    resp = client.get(path.format(round=staff_round))
+    assert resp.status_code == 200 and resp.mimetype == "application/pdf"
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert resp.headers["Content-Disposition"].startswith("attachment")
+
+
+def carries_the_security_headers(resp) -> None:
     assert resp.mimetype == "text/html"
     csp = csp_of(resp)
     nonce = re.search(r"'nonce-([^']+)'", csp["script-src"]).group(1)
     assert len(nonce) >= 16
     assert csp["object-src"] == "'none'" and csp["frame-ancestors"] == "'none'"
+    assert csp["frame-src"] == "'none'"  # no page of ours frames anything
     assert "'unsafe-inline'" not in resp.headers["Content-Security-Policy"]
     assert scripts_and_styles_without_nonce(resp.get_data(as_text=True), nonce) == []
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
@@ -58,6 +93,30 @@ def test_the_page_language_follows_the_request(client):
     assert "sf_lang=en" in resp.headers["Set-Cookie"]
     # remembered by the cookie the switch set
     assert '<html lang="en">' in client.get("/verify").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url,language,link", [
+    ("/login?next=/rounds/abc", "en", "?next=%2Frounds%2Fabc&lang=en"),
+    ("/rounds?q=styrelse möte&status=&page=2&lang=en", "sv",
+     "?q=styrelse+m%C3%B6te&status=&page=2&lang=sv"),
+    ("/rounds?tag=a&tag=b", "en", "?tag=a&tag=b&lang=en"),
+    ("/verify", "en", "?lang=en"),
+])
+def test_the_language_link_keeps_the_rest_of_the_query(app, url, language, link):
+    from signflow.web.security import language_link
+
+    with app.test_request_context(url):
+        assert language_link(language) == link
+
+
+def test_the_language_switch_on_a_page_keeps_the_search(client, settings, runtime):
+    html = client.get("/login?next=/rounds&lang=en").get_data(as_text=True)
+    assert 'href="?next=%2Frounds&amp;lang=sv"' in html
+    email = f"lang-{uuid.uuid4().hex[:6]}@example.se"
+    make_user(runtime, email)
+    sign_in_client(client, settings, runtime, email)
+    html = client.get("/rounds?q=protokoll&page=2").get_data(as_text=True)
+    assert 'href="?q=protokoll&amp;page=2&amp;lang=sv"' in html  # English, from the cookie
 
 
 def test_a_form_post_without_its_csrf_token_is_refused_and_changes_nothing(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
+import time
 import uuid
 import zipfile
 
@@ -395,6 +397,44 @@ def test_downloads_under_the_session(client, settings, runtime, protocol_pdf):
     assert "audit.json" in zipfile.ZipFile(io.BytesIO(zipped.data)).namelist()
     with runtime.sessions() as s:
         assert round_events(s, body["id"])[-1]["type"] == "evidence.downloaded"
+
+
+def test_the_prepared_pdf_can_still_be_downloaded_once_the_round_is_complete(
+        client, settings, runtime, protocol_pdf):
+    from tests.conftest import sign_all, wait_for_status
+
+    _, auth = staff(client, settings, runtime)
+    signers = signers_spec()
+    body = create_round(client, auth, protocol_pdf, signers=signers).get_json()
+    prepared = client.get(f"/rounds/{body['id']}/document").data
+    html = client.get(f"/rounds/{body['id']}").get_data(as_text=True)
+    assert "/prepared.pdf" not in html  # while it is the current document, offered once
+    sign_all(client, runtime, settings, signers[:1])
+    deadline = time.monotonic() + 30  # the signature is written into the PDF by a job
+    while "Ladda ned PDF:en med underskrifterna hittills" not in html:
+        assert time.monotonic() < deadline, "the first signature was never applied"
+        time.sleep(0.1)
+        html = client.get(f"/rounds/{body['id']}").get_data(as_text=True)
+    assert html.count("Ladda ned den förberedda PDF:en") == 1
+    assert f'href="/rounds/{body["id"]}/prepared.pdf"' in html
+    sign_all(client, runtime, settings, signers[1:])
+    wait_for_status(client, auth, body["id"], "completed")
+    html = client.get(f"/rounds/{body['id']}").get_data(as_text=True)
+    assert f'href="/rounds/{body["id"]}/document"' in html
+    assert f'href="/rounds/{body["id"]}/prepared.pdf"' in html
+    assert "Ladda ned den förberedda PDF:en" in html
+    resp = client.get(f"/rounds/{body['id']}/prepared.pdf")
+    assert resp.status_code == 200 and resp.data == prepared
+    assert hashlib.sha256(resp.data).hexdigest() == body["document_sha256"]
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["Content-Disposition"].startswith("attachment")
+    assert client.get(f"/rounds/{body['id']}/document").data != prepared  # the signed one
+    # another organisation's staff get nothing, as for the other downloads
+    other = client.application.test_client()
+    staff(other, settings, runtime, org="Annan kommun")
+    assert other.get(f"/rounds/{body['id']}/prepared.pdf").status_code == 404
+    assert client.application.test_client().get(
+        f"/rounds/{body['id']}/prepared.pdf").status_code == 302  # a stranger: sign in
 
 
 def test_mails_to_the_secretariat_link_to_the_round_page(settings):

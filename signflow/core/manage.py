@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from signflow.core import orders, rounds
 from signflow.core.audit import EventType, append_event, lock_round
 from signflow.core.identity import IdentityPolicy
-from signflow.core.models import RetiredLink, Round, Signer, User
+from signflow.core.models import Document, RetiredLink, Round, Signer, User
 from signflow.core.ports import Services
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.errors import IllegalTransition, InvalidInput, NotFound
@@ -184,3 +184,11 @@ def find_rounds(
         .order_by(Round.created_at.desc(), Round.id).limit(per_page)
         .offset((page - 1) * per_page))
     return RoundsPage(list(rows), total, page, pages)
+
+
+def prepared_document(session: Session, round_id: str) -> Document | None:
+    """The PDF every signer approves (signature page, fields, certification), unsigned:
+    the round's current document until the first signature, kept after completion."""
+    return session.scalar(select(Document).where(Document.round_id == round_id,
+                                                 Document.kind == "prepared")
+                          .order_by(Document.id.desc()).limit(1))

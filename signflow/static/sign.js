@@ -48,9 +48,18 @@
     $("restart").hidden = !visible;
     if (!(visible && flow === "qr")) { $("qr").removeAttribute("src"); }
   }
+  function primary() { return phone ? $("bankid-open") : $("bankid"); }
+  // hiding the control that has the focus drops it to the page's start: put it back
+  // where a keyboard user goes on (only if it was here, so a reader elsewhere stays put)
+  function focusHere() {
+    const here = document.activeElement;
+    return !here || here === document.body || $("signing").contains(here);
+  }
   function ended(msg) {
+    const refocus = focusHere();
     open = false; stop(); controls(false); show(msg);
     $("progress").hidden = true; $("actions").hidden = false;
+    if (refocus) { primary().focus(); }
   }
   function errorText(body) {
     return (body && body.error && body.error.message) || cfg.failed;
@@ -103,6 +112,7 @@
   }
   async function start(wanted) {
     stop(); open = false; flow = wanted; failures = 0; failingSince = 0;
+    const refocus = focusHere();
     const query = "?flow=" + wanted + "&device=" + (phone ? "phone" : "computer");
     const [r, body] = await call(base + query, {method: "POST"});
     if (r === null || !r.ok) { ended(r === null ? cfg.unreachable : errorText(body)); return; }
@@ -112,6 +122,7 @@
     $("launch").setAttribute("href", body.app_link || "#");
     $("switch-here").hidden = !body.app_link;
     controls(true);
+    if (refocus) { $("restart").focus(); }
     if (flow === "qr") {
       const refresh = () => { $("qr").src = base + "/qr.svg?t=" + Date.now(); };
       refresh(); qrTimer = setInterval(refresh, 1000);
@@ -135,6 +146,7 @@
   $("restart").addEventListener("click", () => {
     stop(); cancelOrder(); open = false; controls(false); show("");
     $("progress").hidden = true; $("actions").hidden = false;
+    primary().focus();
   });
   window.addEventListener("pagehide", cancelOrder);
   // back from the app (the order's returnUrl ends in #bankid): follow the open order

@@ -14,15 +14,11 @@ from signflow.core.audit import round_events, verify_chain
 from signflow.core.models import Notice, Round
 from signflow.core.people import role_label
 from signflow.core.states import RoundStatus
-from signflow.errors import IllegalTransition, InvalidInput, UnsupportedDocument
+from signflow.errors import IllegalTransition, InvalidInput, NotFound, UnsupportedDocument
 from signflow.pdf.thumbnails import thumbnails
 from signflow.web import db, read_upload, runtime
 from signflow.web import rounds_form as forms
-from signflow.web.api import (
-    document_response,
-    event_log_response,
-    evidence_response,
-)
+from signflow.web.api import document_response, event_log_response, evidence_download
 from signflow.web.api_notice import sealed_notice
 from signflow.web.rounds_view import round_view, status_words
 from signflow.web.security import current_language
@@ -143,6 +139,7 @@ def _round_page(round_: Round, status: int = 200, *, replace_form=None):
                            pending=round_.status == RoundStatus.PENDING.value,
                            open_states=manage.replaceable_states(round_),
                            notice=session.get(Notice, round_.id),
+                           prepared=manage.prepared_document(session, round_.id),
                            ), status
 
 
@@ -221,6 +218,18 @@ def document(round_id: str):
     return document_response(rounds.visible_round(db(), g.user, round_id))
 
 
+@bp.get("/rounds/<round_id>/prepared.pdf")
+@staff_page(*READERS)
+def prepared_document(round_id: str):
+    """The prepared PDF, also once the round has moved on to signed versions of it."""
+    doc = manage.prepared_document(db(), rounds.visible_round(db(), g.user, round_id).id)
+    if doc is None:
+        raise NotFound("the round has no prepared document")
+    return send_file(io.BytesIO(runtime().services.blobs.get(doc.storage_key)),
+                     mimetype="application/pdf", as_attachment=True,
+                     download_name=f"{round_id}-prepared.pdf", etag=doc.sha256)
+
+
 @bp.get("/rounds/<round_id>/events.pdf")
 @staff_page(*READERS)
 def event_log(round_id: str):
@@ -235,10 +244,7 @@ def event_log(round_id: str):
 def evidence(round_id: str):
     """A POST with the form's CSRF token: taking the evidence is an audited act, and
     a link from another site (cookies ride along on top-level GETs) must not do it."""
-    session = db()
-    round_ = rounds.record_evidence_download(session, g.user, round_id)
-    session.commit()
-    return evidence_response(session, round_)
+    return evidence_download(db(), g.user, round_id)
 
 
 @bp.get("/rounds/<round_id>/notice.pdf")

@@ -7,12 +7,14 @@
   the PKI endpoints (OCSP/TSA clients) and the signing page (which checks
   forms itself and the Origin of its JSON calls) are exempt here.
 - The language: a view may decide (``g.locale``, the signer's round), else
-  ``?lang=`` (remembered in a cookie), else Swedish.
+  ``?lang=`` (remembered in a cookie), else Swedish.  The switch links to the
+  same page with the same query, only ``lang`` changed (:func:`language_link`).
 """
 
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlencode
 
 from flask import Flask, Response, g, request
 from flask_babel import Babel
@@ -46,6 +48,13 @@ def use_language(language: str) -> None:
     refresh()
 
 
+def language_link(language: str) -> str:
+    """A relative link to this page in *language*: the query kept, ``lang`` replaced
+    (a sign-in's ``next``, a search and its page number survive the switch)."""
+    kept = [(key, value) for key, value in request.args.items(multi=True) if key != "lang"]
+    return "?" + urlencode([*kept, ("lang", language)])
+
+
 def stockholm_time(value, *, seconds: bool = False) -> str:
     from datetime import datetime
     from zoneinfo import ZoneInfo
@@ -66,7 +75,7 @@ def _csp(nonce: str) -> str:
         "img-src 'self' data: blob:",
         "font-src 'self'",
         "connect-src 'self'",
-        "frame-src 'self'",
+        "frame-src 'none'",
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",
@@ -85,7 +94,8 @@ def _headers(resp: Response) -> Response:
         h["Content-Security-Policy"] = _csp(csp_nonce())
         h.setdefault("X-Frame-Options", "DENY")
     elif resp.mimetype == "application/pdf":
-        h.setdefault("Content-Security-Policy", "frame-ancestors 'self'")
+        # no page of ours frames a PDF: it opens in a tab of its own or downloads
+        h.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
     if not request.path.startswith("/static/"):
         # signing pages, documents and staff pages are nobody's cache's business
         h["Cache-Control"] = "no-store"
@@ -121,4 +131,5 @@ def install(app: Flask, *, exempt: list) -> None:
         from flask_wtf.csrf import generate_csrf
 
         return {"csp_nonce": csp_nonce, "page_language": current_language,
-                "csrf_token": generate_csrf, "languages": LANGUAGES}
+                "csrf_token": generate_csrf, "languages": LANGUAGES,
+                "language_link": language_link}
