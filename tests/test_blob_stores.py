@@ -338,10 +338,11 @@ def test_s3_credentials_come_from_the_settings(s3_endpoint):
 @needs_postgresql
 @pytest.mark.slow
 def test_a_round_through_the_api_keeps_every_document_in_the_database(settings, protocol_pdf,
-                                                                      tmp_path):
+                                                                      tmp_path, dispatcher_paused):
     # jobs in this process: a worker of its own would not know this runtime's store; a data
     # dir of its own, since the PostgreSQL pass shares one and other tests' file store put
-    # the same protocol there
+    # the same protocol there; its mail too: the RQ pass's dispatcher process, on the same
+    # database, would otherwise take some of the invitations to its own outbox dir
     settings = settings.with_overrides(redis_url="", extra={"blob_store": "database"},
                                        data_dir=tmp_path)
     runtime = build_runtime(settings)
