@@ -149,3 +149,84 @@ def test_a_mail_server_that_is_down_fails_no_request(settings, protocol_pdf, wor
     failures = [r for r in caplog.records if "not delivered" in r.getMessage()]
     assert len(failures) == 3
     assert "ConnectionRefusedError" in failures[0].getMessage()
+
+
+def test_a_three_step_protocol_over_smtp(smtp_server, settings, protocol_pdf, worker):
+    """Issue 12, end to end on a real SMTP server: the protokoll workflow's steps
+    (secretary, justerare, chair) each invited in turn, nobody out of turn; a
+    reminder on the workflow's schedule (a controlled clock) with the link the
+    signer already has; the justerare replaced (old link dead, new one works);
+    and the signed protocol to everyone at the end."""
+    import re
+    from datetime import timedelta
+
+    from signflow import create_app
+    from signflow.core.housekeeping import tick
+    from signflow.core.models import Round
+    from signflow.demo import sign_over_http
+    from signflow.runtime import build_runtime
+    from tests.conftest import approve_with, make_user, wait_for_status
+    from tests.test_workflows import MEETING, PN, municipal_signers
+
+    url, received = smtp_server
+    settings = settings.with_overrides(smtp_url=url, mail_from="sekretariatet@example.se",
+                                       redis_url="")  # mail to this SMTP, from this process
+
+    def mails_to(address: str, subject: str = "") -> list[email.message.EmailMessage]:
+        parsed = [email.message_from_string(m.as_string(), policy=email.policy.default)
+                  for m in received if m["To"] == address]
+        return [m for m in parsed if str(m["Subject"]).startswith(subject)]  # decoded
+
+    def link_in(msg) -> str:
+        return re.search(r"/sign/([A-Za-z0-9_\-]+)", msg.get_body(("plain",)).get_content())[1]
+
+    rt = build_runtime(settings)
+    try:
+        client = create_app(settings, rt).test_client()
+        auth = {"Authorization": "Bearer " + make_user(rt, "steg@example.se")}
+        secretary, justerare, chair = municipal_signers("smtp-steps")
+        resp = create_round(client, auth, protocol_pdf, signers=[secretary, justerare, chair],
+                            workflow="protokoll", **MEETING)
+        assert resp.status_code == 201, resp.get_json()
+        round_id = resp.get_json()["id"]
+        # step 1 only: the others have no link to sign out of turn with
+        assert [m["To"] for m in received] == [secretary["email"]]
+        first = link_in(mails_to(secretary["email"])[0])
+
+        # the workflow's reminder plan, on a clock of the test's own: two days after
+        with rt.sessions() as s:
+            invited_at = s.get(Round, round_id).signers[0].invited_at
+        for days, reminded in ((1.9, 0), (2.01, 1)):
+            with rt.sessions() as s:
+                tick(s, rt.services, now=invited_at + timedelta(days=days))
+                s.commit()
+            assert len(mails_to(secretary["email"], "Påminnelse")) == reminded
+        assert link_in(mails_to(secretary["email"], "Påminnelse")[0]) == first
+
+        assert sign_over_http(client, first, approve_with(rt))["status"] == "complete"
+        [invitation] = mails_to(justerare["email"])  # step 2's turn now, not the chair's
+        assert mails_to(chair["email"]) == []
+        old = link_in(invitation)
+
+        # the justerare falls ill: another person in the place, the old link dead
+        body = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
+        replaced = client.post(
+            f"/api/v1/rounds/{round_id}/signers/{body['signers'][1]['id']}/replace",
+            headers=auth, json={"name": "Carina Leffler", "email": "ersattare@example.se",
+                                "personal_number": PN["Carina Leffler"]})
+        assert replaced.status_code == 200, replaced.get_json()
+        assert client.get(f"/sign/{old}").status_code == 410
+        new = link_in(mails_to("ersattare@example.se")[0])
+        assert sign_over_http(client, new, approve_with(rt))["status"] == "complete"
+
+        chair_link = link_in(mails_to(chair["email"])[0])
+        assert sign_over_http(client, chair_link, approve_with(rt))["status"] == "complete"
+        wait_for_status(client, auth, round_id, "completed")
+    finally:
+        rt.close()
+    done = [m for m in (email.message_from_string(m.as_string(), policy=email.policy.default)
+                        for m in received) if str(m["Subject"]).startswith("Signerat")]
+    assert sorted(m["To"] for m in done) == sorted(
+        [secretary["email"], "ersattare@example.se", chair["email"], "steg@example.se"])
+    for msg in done:
+        assert [a.get_content_type() for a in msg.iter_attachments()] == ["application/pdf"]
