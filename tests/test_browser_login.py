@@ -194,3 +194,54 @@ def test_a_stranger_on_the_tokens_page_is_sent_to_login(browser, live_app):
     page.goto(f"{live_app.url}/account/tokens")
     assert page.url == f"{live_app.url}/login?next=/account/tokens"
     page.close()
+
+
+@pytest.mark.parametrize(("lang", "viewport"), [("sv", DESKTOP), ("en", None)])
+def test_a_single_sign_on_refusal_passes_the_quality_bar(browser, live_app, settings, lang,
+                                                         viewport):
+    """The page single sign-on refuses with, as the OIDC tests reach it (a provider of
+    the test's own; the shared server has none), shown in the browser with its own
+    headers and the live server's styles."""
+    from signflow import create_app
+    from signflow.runtime import build_runtime
+    from tests.test_login import TinyProvider, oidc_sign_in
+
+    provider = TinyProvider()
+    configured = settings.with_overrides(
+        oidc_issuer=provider.issuer, oidc_client_id=provider.client[0],
+        oidc_client_secret=provider.client[1],
+        extra={"oidc_organisation": "Familjen Helsingborg"})
+    rt = build_runtime(configured)
+    try:
+        client = create_app(configured, rt).test_client()
+        if lang == "en":
+            client.get("/login?lang=en")  # the language is remembered for the next pages
+        provider.person = {"email": "okand@example.se", "email_verified": True}
+        refused = oidc_sign_in(client) if lang == "sv" else _oidc_sign_in_en(client)
+    finally:
+        rt.close()
+        provider.close()
+    assert refused.status_code == 403
+    headers = {k: v for k, v in refused.headers.items()
+               if k.lower() in ("content-type", "content-security-policy")}
+    page = phone_page(browser)[0] if viewport is None else \
+        browser.new_context(viewport=viewport).new_page()
+    try:
+        page.route(f"{live_app.url}/login/oidc/callback*", lambda route: route.fulfill(
+            status=403, headers=headers, body=refused.get_data()))
+        page.goto(f"{live_app.url}/login/oidc/callback?state=x&code=y")
+        page.get_by_text(TEXTS[lang]["unknown"]).first.wait_for()
+        assert page.locator("html").get_attribute("lang") == lang
+        check_page(page, f"login-refused-{lang}-{'desktop' if viewport else 'phone'}")
+    finally:
+        page.context.close()
+
+
+def _oidc_sign_in_en(client):
+    """tests.test_login.oidc_sign_in, on the English pages."""
+    from urllib.parse import urlsplit
+
+    start = client.get("/login/oidc?next=/rounds")
+    back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10)
+    callback = urlsplit(back.headers["Location"])
+    return client.get(f"{callback.path}?{callback.query}")
