@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
@@ -33,6 +35,18 @@ def json_sent() -> object:
         return request.get_json(silent=True)
     except RecursionError:
         return None
+
+
+def json_date(field: str) -> date:
+    """The JSON body's *field* as a calendar date written ``YYYY-MM-DD``; 400 otherwise."""
+    body = json_sent()
+    raw = body.get(field) if isinstance(body, dict) else None
+    try:
+        if isinstance(raw, str) and len(raw) == 10:
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise InvalidInput(f"{field} must be a date: YYYY-MM-DD", field=field)
 
 
 def read_upload(field: str = "document", *, max_bytes: int | None = None) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from datetime import date
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +16,7 @@ from signflow.core.states import RoundStatus
 from signflow.errors import InvalidInput, NotFound
 from signflow.pdf.event_log import event_log_pdf
 from signflow.pdf.event_words import RoundFacts, event_log
-from signflow.web import db, json_sent, read_upload, runtime
+from signflow.web import db, json_date, json_sent, read_upload, runtime
 from signflow.web.auth import require
 from signflow.web.serialize import round_dict
 
@@ -235,12 +234,7 @@ def replace_signer(round_id: str, signer_id: str):
 @require("secretariat", "admin")
 def extend_deadline(round_id: str):
     """A later deadline: ``{"deadline": "YYYY-MM-DD"}`` (the end of that day, Swedish time)."""
-    body = json_sent()
-    raw = body.get("deadline") if isinstance(body, dict) else None
-    try:
-        day = date.fromisoformat(str(raw))
-    except ValueError:
-        raise InvalidInput("deadline must be a date: YYYY-MM-DD", field="deadline") from None
+    day = json_date("deadline")
     session = db()
     round_ = manage.extend_deadline(session, runtime().services, g.user, round_id, day)
     session.commit()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import io
-from datetime import date
 
 from flask import g, jsonify, send_file
 
 from signflow.core import notice
 from signflow.core.models import Notice
-from signflow.errors import InvalidInput
 from signflow.pdf.notice import NoticeSheet, notice_pdf
-from signflow.web import db, json_sent, runtime
+from signflow.web import db, json_date, runtime
 from signflow.web.api import READERS, bp
 from signflow.web.auth import require
 
@@ -49,14 +47,7 @@ def sealed_notice(found: Notice) -> bytes:
 @require("secretariat", "admin")
 def adjust_notice(round_id: str):
     """Another posting date before publication: ``{"posting_date": "YYYY-MM-DD"}``."""
-    body = json_sent()
-    raw = body.get("posting_date") if isinstance(body, dict) else None
-    try:
-        day = date.fromisoformat(raw) if isinstance(raw, str) and len(raw) == 10 else None
-    except ValueError:
-        day = None
-    if day is None:
-        raise InvalidInput("posting_date must be a date: YYYY-MM-DD", field="posting_date")
+    day = json_date("posting_date")
     session = db()
     found = notice.adjust_posting(session, runtime().services, g.user, round_id, day)
     session.commit()
