@@ -412,18 +412,12 @@ def remind(session: Session, svc: Services, user: User, round_id: str) -> list[S
     return reminded
 
 
-def evidence_round(session: Session, user: User, round_id: str) -> Round:
-    """The round whose evidence *user* may take (auditors and administrators of
-    its organisation); :class:`NotFound` or :class:`Forbidden` otherwise."""
+def record_evidence_download(session: Session, user: User, round_id: str) -> Round:
+    """Audit that *user* takes the round's evidence (it holds personal numbers)."""
     round_ = visible_round(session, user, round_id)
     if user.role not in ("auditor", "admin"):
         raise Forbidden("the evidence is for auditors and administrators")
-    return round_
-
-
-def record_evidence_download(session: Session, user: User, round_id: str) -> Round:
-    """Audit that *user* takes the round's evidence (it holds personal numbers)."""
-    round_ = lock_round(session, evidence_round(session, user, round_id).id)
+    round_ = lock_round(session, round_.id)
     append_event(session, round_, EventType.EVIDENCE_DOWNLOADED, f"user:{user.email}",
                  {"role": user.role})
     return round_

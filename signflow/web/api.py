@@ -146,19 +146,18 @@ def get_evidence(round_id: str):
 
 
 def evidence_download(session, user: User, round_id: str) -> Response:
-    """The evidence ZIP for *user*, the API's and the page's.  Its sealed Händelselogg
-    is made first, without holding the round: a TSA that is down answers 503 before
-    anything is recorded; then the download is audited and committed."""
-    log = sealed_event_log(rounds.evidence_round(session, user, round_id),
-                           round_events(session, round_id))
+    """The evidence ZIP for *user*, the API's and the page's.  The download is
+    recorded first, so that the ZIP's sealed Händelselogg shows it too, and
+    committed only once the ZIP is made: a TSA that is down answers 503 and
+    leaves no record of a download that did not happen."""
     round_ = rounds.record_evidence_download(session, user, round_id)
+    response = evidence_response(session, round_)
     session.commit()
-    return evidence_response(session, round_, log)
+    return response
 
 
-def evidence_response(session, round_: Round, log: bytes | None = None) -> Response:
-    """The evidence ZIP of *round_* (download already recorded), with *log* as its
-    Händelselogg (None: sealed now, with the download's own event)."""
+def evidence_response(session, round_: Round) -> Response:
+    """The evidence ZIP of *round_* (its download recorded in *session*)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         doc = round_.current_document
@@ -168,7 +167,7 @@ def evidence_response(session, round_: Round, log: bytes | None = None) -> Respo
         zf.writestr("audit.json", json.dumps(
             {"round": round_dict(round_), "events": events,
              "head": verify_chain(events).head}, ensure_ascii=False, indent=1))
-        zf.writestr("handelselogg.pdf", log or sealed_event_log(round_, events))
+        zf.writestr("handelselogg.pdf", sealed_event_log(round_, events))
         for signer in round_.signers:
             evidence = signing.evidence_for(session, runtime().services, signer)
             if evidence:
