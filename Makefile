@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-sqlite test-services tools lint bench demo clean
+.PHONY: run test test-sqlite test-services tools lint bench load demo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# 200 rounds x 3 signers through the API against a deployment of its own
+# (PostgreSQL, Redis, gunicorn, two workers: benchmarks/load.py says what it
+# reports); smaller: make load LOAD_ARGS="--rounds 10 --clients 4".
+load: $(STAMP)
+	$(BIN)/python benchmarks/load.py $(LOAD_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/signflow keys init
