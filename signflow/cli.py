@@ -297,8 +297,8 @@ def _verify(args, settings: Settings) -> int:
                                      evidence_keys=keys, evidence_completions=completions)
     except SignflowError as exc:
         return _unusable(args, exc.code, exc.message)
-    if trail is not None and report.audit_trail is not None:
-        report = _held_to(report, trail)
+    if trail is not None:
+        report = report.held_to(trail["events"])
     if args.pdf:
         from signflow.pdf.report import report_pdf
 
@@ -383,18 +383,6 @@ def _audit_trail(path: str | None, evidence_zip: str | None) -> dict | None:
         raise ConfigError(f"{path or evidence_zip}: no list of audit events "
                           "(the API's /audit answer or the evidence ZIP)")
     return body
-
-
-def _held_to(report, trail: dict):
-    """*report* with its audit-trail mark compared with *trail* (``/audit``'s answer,
-    or the evidence ZIP's)."""
-    from dataclasses import replace
-
-    from signflow.core.audit import commits_to
-
-    mark = report.audit_trail
-    return replace(report, audit_trail=replace(
-        mark, matches_trail=commits_to(trail["events"], mark.seq, mark.head)))
 
 
 def _evidence_keys(paths, password: str | None) -> list[bytes]:

@@ -84,9 +84,11 @@ def test_the_service_checks_the_head_against_its_records(completed_round, client
     got = resp.get_json()
     assert got["audit_trail"]["timestamp_valid"] is True
     assert got["round"]["audit_trail_matches"] is True
+    assert got["audit_trail"]["matches_trail"] is True  # one answer, in both places
     # an anonymous caller learns that the file commits to a trail, not whose
     anonymous = client.post("/api/v1/verify", data={"document": (io.BytesIO(pdf), "p.pdf")})
     assert "round" not in anonymous.get_json()
+    assert anonymous.get_json()["audit_trail"]["matches_trail"] is None
 
 
 def test_an_auditor_holds_the_pdf_to_a_trail_offline(completed_round, client, auth, tmp_path,
@@ -163,23 +165,35 @@ def test_a_head_written_after_the_closing_timestamp_does_not_count(completed_rou
 
 
 def test_a_head_no_document_timestamp_covers_is_reported_unproven(protocol_pdf, runtime):
-    """A mark in a file whose document timestamp does not cover it, or whose token is
-    over another head, is named, with the reason it does not hold."""
+    """A mark no document timestamp covers is named, as not proven and why; one that
+    is covered but whose token is over another head is not proven either."""
+    from pyhanko.sign import signers
+
     from signflow.pdf.keys import timestamp_token_for
 
     svc = runtime.services
-    writer = IncrementalPdfFileWriter(io.BytesIO(protocol_pdf))
+    wrong = timestamp_token_for(svc.pdf.timestamper, b"\x01" * 32)  # over another head
     head = TrailHead(3, "cd" * 32)
-    trail_mark.write(writer, head, timestamp_token_for(svc.pdf.timestamper, b"\x01" * 32))
+    writer = IncrementalPdfFileWriter(io.BytesIO(protocol_pdf))
+    trail_mark.write(writer, head, wrong)
     out = io.BytesIO()
     writer.write(out)
-    report = verify_pdf(out.getvalue(), runtime.trust_anchors(), runtime.provider_roots())
-    trail = report.audit_trail
-    assert trail is not None and not trail.timestamp_valid
-    assert any("not over the head" in p for p in trail.problems)
-    assert any("not covered by a document timestamp" in p for p in trail.problems)
-    words = plain_verdict(report, "sv").trail
-    assert any("håller inte" in w for w in words)
+    uncovered = verify_pdf(out.getvalue(), runtime.trust_anchors(),
+                           runtime.provider_roots()).audit_trail
+    assert uncovered is not None and not uncovered.timestamp_valid
+    assert uncovered.problems == ("the audit trail named in the file is not covered by a "
+                                  "document timestamp",)
+    words = plain_verdict(verify_pdf(out.getvalue(), runtime.trust_anchors()), "sv").trail
+    assert words[0].startswith("Filen anger ett huvud för omgångens händelselogg") and \
+        "inte bevisat" in words[0]  # never "commits to" for a head nothing proves
+    assert not any("binder" in w for w in words)
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(protocol_pdf))
+    trail_mark.write(writer, head, wrong)
+    stamped = signers.PdfTimeStamper(svc.pdf.timestamper).timestamp_pdf(writer, "sha256")
+    covered = verify_pdf(stamped.getvalue(), runtime.trust_anchors()).audit_trail
+    assert covered is not None and not covered.timestamp_valid
+    assert any("not over the head" in p for p in covered.problems)
 
 
 def test_the_page_and_the_pdf_report_say_what_the_file_commits_to(completed_round, runtime):
@@ -196,6 +210,19 @@ def test_the_page_and_the_pdf_report_say_what_the_file_commits_to(completed_roun
     assert "commits to the round's audit trail" in " ".join(text.split())
 
 
+def test_the_commitment_still_holds_after_the_tsa_certificate_has_expired(
+        completed_round, runtime):
+    """Judged as of the document timestamp over it, as a protocol is read decades on."""
+    from datetime import UTC, datetime, timedelta
+
+    _, pdf = completed_round
+    tsa_expires = runtime.services.pdf.pki.tsa.cert.not_valid_after_utc
+    later = max(datetime.now(UTC) + timedelta(days=365 * 15), tsa_expires + timedelta(days=1))
+    trail = verify_pdf(pdf, runtime.trust_anchors(), runtime.provider_roots(),
+                       at=later).audit_trail
+    assert trail is not None and trail.timestamp_valid, trail
+
+
 def test_renewal_keeps_the_commitment(completed_round, runtime):
     from signflow.pdf import sign as _sign
 
@@ -205,3 +232,28 @@ def test_renewal_keeps_the_commitment(completed_round, runtime):
     before = verify_pdf(pdf, runtime.trust_anchors(), runtime.provider_roots()).audit_trail
     after = verify_pdf(renewed, runtime.trust_anchors(), runtime.provider_roots()).audit_trail
     assert after is not None and after == before
+
+
+def test_metadata_that_inflates_past_the_bound_is_not_read(protocol_pdf):
+    """A hostile file's XMP is not inflated beyond trail_mark.MAX_XMP (nor, in any
+    other filter, at all): the verifier's memory is not the file's to take."""
+    import zlib
+
+    import pikepdf
+
+    pdf = pikepdf.open(io.BytesIO(protocol_pdf))
+    ns = trail_mark.NS
+    xmp = (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='
+           f'"http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:t="{ns}" '
+           f't:Seq="1" t:Head="{"ab" * 32}" t:HeadTimestamp="AAAA"/></rdf:RDF></x:xmpmeta>')
+    for body, fits in ((xmp.encode(), True),
+                       (xmp.encode() + b" " * (trail_mark.MAX_XMP + 1), False)):
+        stream = pikepdf.Stream(pdf, zlib.compress(body))
+        stream.Filter = pikepdf.Name.FlateDecode
+        pdf.Root.Metadata = pdf.make_indirect(stream)
+        out = io.BytesIO()  # written as it is (pikepdf would rewrite the XMP)
+        pdf.save(out, fix_metadata_version=False, compress_streams=False,
+                 stream_decode_level=pikepdf.StreamDecodeLevel.none)
+        reader = PdfFileReader(io.BytesIO(out.getvalue()))
+        mark = trail_mark.read(reader, reader.xrefs.total_revisions - 1)
+        assert (mark is not None) == fits

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -64,7 +65,8 @@ class TrailReport:
     head: str
     #: When the TSA saw the head (RFC 3339, UTC), as its token says.
     timestamped_at: str | None
-    #: The token is intact, over this head, and from a TSA chaining to a trusted root.
+    #: The token is intact, over this head, from a TSA chaining to a trusted root, and
+    #: the mark is in a revision an intact document timestamp covers.
     timestamp_valid: bool
     problems: tuple[str, ...] = ()
     #: Whether a trail the verifier was given (the auditors' ZIP, the service's
@@ -97,6 +99,20 @@ def _parse(data: bytes) -> etree._Element | None:
         return None
 
 
+def _bounded(stream: generic.StreamObject) -> bytes | None:
+    """The stream's data if it is plain or Flate and at most :data:`MAX_XMP` decoded
+    (ours is plain; a hostile file's metadata must not take the verifier's memory)."""
+    filters = stream.get("/Filter")
+    if filters is None:
+        data = stream.encoded_data
+    elif filters in ("/FlateDecode", generic.ArrayObject(["/FlateDecode"])):
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(stream.encoded_data, MAX_XMP + 1)
+    else:
+        return None
+    return data if len(data) <= MAX_XMP else None
+
+
 def read(reader: PdfFileReader, revision: int) -> TrailMark | None:
     """The mark in the XMP metadata of the file as it was at *revision*, if any."""
     try:
@@ -111,10 +127,10 @@ def read(reader: PdfFileReader, revision: int) -> TrailMark | None:
         stream = reader.get_object(ref.reference, revision=revision)
         if not isinstance(stream, generic.StreamObject):
             return None
-        raw = stream.get("/Length", 0)
-        if isinstance(raw, int) and raw > MAX_XMP:
+        data = _bounded(stream)
+        if data is None:
             return None
-        xmp = _parse(stream.data)
+        xmp = _parse(data)
     except Exception:  # noqa: BLE001 - a broken metadata stream carries no mark
         return None
     if xmp is None:
@@ -132,6 +148,12 @@ def read(reader: PdfFileReader, revision: int) -> TrailMark | None:
         except (ValueError, binascii.Error):
             return None
     return None
+
+
+def unproven(mark: TrailMark, problem: str) -> TrailReport:
+    """The mark as found, not judged: *problem* says why it proves nothing."""
+    return TrailReport(seq=mark.seq, head=mark.head, timestamped_at=None, timestamp_valid=False,
+                       problems=(problem,))
 
 
 def judge(mark: TrailMark, context: ValidationContext) -> TrailReport:

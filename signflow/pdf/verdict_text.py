@@ -245,11 +245,13 @@ TRAIL_WORDS = {
            "matches": "Händelseloggen som lämnades med stämmer med den.",
            "differs": "Händelseloggen som lämnades med stämmer INTE med den: loggen har "
                       "ändrats eller hör till en annan omgång.",
-           "unproven": "Tidsstämpeln över händelseloggen håller inte: {problem}"},
+           "named": "Filen anger ett huvud för omgångens händelselogg (händelse {seq}, "
+                    "{head}…), men det är inte bevisat: {problem}"},
     "en": {"commits": "The file commits to the round's audit trail up to event {seq} "
                       "(chain head {head}…), timestamped {when}.",
            "matches": "The audit trail supplied matches it.",
            "differs": "The audit trail supplied does NOT match it: the trail was changed or "
                       "belongs to another round.",
-           "unproven": "The timestamp over the audit trail does not hold: {problem}"},
+           "named": "The file names a head of the round's audit trail (event {seq}, "
+                    "{head}…), but it is not proven: {problem}"},
 }

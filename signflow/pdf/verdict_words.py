@@ -127,11 +127,11 @@ def plain_verdict(report: VerificationReport, language: str = "sv") -> Verdict:
 def trail_words(trail: TrailReport, language: str = "sv") -> list[str]:
     """The audit-trail mark in sentences: what it commits to, and how that checked out."""
     words = TRAIL_WORDS[language_of(language)]
+    if not trail.timestamp_valid:  # anyone can write a head into a PDF: say it is not proven
+        return [words["named"].format(seq=trail.seq, head=trail.head[:16], problem="; ".join(
+            plain_problem(p, language) for p in trail.problems) or "?")]
     out = [words["commits"].format(seq=trail.seq, head=trail.head[:16],
                                    when=stockholm_time(trail.timestamped_at))]
-    if not trail.timestamp_valid:
-        out.append(words["unproven"].format(problem="; ".join(
-            plain_problem(p, language) for p in trail.problems) or "?"))
     if trail.matches_trail is not None:
         out.append(words["matches" if trail.matches_trail else "differs"])
     return out

@@ -142,6 +142,16 @@ class VerificationReport:
                 sig["evidence"]["problems"] = list(sig["evidence"]["problems"])
         return out
 
+    def held_to(self, events: Sequence[Mapping[str, Any]]) -> VerificationReport:
+        """This report with its audit-trail mark compared with the round's trail
+        *events* (as the API's ``/audit`` gives them); unchanged without a mark."""
+        from signflow.core.audit import commits_to  # (here: the sandbox needs no SQLAlchemy)
+
+        if self.audit_trail is None:
+            return self
+        return replace(self, audit_trail=replace(self.audit_trail, matches_trail=commits_to(
+            events, self.audit_trail.seq, self.audit_trail.head)))
+
     @classmethod
     def from_dict(cls, body: dict) -> VerificationReport:
         """The inverse of :meth:`to_dict`."""
@@ -250,18 +260,21 @@ def _audit_trail(reader, sigs: list, reports: Sequence[SignatureReport], roots: 
         mark = trail_mark.read(reader, sig.signed_revision)
         if mark is None:
             continue
-        judged = trail_mark.judge(mark, _context(roots, at))
-        if report.intact:
-            return judged
-        return replace(judged, timestamp_valid=False, problems=(
-            *judged.problems, "the document timestamp over the audit trail's head is broken"))
+        if not report.intact:
+            return trail_mark.unproven(mark, "the document timestamp over the audit trail's "
+                                             "head is broken")
+        # judged as of the document timestamp over it (which proves the mark existed
+        # then): the TSA's certificate may expire long before the protocol does
+        return trail_mark.judge(mark, _context(roots, _parsed(report.timestamp_time) or at))
     latest = trail_mark.read(reader, reader.xrefs.total_revisions - 1)
     if latest is None:
         return None
-    judged = trail_mark.judge(latest, _context(roots, at))
-    return replace(judged, timestamp_valid=False, problems=(
-        *judged.problems, "the audit trail named in the file is not covered by a document "
-        "timestamp"))
+    return trail_mark.unproven(latest, "the audit trail named in the file is not covered by a "
+                                       "document timestamp")
+
+
+def _parsed(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def overall_indication(signatures: Sequence[SignatureReport]) -> tuple[str | None, str | None]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from sqlalchemy import select
 
-from signflow.core.audit import commits_to, round_events, verify_chain
+from signflow.core.audit import round_events, verify_chain
 from signflow.core.models import Document, Round, Signer, User
 from signflow.errors import UnsupportedDocument
 from signflow.pdf.etsi_report import verify_isolated_etsi
-from signflow.pdf.verify import verify_isolated
+from signflow.pdf.verify import VerificationReport, verify_isolated
 from signflow.web import db, read_upload, runtime
 from signflow.web.api import READERS, bp
 from signflow.web.auth import current_user
@@ -41,6 +41,7 @@ def verify():
     with verification_slot(data):
         report = verify_isolated(data, trust.anchors, trust.provider_roots,
                                  evidence_keys=runtime().evidence_keys)
+    records, report = _records_of(report, caller)
     if request.args.get("format") == "pdf":
         from signflow.pdf.report import report_pdf
 
@@ -48,9 +49,7 @@ def verify():
         sealed = runtime().services.pdf.seal_report(report_pdf(report, lang), lang)
         return Response(sealed, mimetype="application/pdf", headers={
             "Content-Disposition": 'attachment; filename="verifiering.pdf"'})
-    body = report.to_dict()
-    body.update(_records_of(report, caller))
-    return jsonify(body)
+    return jsonify(report.to_dict() | records)
 
 
 def _etsi_response(data: bytes) -> Response:
@@ -72,25 +71,28 @@ def _optional_caller() -> User | None:
     return user if user.role in READERS else None
 
 
-def _records_of(report, caller: User | None) -> dict:
-    """What this service's records add to *report* for *caller*."""
+def _records_of(report: VerificationReport, caller: User | None
+                ) -> tuple[dict, VerificationReport]:
+    """What this service's records add to *report* for *caller*, and the report
+    with its audit-trail head held to the round's trail where the caller may see it."""
     issued = select(Document.round_id).where(Document.sha256 == report.sha256)
     known = db().scalar(issued.limit(1)) is not None
     if not known or caller is None:
-        return {"known_to_service": known}
+        return {"known_to_service": known}, report
     round_ = db().scalar(select(Round).where(Round.id.in_(issued),
                                              Round.organisation_id == caller.organisation_id)
                          .order_by(Round.created_at.desc()).limit(1))
     if round_ is None:
-        return {"known_to_service": True}
-    return {"known_to_service": True, "round": _cross_check(round_, report)}
+        return {"known_to_service": True}, report
+    events = round_events(db(), round_.id)
+    held = report.held_to(events)
+    return {"known_to_service": True, "round": _cross_check(round_, held, events)}, held
 
 
-def _cross_check(round_: Round, report) -> dict:
+def _cross_check(round_: Round, report: VerificationReport, events: list[dict]) -> dict:
     """Compare a file we issued with our records: signers, transactions, times, chain."""
     from datetime import datetime
 
-    events = round_events(db(), round_.id)
     signed_at = {e["data"].get("order_ref"): e["at"] for e in events
                  if e["type"] == "signer.signed"}
     in_pdf = {s.transaction_id: s for s in report.signatures if s.transaction_id}
@@ -104,18 +106,18 @@ def _cross_check(round_: Round, report) -> dict:
                    .total_seconds()) < 1
 
     missing = [s.id for s in signers if s.transaction_id not in in_pdf]
-    times_ok = all(
-        same_time(signed_at.get(s.transaction_id),
-                  in_pdf[s.transaction_id].evidence.completed_at
-                  if in_pdf[s.transaction_id].evidence else None)
-        for s in signers if s.transaction_id in in_pdf)
+    def completed_at(transaction_id: str) -> str | None:
+        evidence = in_pdf[transaction_id].evidence
+        return evidence.completed_at if evidence else None
+
+    times_ok = all(same_time(signed_at.get(s.transaction_id), completed_at(s.transaction_id))
+                   for s in signers if s.transaction_id in in_pdf)
     return {"id": round_.id, "title": round_.title, "status": round_.status,
             "signers_required": len(signers), "signers_in_document": len(in_pdf),
             "all_required_signers_present": not missing,
             "transaction_ids_match": set(in_pdf) <= set(signed_at),
             "times_match_audit_trail": times_ok,
             "chain_intact": verify_chain(events).intact,
-            # the head the file's closing timestamp covers is this round's trail
-            "audit_trail_matches": (
-                None if report.audit_trail is None
-                else commits_to(events, report.audit_trail.seq, report.audit_trail.head))}
+            # the head the file's document timestamp covers is this round's trail
+            "audit_trail_matches": report.audit_trail.matches_trail
+            if report.audit_trail else None}
