@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -95,7 +96,11 @@ def test_the_evidence_zip_holds_the_log_and_the_round_page_links_it(
     with zipfile.ZipFile(io.BytesIO(zipped.data)) as zf:
         assert "handelselogg.pdf" in zf.namelist()
         text = pdf_text(zf.read("handelselogg.pdf"), tmp_path)
+        in_zip = json.loads(zf.read("audit.json"))["events"]
     assert "Bevisen laddades ned" in text  # the download that made the ZIP is in its log
+    # made before the round was held, it is the very event the trail then recorded
+    assert in_zip == _trail(runtime, body["id"])
+    assert in_zip[-1]["type"] == "evidence.downloaded"
     # every event of the log reads as the round page's timeline says it
     timeline = html.unescape(auditor.get(f"/rounds/{body['id']}").get_data(as_text=True))
     for event in event_log(_facts(body["id"], "sv"), _trail(runtime, body["id"]),
@@ -280,3 +285,36 @@ def _shown_lines(pdf_bytes: bytes) -> list[tuple[float, float, str]]:
                     width = sum(float(widths[b - first]) for b in raw) * size / 1000
                     shown.append((x, x + width, raw.decode("cp1252")))
     return shown
+
+
+def test_an_evidence_zip_made_while_the_trail_moved_is_made_again(
+        completed_round, client, settings, runtime, monkeypatch):
+    """The coming event is made from the trail as read; if another event lands while
+    the ZIP is sealed, the ZIP is made again from the new trail, never recorded stale."""
+    from signflow.core.audit import EventType, append_event, lock_round
+    from signflow.web import api
+
+    body, _ = completed_round
+    auditor = {"Authorization": "Bearer " + make_user(
+        runtime, f"rev-{uuid.uuid4().hex[:6]}@example.se", "auditor")}
+    made = []
+    real = api.evidence_zip
+
+    def racing(session, round_, events):
+        zipped = real(session, round_, events)
+        made.append(events)
+        if len(made) == 1:  # meanwhile, another event
+            with runtime.sessions() as other, other.begin():
+                append_event(other, lock_round(other, body["id"]),
+                             EventType.DEADLINE_EXTENDED, "system", {"note": "meanwhile"})
+        return zipped
+
+    monkeypatch.setattr(api, "evidence_zip", racing)
+    resp = client.get(f"/api/v1/rounds/{body['id']}/evidence", headers=auditor)
+    assert resp.status_code == 200 and len(made) == 2
+    with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
+        in_zip = json.loads(zf.read("audit.json"))["events"]
+    trail = _trail(runtime, body["id"])
+    assert in_zip == trail and [e["type"] for e in trail[-2:]] == [
+        "round.deadline_extended", "evidence.downloaded"]
+    assert [e["type"] for e in trail].count("evidence.downloaded") == 1

@@ -170,17 +170,7 @@ def append_event(
         .limit(1)
     ).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    body = {
-        "seq": seq,
-        "type": EventType(type_).value,
-        "at": rfc3339(at or datetime.now(UTC)),
-        "actor": actor,
-        "data": dict(data or {}),
-        "prev_hash": prev,
-    }
-    data_json = json.dumps(body["data"], sort_keys=True, ensure_ascii=False)
-    # Hash what will be read back, so the stored text and the hash agree.
-    body["data"] = json.loads(data_json)
+    body, data_json = _event_body(seq, prev, type_, actor, data, at or datetime.now(UTC))
     event = AuditEvent(
         round_id=round_.id,
         seq=seq,
@@ -194,6 +184,27 @@ def append_event(
     session.add(event)
     session.flush()
     return event
+
+
+def _event_body(seq: int, prev: str, type_: EventType, actor: str,
+                data: Mapping[str, Any] | None, at: datetime) -> tuple[dict[str, Any], str]:
+    """An event as it is hashed (without ``hash``), and its data as stored."""
+    body = {"seq": seq, "type": EventType(type_).value, "at": rfc3339(at), "actor": actor,
+            "data": dict(data or {}), "prev_hash": prev}
+    data_json = json.dumps(body["data"], sort_keys=True, ensure_ascii=False)
+    # Hash what will be read back, so the stored text and the hash agree.
+    body["data"] = json.loads(data_json)
+    return body, data_json
+
+
+def next_event(events: Sequence[Mapping[str, Any]], type_: EventType, actor: str,
+               data: Mapping[str, Any] | None, at: datetime) -> dict[str, Any]:
+    """The event :func:`append_event` will append after *events* (as the API gives
+    them) with the same arguments, hash and all: for a document that must show the
+    event that records it, made before the round is held."""
+    seq, prev = (events[-1]["seq"] + 1, events[-1]["hash"]) if events else (1, GENESIS)
+    body, _ = _event_body(seq, prev, type_, actor, data, at)
+    return body | {"hash": canonical_hash(body)}
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from signflow.core import messages, outbox, webhooks
-from signflow.core.audit import EventType, append_event, claim_new_round, lock_round
+from signflow.core.audit import GENESIS, EventType, append_event, claim_new_round, lock_round
 from signflow.core.identity import IdentityCheck, IdentityPolicy
 from signflow.core.links import (  # noqa: F401  (hash_token, signer_for_token: public here too)
     hash_token,
@@ -27,7 +28,7 @@ from signflow.core.links import (  # noqa: F401  (hash_token, signer_for_token: 
     revoke_links,
     signer_for_token,
 )
-from signflow.core.models import Document, Round, Signer, User, new_id
+from signflow.core.models import AuditEvent, Document, Round, Signer, User, new_id
 from signflow.core.orders import end_open_orders
 from signflow.core.people import canonical_role, normalize_personal_number, role_label
 from signflow.core.ports import Services, SignerBlock
@@ -412,14 +413,30 @@ def remind(session: Session, svc: Services, user: User, round_id: str) -> list[S
     return reminded
 
 
-def record_evidence_download(session: Session, user: User, round_id: str) -> Round:
-    """Audit that *user* takes the round's evidence (it holds personal numbers)."""
+def evidence_round(session: Session, user: User, round_id: str) -> Round:
+    """The round whose evidence *user* may take: auditors and administrators of its
+    organisation (it holds personal numbers)."""
     round_ = visible_round(session, user, round_id)
     if user.role not in ("auditor", "admin"):
         raise Forbidden("the evidence is for auditors and administrators")
-    round_ = lock_round(session, round_.id)
-    append_event(session, round_, EventType.EVIDENCE_DOWNLOADED, f"user:{user.email}",
-                 {"role": user.role})
+    return round_
+
+
+def evidence_download_event(user: User) -> tuple[EventType, str, dict[str, Any]]:
+    """The audit event of *user* taking a round's evidence: type, actor, data."""
+    return EventType.EVIDENCE_DOWNLOADED, f"user:{user.email}", {"role": user.role}
+
+
+def record_evidence_download(session: Session, user: User, round_id: str, *,
+                             at: datetime, after: str) -> Round | None:
+    """Audit that *user* took the round's evidence at *at*, if its trail's head is
+    still *after* (what the evidence was made from); None if it has moved on."""
+    round_ = lock_round(session, evidence_round(session, user, round_id).id)
+    head = session.scalar(select(AuditEvent.hash).where(AuditEvent.round_id == round_.id)
+                          .order_by(AuditEvent.seq.desc()).limit(1))
+    if (head or GENESIS) != after:
+        return None
+    append_event(session, round_, *evidence_download_event(user), at=at)
     return round_
 
 

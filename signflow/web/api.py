@@ -10,10 +10,10 @@ from flask import Blueprint, Response, g, jsonify, request, send_file
 from sqlalchemy.exc import IntegrityError
 
 from signflow.core import idempotency, manage, rounds, signing
-from signflow.core.audit import round_events, verify_chain
+from signflow.core.audit import GENESIS, next_event, round_events, verify_chain
 from signflow.core.models import Round, User
 from signflow.core.states import RoundStatus
-from signflow.errors import InvalidInput, NotFound
+from signflow.errors import Busy, InvalidInput, NotFound
 from signflow.pdf.event_log import event_log_pdf
 from signflow.pdf.event_words import RoundFacts, event_log
 from signflow.web import db, json_date, json_sent, read_upload, runtime
@@ -146,24 +146,40 @@ def get_evidence(round_id: str):
 
 
 def evidence_download(session, user: User, round_id: str) -> Response:
-    """The evidence ZIP for *user*, the API's and the page's.  The download is
-    recorded first, so that the ZIP's sealed Händelselogg shows it too, and
-    committed only once the ZIP is made: a TSA that is down answers 503 and
-    leaves no record of a download that did not happen."""
-    round_ = rounds.record_evidence_download(session, user, round_id)
-    response = evidence_response(session, round_)
-    session.commit()
-    return response
+    """The evidence ZIP for *user*, the API's and the page's.
+
+    The ZIP's sealed Händelselogg shows the download that made it, yet the slow
+    part (sealing, with the TSA) holds nothing: the coming event is made from
+    the trail as read, the ZIP with it, and only then is the round held, the
+    event appended as made and the download committed, if the trail has not
+    moved meanwhile (else again).  A TSA that is down answers 503 and leaves no
+    record of a download that did not happen.
+    """
+    svc = runtime().services
+    for _ in range(3):
+        round_ = rounds.evidence_round(session, user, round_id)
+        events = round_events(session, round_.id)
+        at = svc.clock.now()
+        coming = next_event(events, *rounds.evidence_download_event(user), at=at)
+        zipped = evidence_zip(session, round_, [*events, coming])
+        session.rollback()  # hold no transaction through the sealing
+        after = events[-1]["hash"] if events else GENESIS
+        if rounds.record_evidence_download(session, user, round_id, at=at, after=after):
+            session.commit()
+            return Response(zipped, mimetype="application/zip", headers={
+                "Content-Disposition": f'attachment; filename="{round_id}-evidence.zip"'})
+        session.rollback()
+    raise Busy("the round's trail kept changing while its evidence was made; try again",
+               code="busy", retry_after=5)
 
 
-def evidence_response(session, round_: Round) -> Response:
-    """The evidence ZIP of *round_* (its download recorded in *session*)."""
+def evidence_zip(session, round_: Round, events: list[dict]) -> bytes:
+    """The evidence ZIP of *round_* with *events* as its trail (and Händelselogg)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         doc = round_.current_document
         if doc is not None:
             zf.writestr(f"{round_.id}.pdf", runtime().services.blobs.get(doc.storage_key))
-        events = round_events(session, round_.id)
         zf.writestr("audit.json", json.dumps(
             {"round": round_dict(round_), "events": events,
              "head": verify_chain(events).head}, ensure_ascii=False, indent=1))
@@ -173,8 +189,7 @@ def evidence_response(session, round_: Round) -> Response:
             if evidence:
                 zf.writestr(f"bankid/{signer.position}-{signer.id}.json",
                             json.dumps(evidence, ensure_ascii=False, indent=1))
-    return Response(buf.getvalue(), mimetype="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="{round_.id}-evidence.zip"'})
+    return buf.getvalue()
 
 
 @bp.get("/rounds/<round_id>/events.pdf")
