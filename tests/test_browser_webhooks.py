@@ -1,5 +1,6 @@
 """The webhooks page in a real browser: add one by keyboard, see its secret once,
-the deliveries, remove it; desktop and phone, Swedish and English."""
+the list and the deliveries; desktop and phone, Swedish and English (removing
+one is tested without a browser, in tests/test_webhooks_page.py)."""
 
 from __future__ import annotations
 

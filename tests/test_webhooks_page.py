@@ -62,8 +62,9 @@ def test_a_bad_address_or_no_event_is_said_next_to_the_field_and_nothing_is_stor
         resp = add(client, token, url, events)
         assert resp.status_code == 400, url
         html = resp.get_data(as_text=True)
-        assert f'id="hook-{field}-error"' in html and 'aria-invalid="true"' in html or \
-            field == "events"
+        assert f'id="hook-{field}-error"' in html  # said at the field
+        if field == "url":
+            assert 'aria-invalid="true"' in html
         assert f'href="#hook-{field}"' in html  # the summary leads to the field
     assert hook_count(runtime) == before
     refused = client.post("/account/webhooks", data={"url": "https://example.se/x",

@@ -30,17 +30,18 @@ _original = generic.read_hex_string_from_stream
 def _read_hex_string(stream: Any):
     start = stream.tell()
     stream.read(1)  # the "<"
-    body = b""
+    parts: list[bytes] = []
     while True:
         chunk = stream.read(_CHUNK)
         end = chunk.find(b">")
         if end >= 0:
-            body += chunk[:end]
+            parts.append(chunk[:end])
             break
-        body += chunk
         if not chunk:  # no end: pyHanko's reader says so in its words
             stream.seek(start)
             return _original(stream)
+        parts.append(chunk)
+    body = b"".join(parts)
     if not _CLEAN.fullmatch(body):  # a comment or a stray character: pyHanko decides
         stream.seek(start)
         return _original(stream)

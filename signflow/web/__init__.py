@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from flask import current_app, g, request
@@ -42,8 +43,8 @@ def json_date(field: str) -> date:
     body = json_sent()
     raw = body.get(field) if isinstance(body, dict) else None
     try:
-        if isinstance(raw, str) and len(raw) == 10:
-            return date.fromisoformat(raw)
+        if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            return date.fromisoformat(raw)  # (which takes week dates too: not here)
     except ValueError:
         pass
     raise InvalidInput(f"{field} must be a date: YYYY-MM-DD", field=field)

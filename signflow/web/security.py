@@ -48,10 +48,16 @@ def use_language(language: str) -> None:
     refresh()
 
 
+#: What the language switch carries over: a sign-in's destination, a search and its
+#: page, the document a QR code named; never a one-time code or state (an OIDC
+#: callback's), which the link would put in the page and replay.
+KEPT_QUERY = frozenset({"next", "q", "status", "page", "per_page", "document"})
+
+
 def language_link(language: str) -> str:
     """A relative link to this page in *language*: the query kept, ``lang`` replaced
     (a sign-in's ``next``, a search and its page number survive the switch)."""
-    kept = [(key, value) for key, value in request.args.items(multi=True) if key != "lang"]
+    kept = [(key, value) for key, value in request.args.items(multi=True) if key in KEPT_QUERY]
     return "?" + urlencode([*kept, ("lang", language)])
 
 
