@@ -40,9 +40,13 @@ def test_the_fast_path_reads_as_pyhanko_does(raw):
     assert ours == theirs
 
 
-def test_it_is_installed_for_every_pyhanko_reader():
+def test_every_process_that_reads_pdfs_installs_it(settings, monkeypatch):
+    """Not at import (STYLE: nothing at import time): a runtime installs it, as the
+    isolation zygote and ``signflow verify`` do."""
     from pyhanko.pdf_utils import generic
 
-    import signflow.pdf  # noqa: F401 - installs it
+    from signflow.runtime import build_runtime
 
+    monkeypatch.setattr(generic, "read_hex_string_from_stream", fast_hex._original)
+    build_runtime(settings).close()
     assert generic.read_hex_string_from_stream is fast_hex._read_hex_string

@@ -53,5 +53,6 @@ def _read_hex_string(stream: Any):
 
 
 def install() -> None:
-    """Read hex strings through the fast path (idempotent)."""
+    """Read hex strings through the fast path in this process (idempotent): called by
+    ``build_runtime``, the isolation zygote and ``signflow verify``, not at import."""
     generic.read_hex_string_from_stream = _read_hex_string
