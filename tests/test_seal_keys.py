@@ -82,3 +82,40 @@ def test_seal_from_pkcs11_token(softhsm, settings, keys_dir, protocol_pdf, worke
         build_runtime(settings.with_overrides(
             seal_pkcs11_module=softhsm, seal_pkcs11_token="nosuch", seal_pkcs11_key="seal",
             seal_pkcs11_pin="1234"))
+
+
+def test_a_fresh_seal_signer_is_safe_for_threads_from_the_start(keys_dir):
+    """Twin requests certify with the process's one seal signer at once; asn1crypto's
+    lazy parsing broke under that (KeyError 'No field numbered 1' from pyHanko reading
+    the key's curve, seen in CI). Against the unparsed signer this fails in about one
+    trial in six; the signer PdfWorks holds is parsed before any thread has it."""
+    import sys
+    import threading
+
+    from signflow.pdf.keys import dev_timestamper
+    from signflow.pdf.service import PdfWorks
+
+    pki = load_pki(keys_dir)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads change as often as the interpreter allows
+    failures: list[BaseException] = []
+    try:
+        for _ in range(60):
+            seal = PdfWorks(pki, dev_timestamper(pki), base_url="http://x", max_bytes=1,
+                            max_pages=1)._seal
+
+            def use(seal=seal) -> None:
+                try:
+                    key = seal.signing_cert.public_key
+                    assert key.algorithm != "ec" or key.curve
+                except BaseException as exc:  # noqa: BLE001 - any failure counts
+                    failures.append(exc)
+
+            threads = [threading.Thread(target=use) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert failures == []

@@ -11,7 +11,7 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pyhanko.sign.signers import SimpleSigner
+from pyhanko.sign.signers import Signer, SimpleSigner
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -29,6 +29,22 @@ def asn1_key(pair: KeyPair) -> asn1_keys.PrivateKeyInfo:
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ))
+
+
+def parsed_for_threads(signer: Signer) -> Signer:
+    """*signer* with every asn1crypto value it holds parsed now.
+
+    asn1crypto parses lazily, and two threads parsing the same value at once can
+    leave it broken: twin requests certifying with the one seal signer of a
+    process ended in ``KeyError: 'No field numbered 1'`` from pyHanko reading
+    the key's curve.  Parsed once, while one thread has it, it is only read after.
+    """
+    values = [signer.signing_cert, getattr(signer, "signing_key", None),
+              *(signer.cert_registry or ())]
+    for value in values:
+        if value is not None:
+            value.native  # noqa: B018 - parses the whole value
+    return signer
 
 
 def simple_signer(pair: KeyPair, chain: list[x509.Certificate]) -> SimpleSigner:
@@ -54,6 +70,8 @@ class DevTimeStamper(DummyTimeStamper):
         super().__init__(
             tsa_cert=asn1_cert(pki.tsa.cert), tsa_key=asn1_key(pki.tsa),
             certs_to_embed=SimpleCertificateStore.from_certs([asn1_cert(pki.root.cert)]))
+        for value in (self.tsa_cert, self.tsa_key, *self.certs_to_embed):  # shared by threads:
+            value.native  # noqa: B018 - parsed now (see parsed_for_threads)
         self._key = pki.tsa.key
         self._tsa = CertRef.of(pki.tsa.cert)
         self._embed = [CertRef.of(pki.root.cert)]

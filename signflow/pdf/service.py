@@ -22,7 +22,7 @@ from signflow.pdf import sign as _sign
 from signflow.pdf.approval import Dss, fill_signature_field
 from signflow.pdf.cms import CertRef, pades_signature
 from signflow.pdf.evidence import evidence_attributes
-from signflow.pdf.keys import simple_signer, timestamp_token_for
+from signflow.pdf.keys import parsed_for_threads, simple_signer, timestamp_token_for
 from signflow.pdf.pages import font_data
 from signflow.pdf.pki import (
     Pki,
@@ -78,8 +78,9 @@ class PdfWorks:
         #: (by default the development one in the keys dir).
         self.evidence_recipients = list(
             evidence_recipients or load_evidence_certificates(pki.keys_dir, ""))
-        # Parsed once: pyHanko's stock path re-parses the key on every signature.
-        self._seal = seal or simple_signer(pki.seal, [pki.root.cert])
+        # Parsed once: pyHanko's stock path re-parses the key on every signature; and
+        # wholly, now, since every request thread of the process uses this one
+        self._seal = parsed_for_threads(seal or simple_signer(pki.seal, [pki.root.cert]))
         self._chain = [CertRef.of(pki.signer_ca.cert), CertRef.of(pki.root.cert)]
         self._tsa_cert = CertRef.of(pki.tsa.cert).der
 
