@@ -166,6 +166,16 @@ def api_verify_time(pdf: bytes, keys: Path, tmp: Path, repeat: int) -> float:
     return median_time(once, repeat)
 
 
+def peak_mb() -> float:
+    """This process's peak resident size, in MB: VmHWM of its own address space.
+    (Not ru_maxrss: Linux carries that over exec from the parent at fork, so a child
+    of a big bench process reported the bench's size, not its own.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def memory_of(op: str, path: Path, keys: Path | None = None) -> None:
     """Run one *op* on *path* in this (fresh) process and print its peak RSS in MB.
 
@@ -178,13 +188,13 @@ def memory_of(op: str, path: Path, keys: Path | None = None) -> None:
     pki = load_pki(keys)
     if op == "verify-only":
         verify_pdf(path.read_bytes(), [pki.root.cert])
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(peak_mb())
         return
     works = PdfWorks(pki, dev_timestamper(pki), base_url=BASE, max_bytes=500 << 20,
                      max_pages=100_000)
     final = whole_round(works, path.read_bytes())
     if op == "round":
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(peak_mb())
         return
     signed = keys / "signed.pdf"
     signed.write_bytes(final)
