@@ -268,12 +268,12 @@ def cmd_verify(args, settings: Settings) -> int:
 
 
 def _verify(args, settings: Settings) -> int:
-    from signflow.pdf import fast_hex
+    from signflow.pdf import speedups
     from signflow.pdf.etsi_report import verify_isolated_etsi
     from signflow.pdf.verify import verify_isolated
     from signflow.trust import trust_settings
 
-    fast_hex.install()  # the child forked from this process reads with it
+    speedups.install()  # the child forked from this process reads with them
 
     if args.json and args.etsi == "-":
         return _unusable(args, "usage", "--json and --etsi - both want standard output")

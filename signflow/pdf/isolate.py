@@ -269,9 +269,9 @@ def warm() -> None:
 
 
 def _zygote_main(control_fd: int) -> None:  # pragma: no cover - a process of its own
-    from signflow.pdf import fast_hex
+    from signflow.pdf import speedups
 
-    fast_hex.install()  # for every child it forks
+    speedups.install()  # for every child it forks
     _import_tasks()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     control = socket.socket(fileno=control_fd)
