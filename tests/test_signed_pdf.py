@@ -288,3 +288,39 @@ def test_verify_page_in_the_browser_flow(completed_round, client):
     assert resp.get_data(as_text=True).count('data-indication="TOTAL-PASSED"') == 5
     assert client.post("/verify", data={}).status_code == 400  # no CSRF token
     assert post_verify(client, None).status_code == 400  # no file
+
+
+def test_the_dss_holds_each_crl_once(signed_pdf):
+    """Our CRLs are the same bytes all hour from every process (web, worker), so
+    the signatures of a round share them: one per CA, two if the round crossed
+    the hour, never a copy per signature for every verifier to work through."""
+    from asn1crypto import crl as asn1_crl
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    dss = PdfFileReader(io.BytesIO(signed_pdf)).root["/DSS"]
+    crls = [ref.get_object().data for ref in dss["/CRLs"]]
+    assert len(set(crls)) == len(crls), "a CRL is stored twice"
+    issuers = [asn1_crl.CertificateList.load(der).issuer.human_friendly for der in crls]
+    assert len(set(issuers)) == 2 and all(issuers.count(i) <= 2 for i in issuers), issuers
+
+
+def test_a_crl_is_the_same_all_period_and_new_after(keys_dir):
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from signflow.pdf.pki import CRL_PERIOD, CRL_SKEW, load_pki, make_crl
+
+    pki = load_pki(keys_dir)
+    start = datetime(2026, 12, 2, 14, 0, tzinfo=UTC) + CRL_SKEW
+
+    def der(ca, at):
+        return make_crl(ca, now=at).public_bytes(Encoding.DER)
+
+    assert der(pki.root, start) == der(pki.root, start + CRL_PERIOD - timedelta(seconds=1))
+    assert der(pki.root, start) != der(pki.root, start + CRL_PERIOD)
+    assert der(pki.root, start) != der(pki.signer_ca, start)
+    issued = make_crl(pki.signer_ca, now=start + timedelta(minutes=30))
+    assert issued.last_update_utc == start - CRL_SKEW
+    assert issued.next_update_utc - issued.last_update_utc == timedelta(days=7)
+    assert issued.is_signature_valid(pki.signer_ca.cert.public_key())

@@ -250,20 +250,35 @@ def _der_utf8(text: str) -> bytes:
     return bytes([0x0C, len(raw)]) + raw
 
 
-def make_crl(ca: KeyPair, *, days: int = 7) -> x509.CertificateRevocationList:
-    """A current, empty CRL of *ca* (signflow never revokes a signing act's certificate)."""
-    now = datetime.now(UTC) - timedelta(minutes=1)
+#: One CRL of ours per period: issued at its start and signed deterministically
+#: (RFC 6979), so every process hands out the same bytes all period.  signflow
+#: never revokes, so a new CRL says what the last one said; signing one per
+#: signature put eight CRLs (four copies of two) into a round's DSS, and every
+#: verifier worked through all of them.  An hour matches the Cache-Control of
+#: ``/pki/<name>.crl`` and lies well inside the CRLs' validity (7 days and more).
+CRL_PERIOD = timedelta(hours=1)
+#: How far before now a CRL's thisUpdate stays, for verifiers whose clock is behind.
+CRL_SKEW = timedelta(minutes=1)
+
+
+def make_crl(ca: KeyPair, *, days: int = 7,
+             now: datetime | None = None) -> x509.CertificateRevocationList:
+    """*ca*'s current CRL, empty (signflow never revokes a signing act's
+    certificate): the same bytes from every process within one :data:`CRL_PERIOD`."""
+    moment = (now or datetime.now(UTC)) - CRL_SKEW
+    issued = moment - (moment - datetime(2000, 1, 1, tzinfo=UTC)) % CRL_PERIOD
+    deterministic = True if isinstance(ca.key, ec.EllipticCurvePrivateKey) else None
     return (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.cert.subject)
-        .last_update(now)
-        .next_update(now + timedelta(days=days))
-        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+        .last_update(issued)
+        .next_update(issued + timedelta(days=days))
+        .add_extension(x509.CRLNumber(int(issued.timestamp())), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
             critical=False,
         )
-        .sign(ca.key, hashes.SHA256())
+        .sign(ca.key, hashes.SHA256(), ecdsa_deterministic=deterministic)
     )
 
 
