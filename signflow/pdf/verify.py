@@ -238,7 +238,7 @@ def verify_pdf(
     roots = [asn1_cert(c) for c in trust_roots]
     context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root, at,
                            tuple(evidence_keys), dict(evidence_completions or {}),
-                           ades_results)
+                           ades_results, _lta_spec(roots), at or datetime.now(UTC))
     reports = tuple(_judge(sig, roots, context) for sig in sigs)
     indication, sub_indication = overall_indication(reports)
     return VerificationReport(
@@ -347,6 +347,10 @@ class _FileContext:
     evidence_completions: Mapping[str, dict] = field(default_factory=dict)
     #: Where to keep each signature's AdES result, by field name (None: keep none).
     ades_results: dict[str, AdesResult] | None = None
+    #: The AdES long-term settings (:func:`_lta_spec`), one for the whole file.
+    lta_spec: Any = None
+    #: The one moment every signature's long-term validation is judged at.
+    moment: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def prepared_sha256(self) -> str | None:
         """Hash of the certified revision: the document every signer approved."""
@@ -372,12 +376,11 @@ def _context(roots: list, at: datetime | None = None) -> ValidationContext:
                              moment=at)
 
 
-def _ades_lta(sig, roots: list, at: datetime | None) -> AdesResult:
-    """AdES long-term validation from the file's own validation data only.
+def _lta_spec(roots: list):
+    """The AdES long-term validation settings for one file: its validation data only.
 
     Nothing is fetched: a hostile file must not make the verifier call URLs.
     """
-    from pyhanko.sign.validation.ades import ades_lta_validation
     from pyhanko.sign.validation.policy_decl import (
         PdfSignatureValidationSpec,
         RevinfoOnlineFetchingRule,
@@ -385,7 +388,6 @@ def _ades_lta(sig, roots: list, at: datetime | None) -> AdesResult:
         SignatureValidationSpec,
     )
     from pyhanko_certvalidator.context import CertValidationPolicySpec
-    from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
     from pyhanko_certvalidator.policy_decl import (
         REQUIRE_REVINFO,
         CertRevTrustPolicy,
@@ -398,7 +400,7 @@ def _ades_lta(sig, roots: list, at: datetime | None) -> AdesResult:
         revinfo_policy=CertRevTrustPolicy(
             REQUIRE_REVINFO, freshness=None,
             freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION))
-    spec = PdfSignatureValidationSpec(
+    return PdfSignatureValidationSpec(
         SignatureValidationSpec(
             cert_validation_policy=policy,
             revinfo_gathering_policy=RevocationInfoGatheringSpec(
@@ -408,9 +410,18 @@ def _ades_lta(sig, roots: list, at: datetime | None) -> AdesResult:
         # evidence-record pass re-analyses every revision for every signature
         # (25 analyses for a round of three, most of the time and memory).
         diff_policy=None)
-    when = at or datetime.now(UTC)
-    timing = ValidationTimingInfo(when, when, point_in_time_validation=False)
-    return AdesResult(sig, asyncio.run(ades_lta_validation(sig, spec, timing_info=timing)))
+
+
+def _ades_lta(sig, context: _FileContext) -> AdesResult:
+    """AdES long-term validation of *sig* from the file's own validation data, at
+    the file's one moment (every signature of a file is judged at the same)."""
+    from pyhanko.sign.validation.ades import ades_lta_validation
+    from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+
+    timing = ValidationTimingInfo(context.moment, context.moment,
+                                  point_in_time_validation=False)
+    return AdesResult(sig, asyncio.run(ades_lta_validation(sig, context.lta_spec,
+                                                           timing_info=timing)))
 
 
 def _ades_word(ades: AdesResult) -> str:
@@ -554,7 +565,7 @@ def _judge_signature(sig, field: str, kind: str, roots: list,
                      context: _FileContext) -> SignatureReport:
     status = validate_pdf_signature(sig, signer_validation_context=_context(roots, context.at))
     keep = context.ades_results
-    lta = _ades_lta(sig, roots, context.at) if context.has_dss or keep is not None else None
+    lta = _ades_lta(sig, context) if context.has_dss or keep is not None else None
     if keep is not None and lta is not None:
         keep[field] = lta
     ades = _ades_word(lta) if lta is not None and context.has_dss else None
