@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -269,7 +270,6 @@ def cmd_verify(args, settings: Settings) -> int:
 
 def _verify(args, settings: Settings) -> int:
     from signflow.pdf import speedups
-    from signflow.pdf.etsi_report import verify_isolated_etsi
     from signflow.pdf.verify import verify_isolated
     from signflow.trust import trust_settings
 
@@ -292,12 +292,15 @@ def _verify(args, settings: Settings) -> int:
         completions = _evidence_zip(args.evidence_zip) if args.evidence_zip else {}
         trail = _audit_trail(args.audit, args.evidence_zip)
         if args.etsi:  # the same one run in the child, which writes the XML too
+            from signflow.pdf.etsi_report import verify_isolated_etsi
+
             verified = verify_isolated_etsi(data, trust.anchors, trust.provider_roots, at=at,
                                             evidence_keys=keys, evidence_completions=completions)
             report, xml = verified.report, verified.xml
         else:
             report = verify_isolated(data, trust.anchors, trust.provider_roots, at=at,
-                                     evidence_keys=keys, evidence_completions=completions)
+                                     evidence_keys=keys, evidence_completions=completions,
+                                     workers=min(2, len(os.sched_getaffinity(0))))
     except SignflowError as exc:
         return _unusable(args, exc.code, exc.message)
     if trail is not None:
@@ -404,7 +407,7 @@ def _evidence_keys(paths, password: str | None) -> list[bytes]:
 
 
 def _print_report(report) -> None:
-    from signflow.pdf.report import describe, evidence_words, headline, published
+    from signflow.pdf.verdict_words import describe, evidence_words, headline, published
 
     marks = {"TOTAL-PASSED": "OK ", "TOTAL-FAILED": "BAD", "INDETERMINATE": " ? "}
     for s in report.signatures:

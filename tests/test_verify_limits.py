@@ -183,6 +183,25 @@ def test_a_file_within_the_limit_is_verified(bounded, small):
     assert resp.status_code == 200 and resp.get_json()["valid"] is True
 
 
+def test_a_light_file_is_judged_in_two_processes_a_heavy_one_in_one(bounded, small, heavy,
+                                                                    monkeypatch):
+    """Two processes halve an ordinary protocol's wait; a large file keeps to one, so
+    a flood of them holds no more than the slots say."""
+    asked: list[int] = []
+    real = isolate.run
+
+    def run(task, data, limits=None, **kwargs):
+        if task == "verify":
+            asked.append(kwargs["workers"])
+        return real(task, data, limits, **kwargs)
+
+    monkeypatch.setattr(isolate, "run", run)
+    client = bounded(verify_max_cost=10_000).test_client()
+    assert upload(client, small).status_code == 200
+    assert upload(client, heavy).status_code == 200
+    assert asked == [2, 1]
+
+
 # --- rate ------------------------------------------------------------------------------------
 
 def test_a_client_over_the_rate_gets_429_with_retry_after_and_others_do_not(

@@ -125,10 +125,17 @@ def inspect(data: bytes) -> EnvelopeInfo:
     return EnvelopeInfo(tuple(names), len(encrypted))
 
 
-def load_key(pem: bytes, password: bytes | None = None) -> rsa.RSAPrivateKey:
-    """An evidence private key from PEM; raises :class:`EnvelopeError` if unusable."""
+def load_key(pem: bytes, password: bytes | None = None, *,
+             checked: bool = False) -> rsa.RSAPrivateKey:
+    """An evidence private key from PEM; raises :class:`EnvelopeError` if unusable.
+
+    *checked*: these bytes come from :func:`unlocked_key_pem`, which checked the
+    key's consistency when it read the file, so the check (about 0.1 s for an
+    RSA key, again in every verification child) is not repeated.
+    """
     try:
-        key = serialization.load_pem_private_key(pem, password)
+        key = serialization.load_pem_private_key(pem, password,
+                                                 unsafe_skip_rsa_key_validation=checked)
     except (ValueError, TypeError) as exc:
         raise EnvelopeError(f"the evidence key cannot be read: {exc}") from None
     if not isinstance(key, rsa.RSAPrivateKey):

@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -205,18 +206,21 @@ def verify_pdf(
     data: bytes, trust_roots: Sequence[x509.Certificate],
     provider_roots: Sequence[x509.Certificate] = (), *, at: datetime | None = None,
     evidence_keys: Sequence[bytes] = (), evidence_completions: Mapping[str, dict] | None = None,
-    ades_results: dict[str, AdesResult] | None = None,
+    ades_results: dict[str, AdesResult] | None = None, workers: int = 1,
 ) -> VerificationReport:
     """Judge every signature in *data* against *trust_roots*.
 
     *provider_roots* are the roots the identity provider's own signatures
     (BankID's XML) must chain to; without them that check reports ``None``.
-    *evidence_keys* are PEM private keys that may open sealed identity evidence;
+    *evidence_keys* are PEM private keys (as ``envelope.unlocked_key_pem`` gives them,
+    checked) that may open sealed identity evidence;
     *evidence_completions* the auditors' evidence ZIP's entries by order reference,
     which check sealed evidence as a key would.  A dict passed as *ades_results*
     is filled, by field name, with each signature's pyHanko AdES long-term
     result (computed for that even when the file has no DSS), for reports that
-    need pyHanko's own objects (:mod:`signflow.pdf.etsi_report`).
+    need pyHanko's own objects (:mod:`signflow.pdf.etsi_report`).  With *workers*
+    2, a helper process judges about half of the signatures
+    (:mod:`signflow.pdf.halves`; single-threaded processes only: the sandbox's).
     """
     sha = hashlib.sha256(data).hexdigest()
     if b"%PDF-" not in data[:1024]:
@@ -239,7 +243,7 @@ def verify_pdf(
     context = _FileContext(data, sigs, list(provider_roots), "/DSS" in reader.root, at,
                            tuple(evidence_keys), dict(evidence_completions or {}),
                            ades_results, _lta_spec(roots), at or datetime.now(UTC))
-    reports = tuple(_judge(sig, roots, context) for sig in sigs)
+    reports = _judge_all(sigs, roots, context, workers)
     indication, sub_indication = overall_indication(reports)
     return VerificationReport(
         valid=indication == TOTAL_PASSED, signatures=reports, sha256=sha,
@@ -247,6 +251,22 @@ def verify_pdf(
         indication=indication, sub_indication=sub_indication,
         audit_trail=_audit_trail(reader, sigs, reports, roots, at),
     )
+
+
+def _judge_all(sigs: list, roots: list, context: _FileContext,
+               workers: int) -> tuple[SignatureReport, ...]:
+    """Every signature's report, in order; in two processes where that may help.
+
+    A signature's cost is mostly its difference analysis, one review per later
+    revision; pyHanko objects (the ETSI report's) cannot cross processes.
+    """
+    if workers < 2 or len(sigs) < 2 or context.ades_results is not None:
+        return tuple(_judge(sig, roots, context) for sig in sigs)
+    from signflow.pdf.halves import in_two
+
+    revisions = sigs[0].reader.xrefs.total_revisions
+    weights = [1 + revisions - sig.signed_revision for sig in sigs]
+    return tuple(in_two(lambda sig: _judge(sig, roots, context), sigs, weights))
 
 
 def _audit_trail(reader, sigs: list, reports: Sequence[SignatureReport], roots: list,
@@ -300,24 +320,26 @@ def _worst(items: Sequence[_Indicated]) -> tuple[str, str | None]:
 def verify_pdf_der(
     data: bytes, *, roots_der: Sequence[bytes], provider_roots_der: Sequence[bytes] = (),
     at: datetime | None = None, evidence_keys: Sequence[bytes] = (),
-    evidence_completions: Mapping[str, dict] | None = None,
+    evidence_completions: Mapping[str, dict] | None = None, workers: int = 1,
 ) -> VerificationReport:
     """:func:`verify_pdf` with DER roots (for the isolated child process)."""
     load = x509.load_der_x509_certificate
     return verify_pdf(data, [load(d) for d in roots_der], [load(d) for d in provider_roots_der],
                       at=at, evidence_keys=evidence_keys,
-                      evidence_completions=evidence_completions)
+                      evidence_completions=evidence_completions, workers=workers)
 
 
 def verify_isolated(
     data: bytes, trust_roots: Sequence[x509.Certificate],
     provider_roots: Sequence[x509.Certificate] = (), *, at: datetime | None = None,
     evidence_keys: Sequence[bytes] = (), evidence_completions: Mapping[str, dict] | None = None,
+    workers: int = 1,
 ) -> VerificationReport:
     """:func:`verify_pdf` in a child process with memory, CPU and time limits.
 
     *evidence_keys* (PEM private keys) travel to the child through its input
-    pipe, never through a file or the environment.
+    pipe, never through a file or the environment.  *workers* 2: the child has
+    a helper judge about half of the signatures, under the same limits.
     """
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -326,7 +348,8 @@ def verify_isolated(
     report = isolate.run(
         "verify", data, roots_der=[c.public_bytes(Encoding.DER) for c in trust_roots],
         provider_roots_der=[c.public_bytes(Encoding.DER) for c in provider_roots], at=at,
-        evidence_keys=list(evidence_keys), evidence_completions=dict(evidence_completions or {}))
+        evidence_keys=list(evidence_keys), evidence_completions=dict(evidence_completions or {}),
+        workers=workers)
     assert isinstance(report, VerificationReport)
     return report
 
@@ -351,6 +374,14 @@ class _FileContext:
     lta_spec: Any = None
     #: The one moment every signature's long-term validation is judged at.
     moment: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @cached_property
+    def private_evidence_keys(self) -> list:
+        """:attr:`evidence_keys` read once for the whole file (they came from
+        ``unlocked_key_pem``, which checked them; see ``envelope.load_key``)."""
+        from signflow.pdf import envelope
+
+        return [envelope.load_key(pem, checked=True) for pem in self.evidence_keys]
 
     def prepared_sha256(self) -> str | None:
         """Hash of the certified revision: the document every signer approved."""

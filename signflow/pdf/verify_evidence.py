@@ -107,7 +107,7 @@ def _open_sealed(raw: bytes | None, seal: dict, public: dict, context: FileConte
         return _SealedEvidence(False, None, (), False)
     try:
         recipients = envelope.inspect(raw).recipients
-        keys = [envelope.load_key(pem) for pem in context.evidence_keys]
+        keys = context.private_evidence_keys
         doc = open_evidence(raw, keys) if keys else None
     except envelope.EnvelopeError as exc:
         problems.append(f"the sealed identity evidence cannot be opened: {exc}")

@@ -38,9 +38,9 @@ def verify():
         with verification_slot(data):
             return _etsi_response(data)
     trust = runtime().trust_settings()
-    with verification_slot(data):
+    with verification_slot(data) as workers:
         report = verify_isolated(data, trust.anchors, trust.provider_roots,
-                                 evidence_keys=runtime().evidence_keys)
+                                 evidence_keys=runtime().evidence_keys, workers=workers)
     records, report = _records_of(report, caller)
     if request.args.get("format") == "pdf":
         from signflow.pdf.report import report_pdf

@@ -22,6 +22,7 @@ could end in the server's timeout instead of an answer.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from werkzeug.exceptions import HTTPException
 
 from signflow.config import Settings
 from signflow.errors import Busy, ConfigError, RateLimited
-from signflow.pdf.cost import Cost, estimate_isolated
+from signflow.pdf.cost import estimate_isolated
 
 #: The views that verify an upload; they share one rate limit per client.
 VERIFY_ENDPOINTS = ("api.verify", "pages.verify")
@@ -159,8 +160,10 @@ def bounds() -> VerifyBounds:
 
 
 @contextlib.contextmanager
-def verification_slot(data: bytes) -> Iterator[Cost | None]:
-    """Room to verify *data* now, or the refusal.
+def verification_slot(data: bytes) -> Iterator[int]:
+    """Room to verify *data* now, or the refusal; yields how many processes the
+    verification may use: two for a light file where the machine has the cores
+    (its signatures judged half each, :mod:`signflow.pdf.halves`), else one.
 
     :raises UnsupportedDocument: ``too_costly`` over the cost limit, ``too_complex``
         when even the estimate is over the sandbox's limits.
@@ -173,7 +176,7 @@ def verification_slot(data: bytes) -> Iterator[Cost | None]:
     # sandbox; until then nothing says it is cheap
     heavy = cost is None or cost.units > LIGHT_COST or len(data) > LIGHT_BYTES
     with bounds().slots.taken(heavy=heavy):
-        yield cost
+        yield 1 if heavy or len(os.sched_getaffinity(0)) < 2 else 2
 
 
 def _storage(settings: Settings) -> str:
