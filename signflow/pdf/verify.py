@@ -264,8 +264,11 @@ def _judge_all(sigs: list, roots: list, context: _FileContext,
         return tuple(_judge(sig, roots, context) for sig in sigs)
     from signflow.pdf.halves import in_two
 
-    revisions = sigs[0].reader.xrefs.total_revisions
-    weights = [1 + revisions - sig.signed_revision for sig in sigs]
+    try:
+        revisions = sigs[0].reader.xrefs.total_revisions
+        weights = [1 + revisions - sig.signed_revision for sig in sigs]
+    except Exception:  # a broken signature: _judge says so; the split need not be even
+        weights = [1] * len(sigs)
     return tuple(in_two(lambda sig: _judge(sig, roots, context), sigs, weights))
 
 
