@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -192,6 +193,9 @@ def cmd_worker(args, settings: Settings) -> int:
     worker_runtime()  # fail now, not on the first job: configuration, keys, database
     isolate.warm()  # before RQ forks its work horses: they all fork children from it
     serve_worker_metrics(settings.metrics_port)
+    # RQ forks a work horse per job: its garbage collections leave what it inherits
+    # alone, instead of walking it and so copying every page of it into each job
+    gc.freeze()
     return _work_until_stopped(settings, burst=args.burst)
 
 
