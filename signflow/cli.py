@@ -185,13 +185,17 @@ def cmd_worker(args, settings: Settings) -> int:
     from signflow import logs
     from signflow.metrics import serve_worker_metrics
     from signflow.pdf import isolate
+    from signflow.pdf.keys import warm_timestamper
+    from signflow.pdf.service import PdfWorks
     from signflow.runtime import worker_runtime
 
     logs.configure(settings, default="json")
     # no outbox dispatcher thread here: RQ forks a work horse per job, which would share
     # the thread's database connections; `signflow dispatcher` is a process of its own
-    worker_runtime()  # fail now, not on the first job: configuration, keys, database
+    runtime = worker_runtime()  # fail now, not on the first job: configuration, keys, database
     isolate.warm()  # before RQ forks its work horses: they all fork children from it
+    if isinstance(runtime.services.pdf, PdfWorks):  # and inherit the TSA's sample token
+        warm_timestamper(runtime.services.pdf.timestamper)
     serve_worker_metrics(settings.metrics_port)
     # RQ forks a work horse per job: its garbage collections leave what it inherits
     # alone, instead of walking it and so copying every page of it into each job

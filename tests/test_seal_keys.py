@@ -119,3 +119,41 @@ def test_a_fresh_seal_signer_is_safe_for_threads_from_the_start(keys_dir):
     finally:
         sys.setswitchinterval(switch)
     assert failures == []
+
+
+def test_a_worker_fetches_the_tsa_sample_token_once_for_every_job(keys_dir, caplog):
+    """pyHanko sizes a signature by a sample token it keeps on the timestamper; RQ's
+    work horses are forked from the worker, so the worker fetches it before."""
+    import asyncio
+    import os
+
+    from signflow.pdf.keys import DevTimeStamper, warm_timestamper
+    from signflow.pdf.pki import load_pki
+
+    class Counting(DevTimeStamper):
+        asked = 0
+
+        async def async_timestamp(self, message_digest, md_algorithm):
+            Counting.asked += 1
+            return await super().async_timestamp(message_digest, md_algorithm)
+
+    tsa = Counting(load_pki(keys_dir))
+    warm_timestamper(tsa)
+    assert Counting.asked == 1
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a work horse: sizing a signature asks the TSA nothing
+        asyncio.run(tsa.async_dummy_response("sha256"))
+        os.write(write, str(Counting.asked).encode())
+        os._exit(0)
+    os.close(write)
+    asked_in_child = os.read(read, 16)
+    os.waitpid(pid, 0)
+    assert asked_in_child == b"1"
+
+    class Down(DevTimeStamper):
+        async def async_timestamp(self, message_digest, md_algorithm):
+            raise ConnectionError("the TSA is down")
+
+    warm_timestamper(Down(load_pki(keys_dir)))  # said, not raised: each job asks again
+    assert "sample token could not be fetched ahead" in caplog.text

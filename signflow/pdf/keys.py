@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from datetime import UTC, datetime
 
@@ -18,6 +19,8 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from signflow.pdf.cms import CertRef, timestamp_token
 from signflow.pdf.pki import KeyPair, Pki
+
+log = logging.getLogger(__name__)
 
 
 def asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -91,6 +94,18 @@ class DevTimeStamper(DummyTimeStamper):
 def timestamp_token_for(timestamper: TimeStamper, digest: bytes) -> bytes:
     """A DER token over a SHA-256 *digest* from any TSA pyHanko can talk to."""
     return asyncio.run(timestamper.async_timestamp(digest, "sha256")).dump()
+
+
+def warm_timestamper(timestamper: TimeStamper) -> None:
+    """Have *timestamper* fetch, now, the sample token pyHanko sizes a signature's
+    room by (kept on it once fetched), so the processes forked from this one -
+    RQ's work horses - inherit it instead of asking the TSA for it again in
+    every job.  A TSA that cannot be reached now is asked later, per job."""
+    try:
+        asyncio.run(timestamper.async_dummy_response("sha256"))
+    except Exception as exc:  # noqa: BLE001 - only a head start; the job asks again
+        log.warning("the TSA's sample token could not be fetched ahead: %s: %s",
+                    type(exc).__name__, exc)
 
 
 def dev_timestamper(pki: Pki) -> DevTimeStamper:
