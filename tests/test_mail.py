@@ -230,3 +230,54 @@ def test_a_three_step_protocol_over_smtp(smtp_server, settings, protocol_pdf, wo
         [secretary["email"], "ersattare@example.se", chair["email"], "steg@example.se"])
     for msg in done:
         assert [a.get_content_type() for a in msg.iter_attachments()] == ["application/pdf"]
+
+
+def test_starttls_when_offered_with_tls_settings_made_once(keys_dir, tmp_path, monkeypatch):
+    """A server that offers STARTTLS gets it (the mailer asked before EHLO, so it
+    never saw the offer and sent in the clear).  Making the TLS settings reads the
+    system's CA certificates, tens of milliseconds of CPU that every mail used to
+    pay for, whether or not the server spoke TLS: now once, when first needed."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    from signflow.adapters.mail import SmtpMailer
+    from signflow.core.ports import Mail
+    from signflow.pdf.pki import issue_tls_certificate, load_pki, write_pair
+
+    received = []
+
+    class Collect(Message):
+        def handle_message(self, message):
+            received.append(message)
+
+    pki = load_pki(keys_dir)
+    cert, key = write_pair(tmp_path, "smtp", issue_tls_certificate(pki.root, "localhost",
+                                                                   server=True))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    made = []
+    real = ssl.create_default_context
+
+    def counted(*args, **kwargs):  # trusting our root, as a deployment trusts its server's
+        made.append(args)
+        context = real(*args, **kwargs)
+        context.load_verify_locations(keys_dir / "root-ca.pem")
+        return context
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    mail = Mail(to="a@example.se", subject="Hej", body="Hej!")
+    for tls in (None, server_tls):
+        made.clear()
+        port = free_port()
+        controller = Controller(Collect(), hostname="127.0.0.1", port=port, tls_context=tls)
+        controller.start()
+        try:
+            mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", "signflow@example.se")
+            for _ in range(3):
+                mailer.send(mail)
+        finally:
+            controller.stop()
+        assert len(made) == (0 if tls is None else 1)
+    assert len(received) == 6

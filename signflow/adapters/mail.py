@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import html
 import json
@@ -105,17 +106,25 @@ class SmtpMailer:
         self.sender = sender
         self.timeout = timeout
 
+    @functools.cached_property
+    def tls_context(self) -> ssl.SSLContext:
+        """Made once, when TLS is first used: it reads the system's CA certificates,
+        tens of milliseconds of CPU that every mail used to pay for."""
+        return ssl.create_default_context()
+
     def send(self, mail: Mail) -> None:
         msg = _message(mail, self.sender)
-        context = ssl.create_default_context()
         if self.tls:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                                 context=context)
+                                                 context=self.tls_context)
         else:
             smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         with smtp:
-            if not self.tls and smtp.has_extn("starttls"):
-                smtp.starttls(context=context)
+            if not self.tls:
+                smtp.ehlo()  # the server's extensions are known only after EHLO
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=self.tls_context)
+                    smtp.ehlo()
             if self.user:
                 smtp.login(self.user, self.password or "")
             smtp.send_message(msg)
