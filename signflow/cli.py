@@ -183,9 +183,8 @@ def cmd_worker(args, settings: Settings) -> int:
         print("signflow worker needs SIGNFLOW_REDIS_URL", file=sys.stderr)
         return EXIT_USAGE
     from signflow import logs
-    from signflow.metrics import serve_worker_metrics
+    from signflow.metrics import make_instruments, serve_worker_metrics
     from signflow.pdf import isolate
-    from signflow.pdf.keys import warm_timestamper
     from signflow.pdf.service import PdfWorks
     from signflow.runtime import worker_runtime
 
@@ -194,8 +193,9 @@ def cmd_worker(args, settings: Settings) -> int:
     # the thread's database connections; `signflow dispatcher` is a process of its own
     runtime = worker_runtime()  # fail now, not on the first job: configuration, keys, database
     isolate.warm()  # before RQ forks its work horses: they all fork children from it
-    if isinstance(runtime.services.pdf, PdfWorks):  # and inherit the TSA's sample token
-        warm_timestamper(runtime.services.pdf.timestamper)
+    if isinstance(runtime.services.pdf, PdfWorks):  # and inherit what it reads once
+        runtime.services.pdf.warm()
+    make_instruments()
     serve_worker_metrics(settings.metrics_port)
     # RQ forks a work horse per job: its garbage collections leave what it inherits
     # alone, instead of walking it and so copying every page of it into each job

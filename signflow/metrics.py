@@ -47,6 +47,14 @@ def _metric(name: str) -> Any:
     return _instruments[name]
 
 
+def make_instruments() -> None:
+    """Make the instruments now (in a worker, before RQ forks work horses that would
+    each make them again, prometheus_client's import included)."""
+    if ENABLED:
+        with _instruments_lock:
+            _make_instruments()
+
+
 def _make_instruments() -> None:
     if not _instruments:
         from prometheus_client import Counter, Histogram

@@ -157,3 +157,15 @@ def test_a_worker_fetches_the_tsa_sample_token_once_for_every_job(keys_dir, capl
 
     warm_timestamper(Down(load_pki(keys_dir)))  # said, not raised: each job asks again
     assert "sample token could not be fetched ahead" in caplog.text
+
+
+def test_a_worker_reads_once_what_every_job_needs(runtime):
+    """The font's metrics and the metrics' instruments, made before RQ forks."""
+    from signflow import metrics
+    from signflow.pdf.pages import font_data
+
+    font_data.cache_clear()
+    runtime.services.pdf.warm()
+    assert font_data.cache_info().currsize == 2
+    metrics.make_instruments()
+    assert not metrics.ENABLED or "job" in metrics._instruments

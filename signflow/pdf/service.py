@@ -22,7 +22,12 @@ from signflow.pdf import sign as _sign
 from signflow.pdf.approval import Dss, fill_signature_field
 from signflow.pdf.cms import CertRef, pades_signature
 from signflow.pdf.evidence import evidence_attributes
-from signflow.pdf.keys import parsed_for_threads, simple_signer, timestamp_token_for
+from signflow.pdf.keys import (
+    parsed_for_threads,
+    simple_signer,
+    timestamp_token_for,
+    warm_timestamper,
+)
 from signflow.pdf.pages import font_data
 from signflow.pdf.pki import (
     Pki,
@@ -83,6 +88,14 @@ class PdfWorks:
         self._seal = parsed_for_threads(seal or simple_signer(pki.seal, [pki.root.cert]))
         self._chain = [CertRef.of(pki.signer_ca.cert), CertRef.of(pki.root.cert)]
         self._tsa_cert = CertRef.of(pki.tsa.cert).der
+
+    def warm(self) -> None:
+        """Do now, once, what each process forked from this one (RQ's work horses)
+        would otherwise do again for every job: fetch the TSA's sample token and
+        read the signature font's metrics (fontTools loads its tables lazily)."""
+        warm_timestamper(self.timestamper)
+        font_data(False)
+        font_data(True)
 
     def prepare(
         self, data: bytes, *, round_id: str, title: str, language: str, blocks: list[SignerBlock]
