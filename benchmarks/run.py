@@ -43,6 +43,8 @@ from signflow.pdf.service import PdfWorks
 from signflow.pdf.verify import verify_pdf
 
 BASE = "http://127.0.0.1:5000"
+#: The file the API's latency goal is for.
+SAMPLE = "sample protocol"
 
 
 def median_time(fn, repeat: int) -> float:
@@ -119,13 +121,13 @@ def bench(label: str, source: bytes, works: PdfWorks, pki, keys: Path, repeat: i
     verify_cli = median_time(lambda: subprocess.run(
         [pyhanko, "sign", "validate", "--no-revocation-check", "--trust",
          str(keys / "root-ca.pem"), "--trust-replace", "--executive-summary",
-         str(tmp / "final.pdf")], capture_output=True), max(1, repeat // 2))
+         str(tmp / "final.pdf")], capture_output=True), repeat)
     signflow = str(Path(sys.executable).with_name("signflow"))
     env = {"PATH": "/usr/bin:/bin", "SIGNFLOW_KEYS_DIR": str(keys),
            "SIGNFLOW_DATA_DIR": str(tmp / "data")}
     verify_ours_cli = median_time(lambda: subprocess.run(
         [signflow, "verify", str(tmp / "final.pdf")], capture_output=True, env=env),
-        max(1, repeat // 2))
+        repeat)
     verify_api = timed_in_child("api", tmp / "final.pdf", keys, repeat)
     print(f"\n{label}: {len(source) / 1e6:.2f} MB in, {len(final) / 1e6:.2f} MB signed")
     print(f"  one approval signature   ours {ours * 1000:8.1f} ms   stock pyHanko "
@@ -137,8 +139,8 @@ def bench(label: str, source: bytes, works: PdfWorks, pki, keys: Path, repeat: i
     print(f"  verify, whole process    signflow verify {verify_ours_cli * 1000:8.1f} ms   "
           f"pyhanko sign validate {verify_cli * 1000:8.1f} ms   "
           f"ratio {verify_ours_cli / verify_cli:5.2f}x   (goal <= 1.0x)")
-    print(f"  verify, POST /api/v1/verify (warm app)  {verify_api * 1000:8.1f} ms   "
-          f"(goal <= 300 ms)")
+    api_goal = "(goal <= 300 ms)" if label == SAMPLE else "(a heavy file: one process)"
+    print(f"  verify, POST /api/v1/verify (warm app)  {verify_api * 1000:8.1f} ms   {api_goal}")
     (tmp / "source.pdf").write_bytes(source)
     goal = 3 * len(final) / 2**20 + 150
     for op in ("round", "verify"):
@@ -253,7 +255,7 @@ def main() -> None:
                      max_pages=100_000)
     print(f"signflow benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"median of {args.repeat}")
-    bench("sample protocol", sample_protocol(), works, pki, keys, args.repeat)
+    bench(SAMPLE, sample_protocol(), works, pki, keys, args.repeat)
     bench(f"generated {args.pages}-page protocol", big_protocol(args.pages), works, pki, keys,
           max(2, args.repeat // 2))
 

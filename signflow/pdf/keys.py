@@ -8,8 +8,8 @@ import os
 import secrets
 import threading
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import requests
 from asn1crypto import cms, tsp
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -23,6 +23,9 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from signflow.pdf.cms import CertRef, timestamp_token
 from signflow.pdf.pki import KeyPair, Pki
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +138,16 @@ class HttpTimeStamper(TimeStamper):
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
+        import requests  # here: verifying, which imports this module, never asks a TSA
+
         mine = getattr(self._local, "session", None)
         if mine is None or mine[0] != os.getpid():
             mine = self._local.session = (os.getpid(), requests.Session())
         return mine[1]
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        import requests
+
         try:
             resp = self._session().post(
                 self.url, data=req.dump(), timeout=self.timeout,
