@@ -6,7 +6,6 @@ import argparse
 import gc
 import json
 import logging
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -277,7 +276,7 @@ def cmd_verify(args, settings: Settings) -> int:
 
 
 def _verify(args, settings: Settings) -> int:
-    from signflow.pdf import speedups
+    from signflow.pdf import halves, speedups
     from signflow.pdf.verify import verify_isolated
     from signflow.trust import trust_settings
 
@@ -308,7 +307,7 @@ def _verify(args, settings: Settings) -> int:
         else:
             report = verify_isolated(data, trust.anchors, trust.provider_roots, at=at,
                                      evidence_keys=keys, evidence_completions=completions,
-                                     workers=min(2, len(os.sched_getaffinity(0))))
+                                     workers=halves.workers())
     except SignflowError as exc:
         return _unusable(args, exc.code, exc.message)
     if trail is not None:

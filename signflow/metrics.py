@@ -42,8 +42,7 @@ _instruments_lock = threading.Lock()
 def _metric(name: str) -> Any:
     """The instrument *name*, made on first use (once per process)."""
     if not _instruments:
-        with _instruments_lock:
-            _make_instruments()
+        make_instruments()
     return _instruments[name]
 
 

@@ -31,6 +31,12 @@ R = TypeVar("R")
 _PR_SET_PDEATHSIG = 1
 
 
+def workers() -> int:
+    """How many processes a verification here may use: two where this process may
+    run on two cores or more, else one (a helper would only wait for the core)."""
+    return 2 if len(os.sched_getaffinity(0)) >= 2 else 1
+
+
 def split(weights: Sequence[float]) -> tuple[list[int], list[int]]:
     """Indices for this process and for the helper: heaviest first, each to the
     lighter side (so the two finish at about the same time)."""

@@ -22,7 +22,6 @@ could end in the server's timeout instead of an answer.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from werkzeug.exceptions import HTTPException
 
 from signflow.config import Settings
 from signflow.errors import Busy, ConfigError, RateLimited
+from signflow.pdf import halves
 from signflow.pdf.cost import estimate_isolated
 
 #: The views that verify an upload; they share one rate limit per client.
@@ -176,7 +176,7 @@ def verification_slot(data: bytes) -> Iterator[int]:
     # sandbox; until then nothing says it is cheap
     heavy = cost is None or cost.units > LIGHT_COST or len(data) > LIGHT_BYTES
     with bounds().slots.taken(heavy=heavy):
-        yield 1 if heavy or len(os.sched_getaffinity(0)) < 2 else 2
+        yield 1 if heavy else halves.workers()
 
 
 def _storage(settings: Settings) -> str:
