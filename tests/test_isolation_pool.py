@@ -92,3 +92,34 @@ def test_a_command_forks_its_children_itself(tmp_path):
                           timeout=60, cwd=Path(__file__).parent.parent)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "refused too_complex"
+
+
+def test_the_zygote_does_once_what_every_child_would_do_again(tmp_path):
+    """Its children import nothing and read no font: each task module's ``warm()``
+    did it in the zygote (fontTools' 77 modules cost every intake 50 ms)."""
+    upload = tmp_path / "upload.pdf"
+    upload.write_bytes(sample_protocol())  # made here: making it reads the fonts
+    script = tmp_path / "warm.py"
+    script.write_text(f"""
+import pickle, sys
+from signflow.core.ports import SignerBlock
+from signflow.pdf import isolate
+from signflow.pdf.pages import font_data
+isolate._import_tasks()  # as the zygote does before it forks
+before = set(sys.modules), font_data.cache_info().misses
+data = open({str(upload)!r}, "rb").read()
+limits = dict(max_bytes=1 << 24, max_pages=50)
+for task, kwargs in [
+    ("prepare_clean", dict(round_id="r", title="T", language="sv", verify_url="http://x/v",
+                           blocks=[SignerBlock(1, "Underskrift1", "Ordförande")], **limits)),
+    ("thumbnails", limits),
+]:
+    answer = isolate._child_answer(pickle.dumps((task, data, kwargs, isolate.Limits())))
+    assert pickle.loads(answer)[0] == "ok", task
+print(sorted(set(sys.modules) - before[0] - {{"resource"}}), before[1],
+      font_data.cache_info().misses)
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] 2 2"  # both fonts read once, before the tasks

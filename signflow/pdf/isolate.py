@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import os
 import pickle
 import signal
@@ -206,7 +207,13 @@ def forking_from_this_process() -> Iterator[None]:
 
 
 def _import_task(task: str) -> None:
-    __import__(TASKS[task].partition(":")[0])
+    """Import *task*'s module and run its ``warm()``, if it has one: what each child
+    would otherwise do again (read fonts, import lazily loaded libraries), done
+    once in the process the children are forked from."""
+    module = importlib.import_module(TASKS[task].partition(":")[0])
+    warm_module = getattr(module, "warm", None)
+    if warm_module is not None:
+        warm_module()
 
 
 def _import_tasks() -> None:

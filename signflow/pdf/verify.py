@@ -320,6 +320,16 @@ def _worst(items: Sequence[_Indicated]) -> tuple[str, str | None]:
     return worst.indication, worst.sub_indication
 
 
+def warm() -> None:
+    """Import in the sandbox's zygote what a verification child would load on first
+    use: the evidence checks and cryptography's OpenSSL backend."""
+    import pyhanko.pdf_utils.filters  # noqa: F401
+    from cryptography.hazmat.backends.openssl import backend  # noqa: F401
+
+    from signflow.adapters import evidence_checks  # noqa: F401
+    from signflow.pdf import envelope, evidence  # noqa: F401
+
+
 def verify_pdf_der(
     data: bytes, *, roots_der: Sequence[bytes], provider_roots_der: Sequence[bytes] = (),
     at: datetime | None = None, evidence_keys: Sequence[bytes] = (),
