@@ -6,12 +6,13 @@ import argparse
 import gc
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 from signflow.config import Settings, ensure_secret_key, load_settings
-from signflow.errors import SignflowError
+from signflow.errors import ConfigError, SignflowError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 #: ``signflow verify``: the signatures can be neither confirmed nor refuted.
@@ -188,6 +189,7 @@ def cmd_worker(args, settings: Settings) -> int:
     from signflow.runtime import worker_runtime
 
     logs.configure(settings, default="json")
+    lower_priority(settings)
     # no outbox dispatcher thread here: RQ forks a work horse per job, which would share
     # the thread's database connections; `signflow dispatcher` is a process of its own
     runtime = worker_runtime()  # fail now, not on the first job: configuration, keys, database
@@ -200,6 +202,17 @@ def cmd_worker(args, settings: Settings) -> int:
     # alone, instead of walking it and so copying every page of it into each job
     gc.freeze()
     return _work_until_stopped(settings, burst=args.burst)
+
+
+def lower_priority(settings: Settings) -> None:
+    """Yield the CPU to the web server by ``SIGNFLOW_BACKGROUND_NICE`` (work horses and
+    sandboxes forked from here inherit it): a page someone waits on goes before a
+    PDF job, which nobody watches, when both share a machine."""
+    step = settings.background_nice
+    if not 0 <= step <= 19:
+        raise ConfigError(f"SIGNFLOW_BACKGROUND_NICE must be 0 to 19, not {step}")
+    if step:
+        os.nice(step)
 
 
 def _work_until_stopped(settings: Settings, *, burst: bool) -> int:
@@ -253,6 +266,7 @@ def cmd_dispatcher(args, settings: Settings) -> int:
     from signflow.runtime import build_runtime
 
     logs.configure(settings, default="json")
+    lower_priority(settings)
     runtime = build_runtime(settings)
     try:
         if args.once:
@@ -360,7 +374,6 @@ def _evidence_zip(path: str) -> dict[str, dict]:
     """The provider evidence in the auditors' evidence ZIP (``GET …/evidence``), by orderRef."""
     import zipfile
 
-    from signflow.errors import ConfigError
 
     try:
         with zipfile.ZipFile(path) as zf:
@@ -376,7 +389,6 @@ def _audit_trail(path: str | None, evidence_zip: str | None) -> dict | None:
     the evidence ZIP's ``audit.json``; None when neither was given."""
     import zipfile
 
-    from signflow.errors import ConfigError
 
     if not path and not evidence_zip:
         return None
@@ -404,7 +416,6 @@ def _evidence_keys(paths, password: str | None) -> list[bytes]:
     They are opened here, so a wrong path or password is a usage error, and the
     password never travels further.
     """
-    from signflow.errors import ConfigError
     from signflow.pdf.envelope import EnvelopeError, unlocked_key_pem
 
     try:
@@ -517,6 +528,7 @@ def cmd_scheduler(args, settings: Settings) -> int:
     from signflow.runtime import build_runtime
 
     logs.configure(settings, default="json")
+    lower_priority(settings)
     runtime = build_runtime(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -121,6 +121,10 @@ class Settings:
     log_format: str = ""
     #: Port on which ``signflow worker`` serves its Prometheus metrics; 0: none.
     metrics_port: int = 0
+    #: How much ``signflow worker``, ``dispatcher`` and ``scheduler`` lower their
+    #: CPU priority (``nice``, 0-19): on a machine shared with the web server,
+    #: people waiting on a page go before PDF jobs and mail.  0: as started.
+    background_nice: int = 10
     #: Trusted reverse proxies in front of signflow; their X-Forwarded-For/-Proto/-Host
     #: give the signer's address (BankID's endUserIp).  0: headers ignored.
     proxy_hops: int = 0

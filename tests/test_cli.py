@@ -1,6 +1,7 @@
 """The command line: keys, users, audit, demo."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -80,6 +81,32 @@ def test_worker_without_redis_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SIGNFLOW_REDIS_URL", raising=False)
     assert cli.main(["worker"]) == 2
     assert "SIGNFLOW_REDIS_URL" in capsys.readouterr().err
+
+
+def test_background_processes_yield_the_cpu_to_the_web(tmp_path):
+    """worker, dispatcher and scheduler lower their priority by SIGNFLOW_BACKGROUND_NICE
+    (checked in a child: a process cannot raise it back)."""
+    script = ("import os; from signflow.cli import lower_priority; "
+              "from signflow.config import load_settings; before = os.nice(0); "
+              "lower_priority(load_settings()); print(os.nice(0) - before)")
+    for setting, step in (("", "10"), ("3", "3"), ("0", "0")):
+        env = {**os.environ, "SIGNFLOW_DATA_DIR": str(tmp_path)}
+        if setting:
+            env["SIGNFLOW_BACKGROUND_NICE"] = setting
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert (done.returncode, done.stdout.strip()) == (0, step), done.stderr
+
+
+@pytest.mark.parametrize("command", ["worker", "dispatcher", "scheduler"])
+def test_a_priority_out_of_range_is_refused_by_name(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SIGNFLOW_REDIS_URL", "redis://127.0.0.1:1/0")  # never reached
+    monkeypatch.setenv("SIGNFLOW_BACKGROUND_NICE", "25")
+    before = os.nice(0)
+    assert cli.main([command]) == 2
+    assert "SIGNFLOW_BACKGROUND_NICE must be 0 to 19, not 25" in capsys.readouterr().err
+    assert os.nice(0) == before
 
 
 def test_bankid_simulator_command_over_tls(tmp_path, keys_dir):
