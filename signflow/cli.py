@@ -192,26 +192,23 @@ def cmd_worker(args, settings: Settings) -> int:
 
     logs.configure(settings, default="json")
     lower_priority(settings)
-    # no outbox dispatcher thread here: RQ forks a work horse per job, which would share
-    # the thread's database connections; `signflow dispatcher` is a process of its own
+    # jobs run in this process, one at a time (see _work_until_stopped); mail and
+    # webhooks are left to `signflow dispatcher`, a process of its own
     runtime = worker_runtime()  # fail now, not on the first job: configuration, keys, database
-    isolate.warm()  # before RQ forks its work horses: they all fork children from it
-    if isinstance(runtime.services.pdf, PdfWorks):  # and inherit what it reads once
+    isolate.warm()  # the sandbox's zygote, for the jobs that read a PDF they did not make
+    if isinstance(runtime.services.pdf, PdfWorks):  # the TSA's sample token, the fonts
         runtime.services.pdf.warm()
     make_instruments()
-    # SQLAlchemy sets up the models' mappers on the first query: once here, not in
-    # every work horse (a quarter of a signature job's time)
-    configure_mappers()
+    configure_mappers()  # SQLAlchemy's set-up of the models, before the first job, not in it
     serve_worker_metrics(settings.metrics_port)
-    # RQ forks a work horse per job: its garbage collections leave what it inherits
-    # alone, instead of walking it and so copying every page of it into each job
+    # what was made so far lives as long as the process: full collections skip it
     gc.freeze()
     return _work_until_stopped(settings, burst=args.burst)
 
 
 def lower_priority(settings: Settings) -> None:
-    """Yield the CPU to the web server by ``SIGNFLOW_BACKGROUND_NICE`` (work horses and
-    sandboxes forked from here inherit it): a page someone waits on goes before a
+    """Yield the CPU to the web server by ``SIGNFLOW_BACKGROUND_NICE`` (the sandbox's
+    children inherit it): a page someone waits on goes before a
     PDF job, which nobody watches, when both share a machine."""
     step = settings.background_nice
     if not 0 <= step <= 19:
@@ -227,6 +224,15 @@ def _work_until_stopped(settings: Settings, *, burst: bool) -> int:
     another moment (a heartbeat, the scheduler, mid-job) ends its loop; a worker
     that exited then left rounds waiting for the hourly sweep.  Only a burst's
     end or a shutdown signal ends this one.
+
+    Jobs run in this process (RQ's SimpleWorker), not in a work horse forked for
+    each.  A horse started cold: a new database connection and TSA session,
+    SQLAlchemy's statement cache empty, its metrics thrown away when it exited
+    (the worker's ``/metrics`` never saw a job).  That was two thirds of a
+    worker's CPU under ``make load``.  What a horse protected against is handled
+    elsewhere: an upload is read in the sandbox (:mod:`signflow.pdf.isolate`), a
+    job overrunning RQ's timeout is stopped by its alarm, and a worker that dies
+    mid-job loses nothing (``signflow scheduler`` finds the work again).
     """
     import logging
     import time
@@ -234,7 +240,7 @@ def _work_until_stopped(settings: Settings, *, burst: bool) -> int:
     from redis import Redis
     from redis.exceptions import ConnectionError as RedisDown
     from redis.exceptions import TimeoutError as RedisSlow
-    from rq import Queue, Worker
+    from rq import Queue, SimpleWorker
 
     log = logging.getLogger("signflow.worker")
     delay = 1.0
@@ -244,8 +250,8 @@ def _work_until_stopped(settings: Settings, *, burst: bool) -> int:
             conn = Redis.from_url(settings.redis_url)
             # maintenance (abandoned jobs, registries) every 15 s, not RQ's 10 min; no RQ
             # scheduler: our jobs have no RQ retries (see RQQueue)
-            worker = Worker([Queue(settings.rq_queue, connection=conn)], connection=conn,
-                            maintenance_interval=15)
+            worker = SimpleWorker([Queue(settings.rq_queue, connection=conn)],
+                                  connection=conn, maintenance_interval=15)
             worker.work(burst=burst, with_scheduler=False)
         except (RedisDown, RedisSlow) as exc:
             log.warning("Redis is unreachable (%s); the worker starts again in %.0f s",

@@ -47,8 +47,8 @@ def _metric(name: str) -> Any:
 
 
 def make_instruments() -> None:
-    """Make the instruments now (in a worker, before RQ forks work horses that would
-    each make them again, prometheus_client's import included)."""
+    """Make the instruments now (in a worker, at start rather than in its first job,
+    prometheus_client's import included)."""
     if ENABLED:
         with _instruments_lock:
             _make_instruments()

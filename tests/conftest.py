@@ -163,8 +163,11 @@ def worker(data_dir, keys_dir, base_url, queue_name, template_db, tmp_path_facto
     # a file, not a pipe: an unread pipe fills up and blocks the worker mid-suite
     logs = tmp_path_factory.mktemp("worker")
     log = open(logs / "worker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "signflow.cli", "worker"], env=env,
+    metrics_port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "signflow.cli", "worker"],
+                            env=dict(env, SIGNFLOW_METRICS_PORT=str(metrics_port)),
                             stdout=log, stderr=subprocess.STDOUT)
+    proc.metrics_port = metrics_port  # type: ignore[attr-defined]
     # as in production, mail and webhooks go out through a dispatcher of their own
     dispatch_log = open(logs / "dispatcher.log", "wb")  # noqa: SIM115
     dispatcher = subprocess.Popen(

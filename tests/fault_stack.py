@@ -240,6 +240,17 @@ class FaultStack:
 
         return Queue("signflow", connection=Redis(port=self.redis.port)).count
 
+    def busy_worker(self) -> Process | None:
+        """A worker process in the middle of a job, by RQ's own account."""
+        from redis import Redis
+        from rq import Worker
+
+        ours = {worker.pid: worker for worker in self.workers}
+        for seen in Worker.all(connection=Redis(port=self.redis.port)):
+            if seen.pid in ours and seen.get_current_job_id():
+                return ours[seen.pid]
+        return None
+
     def log_lines(self, name: str, contains: str = "") -> list[str]:
         """Lines of a process's log (``web``, ``worker-1``, ``dispatcher`` …)."""
         path = self.logs / f"{name}.log"

@@ -122,8 +122,9 @@ def test_a_fresh_seal_signer_is_safe_for_threads_from_the_start(keys_dir):
 
 
 def test_a_worker_fetches_the_tsa_sample_token_once_for_every_job(keys_dir, caplog):
-    """pyHanko sizes a signature by a sample token it keeps on the timestamper; RQ's
-    work horses are forked from the worker, so the worker fetches it before."""
+    """pyHanko sizes a signature by a sample token it keeps on the timestamper; the
+    worker fetches it at start, and neither its jobs nor a child forked from it
+    ask the TSA again."""
     import asyncio
     import os
 
@@ -142,7 +143,7 @@ def test_a_worker_fetches_the_tsa_sample_token_once_for_every_job(keys_dir, capl
     assert Counting.asked == 1
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # a work horse: sizing a signature asks the TSA nothing
+    if pid == 0:  # a forked child: sizing a signature asks the TSA nothing
         asyncio.run(tsa.async_dummy_response("sha256"))
         os.write(write, str(Counting.asked).encode())
         os._exit(0)

@@ -21,6 +21,21 @@ def test_signatures_are_applied_by_the_worker_process(completed_round, runtime, 
     assert body["status"] == "completed" and pdf.startswith(b"%PDF-")
 
 
+@pytest.mark.skipif(not SERVICES, reason="runs in the PostgreSQL + Redis pass of `make test`")
+def test_the_worker_metrics_count_the_jobs_it_ran(completed_round, worker):
+    """Jobs run in the worker process itself, so its /metrics sees them (a forked
+    work horse took its timings with it when it exited)."""
+    pytest.importorskip("prometheus_client", reason="LOUD SKIP: prometheus-client missing")
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=10).text
+    runs = {tuple(sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name == "signflow_job_seconds_count"}
+    assert runs.get((("job", "apply_signatures"), ("outcome", "ok")), 0) >= 1, runs
+
+
 def test_in_process_jobs_by_default(runtime):
     from signflow.adapters.queue import InProcessQueue
 

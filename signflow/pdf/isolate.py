@@ -235,7 +235,7 @@ class _Zygote:
         self.lock = threading.Lock()
 
     def alive(self) -> bool:
-        if self.pid != os.getpid():  # a forked copy (an RQ work horse) shares its parent's
+        if self.pid != os.getpid():  # a forked copy of this process shares its parent's
             return True              # zygote and cannot wait for it: a failed send tells
         return self.proc.poll() is None
 

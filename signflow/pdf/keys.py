@@ -105,9 +105,9 @@ def timestamp_token_for(timestamper: TimeStamper, digest: bytes) -> bytes:
 
 def warm_timestamper(timestamper: TimeStamper) -> None:
     """Have *timestamper* fetch, now, the sample token pyHanko sizes a signature's
-    room by (kept on it once fetched), so the processes forked from this one -
-    RQ's work horses - inherit it instead of asking the TSA for it again in
-    every job.  A TSA that cannot be reached now is asked later, per job."""
+    room by (kept on it once fetched), at a worker's start rather than in its
+    first job; processes forked from this one inherit it.  A TSA that cannot be
+    reached now is asked later, by the job."""
     try:
         asyncio.run(timestamper.async_dummy_response("sha256"))
     except Exception as exc:  # noqa: BLE001 - only a head start; the job asks again
@@ -126,8 +126,8 @@ class HttpTimeStamper(TimeStamper):
     pyHanko's ``HTTPTimeStamper`` opens an aiohttp session for every token, and
     with it TLS settings that read the system's CA certificates, even for a
     plain-HTTP TSA: under load that was 30 % of a worker's CPU.  This one keeps
-    a requests session per thread and per process (a forked work horse never
-    writes into its parent's connection), and says every failure as pyHanko's
+    a requests session per thread and per process (a forked child never writes
+    into its parent's connection), and says every failure as pyHanko's
     ``TimestampRequestError``; pyHanko checks the answer (status, nonce, imprint).
     """
 

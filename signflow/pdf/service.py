@@ -90,9 +90,9 @@ class PdfWorks:
         self._tsa_cert = CertRef.of(pki.tsa.cert).der
 
     def warm(self) -> None:
-        """Do now, once, what each process forked from this one (RQ's work horses)
-        would otherwise do again for every job: fetch the TSA's sample token and
-        read the signature font's metrics (fontTools loads its tables lazily)."""
+        """Do now, at a worker's start, what its first job would otherwise wait for:
+        fetch the TSA's sample token and read the signature font's metrics
+        (fontTools loads its tables lazily)."""
         warm_timestamper(self.timestamper)
         font_data(False)
         font_data(True)
