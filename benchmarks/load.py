@@ -25,7 +25,7 @@ Reports, as a table and as JSON in ``benchmarks/results/load-<time>.json``
 - p50/p95/max latency per endpoint (method and route pattern; every HTTP
   attempt, so a 503 the client retries counts once per try) and per round
   (created to completed, by the server's clock);
-- CPU seconds per process group (web, each worker with its work horses,
+- CPU seconds per process group (web, each worker with what it forks,
   dispatcher, scheduler, PostgreSQL, Redis), each one's share and seconds per
   round, and the CPUs it used while idle; the driver apart (clients, SMTP
   sink, TSA); and what the rest of the machine used meanwhile (another job on

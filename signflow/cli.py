@@ -190,8 +190,8 @@ def cmd_worker(args, settings: Settings) -> int:
     from signflow.pdf.service import PdfWorks
     from signflow.runtime import worker_runtime
 
+    lower_priority(settings)  # first: a wrong value is refused before anything starts
     logs.configure(settings, default="json")
-    lower_priority(settings)
     # jobs run in this process, one at a time (see _work_until_stopped); mail and
     # webhooks are left to `signflow dispatcher`, a process of its own
     runtime = worker_runtime()  # fail now, not on the first job: configuration, keys, database
@@ -276,8 +276,8 @@ def cmd_dispatcher(args, settings: Settings) -> int:
     from signflow import logs
     from signflow.runtime import build_runtime
 
+    lower_priority(settings)  # first: a wrong value is refused before anything starts
     logs.configure(settings, default="json")
-    lower_priority(settings)
     runtime = build_runtime(settings)
     try:
         if args.once:
@@ -538,8 +538,8 @@ def cmd_scheduler(args, settings: Settings) -> int:
     from signflow import logs, scheduler
     from signflow.runtime import build_runtime
 
+    lower_priority(settings)  # first: a wrong value is refused before anything starts
     logs.configure(settings, default="json")
-    lower_priority(settings)
     runtime = build_runtime(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
