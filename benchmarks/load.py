@@ -2,12 +2,15 @@
 
     make load           # or: .venv/bin/python benchmarks/load.py [--rounds N]
                         #   [--clients C] [--workers W] [--idle S] [--stall S] [--keep]
+                        #   [--bankid-inside]
     make load LOAD_ARGS="--rounds 10 --clients 4"     # a quick look
 
 Starts the production-shaped stack of the fault tests (``tests/fault_stack.py``:
 its own PostgreSQL and Redis on free ports, gunicorn with two web workers, W
-``signflow worker`` processes (default 2), the dispatcher, the scheduler, and an
-SMTP sink and a TSA in this process).  It waits for the stack to go quiet,
+``signflow worker`` processes (default 2), the dispatcher, the scheduler; and,
+standing in for the outside services, an SMTP sink and a TSA in this process and
+``signflow bankid-simulator`` as a process of its own, or inside web with
+``--bankid-inside``, as the fault tests run it).  It waits for the stack to go quiet,
 measures it idle for ``--idle`` seconds (default 10) while timing make bench's
 PDF work, then C client threads (default 10) drive N rounds (default 200):
 ``POST /api/v1/rounds`` with the sample protocol, then each of the three
@@ -147,8 +150,8 @@ class _TimedSession:
 class TimedApi(Api):
     """fault_stack's client, each HTTP attempt (its body read) timed."""
 
-    def __init__(self, url: str, token: str, latencies: Latencies) -> None:
-        super().__init__(url, token)
+    def __init__(self, url: str, token: str, latencies: Latencies, bankid_url: str) -> None:
+        super().__init__(url, token, bankid_url=bankid_url)
         self.latencies = latencies
 
     def _send(self, client, method: str, path: str, **kwargs) -> requests.Response:
@@ -169,7 +172,8 @@ class Driven:
         return self.stack.smtp
 
     def api(self) -> TimedApi:
-        return TimedApi(self.stack.url, self.stack.token, self.latencies)
+        return TimedApi(self.stack.url, self.stack.token, self.latencies,
+                        self.stack.bankid_url)
 
 
 # -- CPU ----------------------------------------------------------------------------
@@ -502,7 +506,8 @@ def print_report(result: dict) -> None:
               f"{row['idle_cpus']:10.3f}")
     print(f"{'deployment':16s} {cpu['deployment']:9.1f} {'':7s} {cpu['per_round']:10.3f}")
     print(f"{'driver':16s} {cpu['driver']:9.1f}   (client threads {cpu['driver_clients']:.1f}; "
-          f"the rest: SMTP sink, TSA ({run['timestamps']} timestamps), CPU sampling)")
+          f"the rest: SMTP sink, TSA ({run['timestamps']} timestamps), "
+          f"{'BankID simulator, ' if run.get('bankid_apart') else ''}CPU sampling)")
     print(f"{'rest of machine':16s} {cpu['rest_of_machine']:9.1f}   (machine "
           f"{cpu['machine_busy']:.0%} busy over {cpu['window_seconds']:.0f} s, "
           f"{cpu['cpus']} CPUs)")
@@ -554,6 +559,7 @@ def measure(stack: FaultStack, args: argparse.Namespace, pdf: bytes) -> dict:
     cpu = cpu_report(window, idle, max(1, len(done)), time.monotonic() - began_mono,
                      driven.client_cpu)
     return {"run": {"rounds": args.rounds, "clients": args.clients, "workers": args.workers,
+                    "bankid_apart": not args.bankid_inside,
                     "created": len(flights), "completed": len(done), "wall_seconds": wall,
                     "rounds_per_minute": len(done) / wall * 60,
                     "timestamps": stack.tsa.answered - stamps,
@@ -575,6 +581,10 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=10.0,
                     help="seconds the idle stack is measured for, before the load")
     ap.add_argument("--keep", action="store_true", help="keep the stack's temp dir (logs)")
+    ap.add_argument("--bankid-inside", action="store_true",
+                    help="the BankID simulator inside web (as the fault tests run it), its "
+                         "work counted as web's; by default it is a process of its own, "
+                         "counted with the driver like the TSA and the SMTP sink")
     args = ap.parse_args()
     if missing := missing_tools():
         print("cannot start the stack, this machine lacks " + ", ".join(missing))
@@ -584,7 +594,8 @@ def main() -> int:
     pdf = sample_protocol()
     load_before = os.getloadavg()
     # kept by the stack, removed here unless asked for or something went wrong
-    with FaultStack(StackOptions(workers=args.workers, keep=True)) as stack:
+    options = StackOptions(workers=args.workers, keep=True, bankid_apart=not args.bankid_inside)
+    with FaultStack(options) as stack:
         print(f"stack up at {stack.url}, logs in {stack.logs}", flush=True)
         result = measure(stack, args, pdf)
     result |= {"loadavg_before": load_before, "loadavg_after": os.getloadavg()}

@@ -79,6 +79,10 @@ class StackOptions:
     scheduler_interval: float = 15.0  # signflow scheduler's default, as compose runs it
     #: Keep the temp dir (logs) after close.
     keep: bool = False
+    #: The BankID simulator as a process of its own (``signflow bankid-simulator``,
+    #: BankID's side, like the TSA and the SMTP sink) rather than inside web, so
+    #: that BankID's work (its signed XML, its OCSP) is not counted as ours.
+    bankid_apart: bool = False
 
 
 @dataclass
@@ -103,6 +107,8 @@ class FaultStack:
         self.workers: list[Process] = []
         self.dispatcher: Process | None = None
         self.scheduler: Process | None = None
+        self.bankid: Process | None = None
+        self.bankid_port = free_port()
         self.token = ""
         self._workers_started = 0
 
@@ -118,6 +124,9 @@ class FaultStack:
             SIGNFLOW_SMTP_URL=f"smtp://127.0.0.1:{self.smtp.port}",
             SIGNFLOW_TSA_URL=self.tsa.url, SIGNFLOW_ALLOW_DEV_BANKID="true",
             SIGNFLOW_ALLOW_DEV_SEAL="true", SIGNFLOW_LOG_FORMAT="json")
+        if self.options.bankid_apart:
+            env.update(SIGNFLOW_BANKID_URL=f"http://127.0.0.1:{self.bankid_port}",
+                       SIGNFLOW_BANKID_ROOT=str(self.keys_dir / "bankid-sim-ca.pem"))
         return env
 
     def cli(self, *args: str) -> str:
@@ -138,6 +147,8 @@ class FaultStack:
             self.redis.start()
             self.smtp.up()
             self.cli("keys", "init")
+            if self.options.bankid_apart:
+                self.start_bankid()
             self.cli("db", "upgrade")
             self.tsa.up()
             self.token = self.cli("users", "add", "sekretariatet@example.se", "--role",
@@ -152,6 +163,20 @@ class FaultStack:
             self.close()
             raise
         return self
+
+    def start_bankid(self) -> None:
+        self.bankid = self._process("bankid", [
+            sys.executable, "-m", "signflow.cli", "bankid-simulator",
+            "--port", str(self.bankid_port)]).start()
+        wait_until(lambda: requests.get(f"{self.bankid_url}/sim/orders", timeout=2).ok, 60,
+                   f"the BankID simulator did not answer:\n{self.bankid.tail()}")
+
+    @property
+    def bankid_url(self) -> str:
+        """Where a signer's phone reaches the BankID simulator."""
+        if self.options.bankid_apart:
+            return f"http://127.0.0.1:{self.bankid_port}"
+        return f"{self.url}/bankid-sim"
 
     def start_web(self) -> None:
         self.web = self._process("web", [
@@ -190,7 +215,7 @@ class FaultStack:
             "--interval", str(self.options.scheduler_interval)]).start()
 
     def processes(self) -> list[Process]:
-        found = [self.web, *self.workers, self.dispatcher, self.scheduler]
+        found = [self.web, *self.workers, self.dispatcher, self.scheduler, self.bankid]
         return [p for p in found if p is not None]
 
     def close(self) -> None:
@@ -231,7 +256,7 @@ class FaultStack:
                 start()
 
     def api(self) -> Api:
-        return Api(self.url, self.token)
+        return Api(self.url, self.token, bankid_url=self.bankid_url)
 
     def queued(self) -> int:
         """Jobs waiting in the RQ queue (not started, not scheduled for a retry)."""
@@ -272,8 +297,10 @@ class Api:
     """The secretariat's API and a signer's pages, over HTTP, as a client would:
     a 503 (or a refused connection) is tried again for up to *patience* seconds."""
 
-    def __init__(self, url: str, token: str, patience: float = 30.0) -> None:
+    def __init__(self, url: str, token: str, patience: float = 30.0, *,
+                 bankid_url: str = "") -> None:
         self.url, self.patience = url, patience
+        self.bankid_url = bankid_url or f"{url}/bankid-sim"
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
 
@@ -282,7 +309,8 @@ class Api:
         deadline = time.monotonic() + self.patience
         while True:
             try:
-                resp = client.request(method, f"{self.url}{path}", **kwargs)
+                url = path if path.startswith("http") else f"{self.url}{path}"
+                resp = client.request(method, url, **kwargs)
                 if resp.status_code != 503 or time.monotonic() > deadline:
                     return resp
             except requests.ConnectionError:
@@ -325,7 +353,7 @@ class Api:
             raise RuntimeError(f"starting BankID: {started.status_code} {started.text[:300]}")
         ref = started.json()["order_ref"]
         for action, body in (("open", {}), ("approve", {"personalNumber": PEOPLE[name]})):
-            resp = self._send(signer, "POST", f"/bankid-sim/sim/orders/{ref}/{action}",
+            resp = self._send(signer, "POST", f"{self.bankid_url}/sim/orders/{ref}/{action}",
                               json=body, timeout=30)
             if resp.status_code != 200:
                 raise RuntimeError(f"simulator {action}: {resp.status_code} {resp.text[:300]}")
