@@ -186,7 +186,6 @@ def cmd_worker(args, settings: Settings) -> int:
 
     from signflow import logs
     from signflow.metrics import make_instruments, serve_worker_metrics
-    from signflow.pdf import isolate
     from signflow.pdf.service import PdfWorks
     from signflow.runtime import worker_runtime
 
@@ -195,7 +194,6 @@ def cmd_worker(args, settings: Settings) -> int:
     # jobs run in this process, one at a time (see _work_until_stopped); mail and
     # webhooks are left to `signflow dispatcher`, a process of its own
     runtime = worker_runtime()  # fail now, not on the first job: configuration, keys, database
-    isolate.warm()  # the sandbox's zygote, for the jobs that read a PDF they did not make
     if isinstance(runtime.services.pdf, PdfWorks):  # the TSA's sample token, the fonts
         runtime.services.pdf.warm()
     make_instruments()
@@ -207,9 +205,8 @@ def cmd_worker(args, settings: Settings) -> int:
 
 
 def lower_priority(settings: Settings) -> None:
-    """Yield the CPU to the web server by ``SIGNFLOW_BACKGROUND_NICE`` (the sandbox's
-    children inherit it): a page someone waits on goes before a
-    PDF job, which nobody watches, when both share a machine."""
+    """Yield the CPU to the web server by ``SIGNFLOW_BACKGROUND_NICE``: on a shared
+    machine a page someone waits on goes before a PDF job, which nobody watches."""
     step = settings.background_nice
     if not 0 <= step <= 19:
         raise ConfigError(f"SIGNFLOW_BACKGROUND_NICE must be 0 to 19, not {step}")
@@ -385,7 +382,6 @@ def _evidence_zip(path: str) -> dict[str, dict]:
     """The provider evidence in the auditors' evidence ZIP (``GET …/evidence``), by orderRef."""
     import zipfile
 
-
     try:
         with zipfile.ZipFile(path) as zf:
             entries = [json.loads(zf.read(n)) for n in zf.namelist()
@@ -399,7 +395,6 @@ def _audit_trail(path: str | None, evidence_zip: str | None) -> dict | None:
     """The round's trail from ``--audit`` (the API's ``/audit`` JSON) or else from
     the evidence ZIP's ``audit.json``; None when neither was given."""
     import zipfile
-
 
     if not path and not evidence_zip:
         return None
