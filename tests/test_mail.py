@@ -281,3 +281,85 @@ def test_starttls_when_offered_with_tls_settings_made_once(keys_dir, tmp_path, m
             controller.stop()
         assert len(made) == (0 if tls is None else 1)
     assert len(received) == 6
+
+
+def test_an_attachment_goes_over_the_wire_whole_in_standard_lines(smtp_server):
+    """The mailer splices each attachment's base64 into the message the email package
+    wrote around a stand-in: what arrives is one well-formed message (CRLF lines of at
+    most 78 characters, the file byte for byte), not the stand-in."""
+    import os
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    from signflow.adapters.mail import SmtpMailer
+    from signflow.core.ports import Attachment, Mail
+
+    raw: list[bytes] = []
+
+    class Keep(Message):
+        async def handle_DATA(self, server, session, envelope):
+            raw.append(envelope.original_content)
+            return await super().handle_DATA(server, session, envelope)
+
+        def handle_message(self, message):
+            pass
+
+    data = os.urandom(300_000) + b"\n.\r\n.."  # lines a naive mailer would dot-stuff
+    port = free_port()
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", "Sekretariatet <signflow@example.se>")
+        mailer.send(Mail(to="Åsa Öberg <asa@example.se>", subject="Signerat: Protokoll §§ 1–9",
+                         body="Hej!\n\nHär är protokollet.",
+                         attachments=(Attachment("protokoll.pdf", "application/pdf", data),
+                                      Attachment("bilaga.pdf", "application/pdf", b"%PDF"))))
+    finally:
+        controller.stop()
+    [wire] = raw
+    lines = wire.split(b"\r\n")
+    assert b"\n" not in wire.replace(b"\r\n", b"") and b"\r" not in wire.replace(b"\r\n", b"")
+    assert max(len(line) for line in lines) <= 78
+    msg = email.message_from_bytes(wire, policy=email.policy.default)
+    assert msg["To"] == "Åsa Öberg <asa@example.se>"
+    assert msg["Subject"] == "Signerat: Protokoll §§ 1–9"
+    assert "Här är protokollet." in msg.get_body(("plain",)).get_content()
+    got = {part.get_filename(): part.get_content() for part in msg.iter_attachments()}
+    assert got == {"protokoll.pdf": data, "bilaga.pdf": b"%PDF"}
+
+
+def test_an_address_that_is_not_ascii_needs_a_server_that_takes_it():
+    """As smtplib's own send_message: SMTPUTF8 where the server offers it, and a
+    clear refusal (the outbox tries again later) where it does not."""
+    import smtplib
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    from signflow.adapters.mail import SmtpMailer
+    from signflow.core.ports import Mail
+
+    received = []
+
+    class Collect(Message):
+        def handle_message(self, message):
+            received.append(message)
+
+    mail = Mail(to="Åsa <åsa@exempel.se>", subject="Hej", body="Hej!")
+    for utf8 in (True, False):
+        port = free_port()
+        controller = Controller(Collect(), hostname="127.0.0.1", port=port,
+                                enable_SMTPUTF8=utf8)
+        controller.start()
+        try:
+            mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", "signflow@example.se")
+            if utf8:
+                mailer.send(mail)
+            else:
+                with pytest.raises(smtplib.SMTPNotSupportedError):
+                    mailer.send(mail)
+        finally:
+            controller.stop()
+    [msg] = received
+    assert msg["X-RcptTo"] == "åsa@exempel.se"
