@@ -11,6 +11,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -63,16 +64,29 @@ def hold(session: Session, key: str) -> None:
     """
     if session.in_nested_transaction():
         raise RuntimeError("row locks are taken outside savepoints")
-    session.info.setdefault(_HELD, set()).add(key)
+    session.info.setdefault(_HELD, {}).setdefault(key, {})
 
 
 def holds(session: Session, key: str) -> bool:
-    return key in session.info.get(_HELD, ())
+    return key in session.info.get(_HELD, {})
+
+
+def held(session: Session, key: str) -> dict[str, Any]:
+    """Facts the holder of the lock *key* noted about the rows it guards (the audit
+    chain's head), true for as long as it holds them: gone when the transaction
+    ends, and when any savepoint inside it ends (its rollback may undo them)."""
+    if not holds(session, key):
+        raise RuntimeError(f"{key} is not held")
+    notes: dict[str, Any] = session.info[_HELD][key]
+    return notes
 
 
 def _drop_held(session: Session, transaction) -> None:
     if transaction.parent is None:
         session.info.pop(_HELD, None)
+    else:
+        for notes in session.info.get(_HELD, {}).values():
+            notes.clear()
 
 
 def after_commit(session: Session, action: Callable[[], None]) -> None:

@@ -71,6 +71,45 @@ def test_appending_without_the_round_lock_is_refused(runtime, round_id):
     assert verify_chain(chain_of(runtime, round_id)).intact
 
 
+def test_the_chain_head_is_read_once_per_hold_and_again_after_a_savepoint(runtime, round_id):
+    """Holding the round, nobody else appends: its chain's head is read once and
+    carried from append to append.  A savepoint's rollback may undo an append, so
+    the head is read again after one; a new transaction reads it again too."""
+    from sqlalchemy import event
+
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().startswith("SELECT audit_events.seq"):
+            reads.append(statement)
+
+    engine = runtime.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(2):  # two transactions, three appends each
+            with runtime.sessions() as s:
+                round_ = lock_round(s, round_id)
+                for _ in range(3):
+                    append_event(s, round_, EventType.SIGNER_REMINDED, "user:x", {})
+                s.commit()
+        assert len(reads) == 2
+        with runtime.sessions() as s:
+            round_ = lock_round(s, round_id)
+            append_event(s, round_, EventType.SIGNER_REMINDED, "user:x", {})
+            savepoint = s.begin_nested()
+            append_event(s, round_, EventType.SIGNER_REMINDED, "user:x", {"undone": True})
+            savepoint.rollback()
+            append_event(s, round_, EventType.SIGNER_REMINDED, "user:x", {"kept": True})
+            s.commit()
+        assert len(reads) == 4
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    events = chain_of(runtime, round_id)
+    assert verify_chain(events).intact
+    assert events[-1]["data"] == {"kept": True}
+    assert not any(e["data"].get("undone") for e in events)
+
+
 def test_signing_waits_for_a_round_held_by_the_worker(runtime, round_id, monkeypatch):
     """A signer starting BankID while another writer holds the round waits, then follows."""
     svc = runtime.services

@@ -20,7 +20,7 @@ from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session
 
 from signflow.core.models import AuditEvent, Round
-from signflow.db import hold, holds
+from signflow.db import held, hold, holds
 from signflow.errors import NotFound
 
 GENESIS = "0" * 64
@@ -163,13 +163,17 @@ def append_event(
     """
     if not holds(session, _lock_key(round_.id)):
         raise RuntimeError(f"audit event {type_} appended without holding round {round_.id}")
-    last = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash)
-        .where(AuditEvent.round_id == round_.id)
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    ).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    # the chain's head is read once per hold: nobody else appends while we hold it
+    notes = held(session, _lock_key(round_.id))
+    head = notes.get("head")
+    if head is None:
+        head = session.execute(
+            select(AuditEvent.seq, AuditEvent.hash)
+            .where(AuditEvent.round_id == round_.id)
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).first() or (0, GENESIS)
+    seq, prev = head[0] + 1, head[1]
     body, data_json = _event_body(seq, prev, type_, actor, data, at or datetime.now(UTC))
     event = AuditEvent(
         round_id=round_.id,
@@ -183,6 +187,7 @@ def append_event(
     )
     session.add(event)
     session.flush()
+    notes["head"] = (seq, event.hash)
     return event
 
 
