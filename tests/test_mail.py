@@ -363,3 +363,48 @@ def test_an_address_that_is_not_ascii_needs_a_server_that_takes_it():
             controller.stop()
     [msg] = received
     assert msg["X-RcptTo"] == "åsa@exempel.se"
+
+
+def test_one_connection_carries_mail_after_mail_and_a_lost_one_is_replaced(monkeypatch):
+    """A thread's mails share its connection (a RSET between them, not a TLS
+    handshake and four round trips each); a connection the server dropped, or one
+    idle past IDLE seconds, is replaced and the mail still goes, once."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    from signflow.adapters.mail import SmtpMailer
+    from signflow.core.ports import Mail
+
+    received: list[tuple[str, tuple]] = []
+
+    class Collect(Message):
+        async def handle_DATA(self, server, session, envelope):
+            received.append((envelope.rcpt_tos[0], session.peer))
+            return await super().handle_DATA(server, session, envelope)
+
+        def handle_message(self, message):
+            pass
+
+    port = free_port()
+    mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", "signflow@example.se")
+
+    def send(n: int) -> None:
+        mailer.send(Mail(to=f"m{n}@example.se", subject="Hej", body="Hej!"))
+
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        for n in range(3):
+            send(n)
+        assert len({peer for _, peer in received}) == 1
+        controller.stop()  # the server goes away with our connection, and comes back
+        controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+        controller.start()
+        send(3)
+        monkeypatch.setattr(SmtpMailer, "IDLE", 0.0)  # from now on every connection is stale
+        send(4)
+    finally:
+        controller.stop()
+    assert [to for to, _ in received] == [f"m{n}@example.se" for n in range(5)]
+    peers = [peer for _, peer in received]
+    assert len(set(peers)) == 3 and peers[3] != peers[4]
