@@ -8,7 +8,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY signflow ./signflow
 COPY workflows ./workflows
-COPY wsgi.py ./
+COPY wsgi.py gunicorn.conf.py ./
 RUN pip install --no-cache-dir '.[prod]'
 ENV SIGNFLOW_DATA_DIR=/data SIGNFLOW_KEYS_DIR=/keys SIGNFLOW_WORKFLOWS_DIR=/app/workflows \
     PYTHONUNBUFFERED=1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -115,6 +116,24 @@ def configure(settings: Settings, *, default: str = "json") -> str:
     for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     return fmt
+
+
+def gunicorn_logging(log_format: str | None = None) -> dict:
+    """gunicorn's ``logconfig_dict`` (``gunicorn.conf.py``): its own lines (its
+    start, workers booting, exiting, timing out, failing to boot) in the format
+    signflow's lines have under gunicorn, JSON unless ``SIGNFLOW_LOG_FORMAT=text``.
+    An unknown format gets JSON here; ``wsgi`` then stops with the message."""
+    fmt = (log_format if log_format is not None
+           else os.environ.get("SIGNFLOW_LOG_FORMAT", "")).lower()
+    formatter = TextFormatter if fmt == "text" else JsonFormatter
+    stderr = {"class": "logging.StreamHandler", "formatter": "signflow",
+              "stream": "ext://sys.stderr"}
+    own = {"level": "INFO", "handlers": ["stderr"], "propagate": False}
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"signflow": {"()": f"{__name__}.{formatter.__name__}"}},
+            "handlers": {"stderr": stderr},
+            "root": {"level": "INFO", "handlers": ["stderr"]},
+            "loggers": {"gunicorn.error": own, "gunicorn.access": own}}
 
 
 def request_id_from(header: str | None) -> str:

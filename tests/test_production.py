@@ -395,3 +395,28 @@ def test_jobs_are_timed_by_name_and_outcome(runtime):
     seen = runs()
     run_job(runtime, "expire_due", ())
     assert runs() == seen + 1
+
+
+def test_gunicorns_own_lines_take_the_format_signflow_s_lines_take():
+    """gunicorn.conf.py hands gunicorn this logging config (tests/test_compose.py
+    shows it at work): JSON, or text when SIGNFLOW_LOG_FORMAT says so."""
+    import logging.config
+
+    from signflow.logs import JsonFormatter, TextFormatter, gunicorn_logging
+
+    root = logging.getLogger()
+    kept = root.handlers[:], root.level
+    try:
+        for fmt, formatter in (("", JsonFormatter), ("json", JsonFormatter),
+                               ("TEXT", TextFormatter), ("yaml", JsonFormatter)):
+            config = gunicorn_logging(fmt)
+            assert config["formatters"]["signflow"]["()"].endswith(formatter.__name__)
+            logging.config.dictConfig(config)  # gunicorn does no more than this with it
+            handler = logging.getLogger("gunicorn.error").handlers[0]
+            assert type(handler.formatter) is formatter
+            assert not logging.getLogger("gunicorn.error").propagate
+    finally:
+        for name in ("gunicorn.error", "gunicorn.access"):
+            logging.getLogger(name).handlers.clear()
+        root.handlers[:] = kept[0]
+        root.setLevel(kept[1])
