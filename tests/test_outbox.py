@@ -136,6 +136,33 @@ def test_a_failing_row_is_retried_with_growing_then_capped_delays(
     assert delays[0] < delays[3] and all(d >= 45 for d in delays[-3:]), delays
 
 
+def test_delivering_just_committed_rows_claims_each_once_and_no_more(
+        client, auth, runtime, protocol_pdf, monkeypatch):
+    """After a commit the outbox delivers the rows it recorded (by ref): one claim
+    each, not one more that finds nothing (a transaction per request saved)."""
+    from sqlalchemy import event
+
+    round_id, _signers, mailer = round_with_smtp_down(client, auth, runtime, protocol_pdf,
+                                                      monkeypatch)
+    mailer.down = False
+    refs = [row.ref for row in rows_of(runtime, round_id)]
+    claims: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if "FROM outbox" in statement and "ORDER BY outbox.next_attempt_at" in statement:
+            claims.append(statement)
+
+    engine = runtime.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        done = outbox.deliver_due(runtime.sessions, runtime.services, now=later(),
+                                  only=[*refs, refs[0]])  # a ref named twice counts once
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert done == len(refs) == 3
+    assert len(claims) == len(refs)
+
+
 def test_a_job_whose_enqueue_failed_is_delivered_later_and_the_round_completes(
         client, auth, runtime, settings, protocol_pdf, monkeypatch):
     from tests.conftest import sign_all

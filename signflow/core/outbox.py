@@ -115,6 +115,8 @@ def deliver_due(sessions: sessionmaker[Session], svc: Services, *,
     :returns: how many rows were delivered.
     """
     delivered = 0
+    if only is not None:  # each of those rows is claimed once at most: no empty last claim
+        limit = min(limit, len(set(only)))
     for _ in range(limit):
         with session_scope(sessions) as session:
             row = _claim(session, now or svc.clock.now(), only)
