@@ -96,6 +96,41 @@ def test_the_dev_tsa_answers_in_development_mode(client):
     assert resp.status_code == 400  # reached the TSA, which refuses garbage
 
 
+def test_the_dev_tsa_answers_a_request_with_a_token_that_validates(client, runtime):
+    """The development TSA (and the fault tests' TSA, the same code) answers RFC 3161:
+    granted, the request's nonce echoed, the imprint it was asked for, signed by the
+    dev TSA under the service root; other digests get pyHanko's own answer."""
+    import asyncio
+    import hashlib
+    import secrets
+
+    from asn1crypto import algos, tsp
+    from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+    from pyhanko_certvalidator import ValidationContext
+
+    from signflow.pdf.keys import asn1_cert
+
+    context = ValidationContext(trust_roots=[asn1_cert(runtime.pki.root.cert)],
+                                allow_fetching=False, revocation_mode="soft-fail")
+    for algorithm in ("sha256", "sha512"):
+        digest, nonce = hashlib.new(algorithm, b"protokoll").digest(), secrets.randbits(62)
+        req = tsp.TimeStampReq({
+            "version": 1, "nonce": nonce, "cert_req": True,
+            "message_imprint": {"hash_algorithm": algos.DigestAlgorithm(
+                {"algorithm": algorithm}), "hashed_message": digest}})
+        resp = client.post("/tsa", data=req.dump(), content_type="application/timestamp-query")
+        assert resp.status_code == 200 and resp.mimetype == "application/timestamp-reply"
+        answer = tsp.TimeStampResp.load(resp.data)
+        assert answer["status"]["status"].native == "granted"
+        signed = answer["time_stamp_token"]["content"]
+        info = signed["encap_content_info"]["content"].parsed
+        assert info["nonce"].native == nonce
+        assert info["message_imprint"]["hashed_message"].native == digest
+        status = asyncio.run(validate_tst_signed_data(
+            signed, context, lambda a, d=digest, want=algorithm: d if a == want else b""))
+        assert status["intact"] and status["valid"], status
+
+
 # --- start-up refuses in production on stand-ins nobody allowed --------------------------
 
 def test_start_up_refuses_naming_every_missing_setting(settings):

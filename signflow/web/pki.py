@@ -11,7 +11,7 @@ from cryptography.x509 import ocsp
 from flask import Blueprint, Response, request
 
 from signflow.errors import InvalidInput, NotFound
-from signflow.pdf.keys import dev_timestamper
+from signflow.pdf.keys import DevTimeStamper, dev_timestamper
 from signflow.pdf.ocsp_responder import answer_ocsp, refusal
 from signflow.pdf.pki import FILES, make_crl
 from signflow.pdf.sign import ROOT_CRL_DAYS
@@ -102,5 +102,8 @@ def tsa():
         _ = req.native  # parse fully now, so garbage is refused here
     except (ValueError, TypeError):
         raise InvalidInput("not a time-stamp request") from None
-    resp = dev_timestamper(runtime().pki).request_tsa_response(req)
+    stamper = runtime().services.pdf.timestamper  # the development TSA (no TSA URL)
+    if not isinstance(stamper, DevTimeStamper):
+        stamper = dev_timestamper(runtime().pki)
+    resp = stamper.request_tsa_response(req)
     return Response(resp.dump(), mimetype="application/timestamp-reply")
