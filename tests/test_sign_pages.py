@@ -101,6 +101,32 @@ def test_a_cancelled_round_says_so_and_its_links_cannot_act(client, auth, runtim
     for s in signers:
         assert signer_row(runtime, s["email"]).link_token_sealed is None
 
+def test_a_status_poll_looks_its_link_up_once(client, runtime, new_round):
+    """The signing page polls every two seconds while BankID is open, the most
+    frequent request there is: the link's signer is read once per poll, and an
+    ended link still answers 404."""
+    from sqlalchemy import event
+
+    round_id, _signers, tokens = new_round()
+    started = client.post(f"/sign/{tokens[0]}/bankid", headers={"Accept": "application/json"})
+    assert started.status_code == 200
+    lookups: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if "FROM signers" in statement and "token_hash" in statement.split("WHERE")[-1]:
+            lookups.append(statement)
+
+    engine = runtime.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        polled = client.get(f"/sign/{tokens[0]}/bankid")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert polled.status_code == 200 and polled.get_json()["status"] == "pending"
+    assert len(lookups) == 1
+    assert client.get("/sign/" + "x" * 43 + "/bankid").status_code == 404
+
+
 def test_before_completion_the_signed_copy_is_not_there(client, runtime, new_round):
     _, _, tokens = new_round()
     assert sign_over_http(client, tokens[0], approve_with(runtime))["status"] == "complete"

@@ -60,9 +60,15 @@ def _now():
     return runtime().services.clock.now()
 
 
-def _signer(token: str) -> Signer:
-    """The signer of a live link; NotFound for an unknown or ended one."""
-    signer = links.signer_for_token(db(), token, _now())
+def _signer(token: str, found: Signer | None = None) -> Signer:
+    """The signer of a live link; NotFound for an unknown or ended one.  *found*:
+    the signer :func:`links.find_link` just gave for *token*, not looked up again."""
+    if found is None:
+        signer = links.signer_for_token(db(), token, _now())
+    elif links.is_live(found, _now()):
+        signer = found
+    else:
+        raise NotFound("no such link")
     security.use_language(signer.round.language)
     return signer
 
@@ -307,7 +313,9 @@ def status(token: str):
         # signer's own page is still waiting to hear that the signature counted
         security.use_language(found.round.language)
         return jsonify(status="complete", hint_code="", message=_("You have signed"))
-    signer = _signer(token)
+    if found is None:
+        raise NotFound("no such link")
+    signer = _signer(token, found)
     lang = signer.round.language
     try:
         result = signing.poll_signing(session, runtime().services, signer)
