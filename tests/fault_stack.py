@@ -416,3 +416,14 @@ def signatures_by_name(pdf: bytes) -> dict[str, int]:
         name = sig.signer_cert.subject.native.get("common_name", "")
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def assert_signed_once_each(api: Api, smtp, flight: Flight) -> None:
+    """*flight*'s PDF holds exactly one approval signature per signer, and each
+    signer's invitation reached *smtp* (the SMTP sink) exactly once."""
+    names = [p["name"] for p in flight.people]
+    found = signatures_by_name(api.document(flight.round_id))
+    assert {n: found.get(n, 0) for n in names} == dict.fromkeys(names, 1), found
+    for person in flight.people:
+        got = smtp.invitations(person["email"])
+        assert len(got) == 1, f"{len(got)} invitations reached {person['email']}"

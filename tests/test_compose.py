@@ -55,7 +55,7 @@ import pytest
 import requests
 import yaml
 from fault_services import ROOT, Postgres, Process, SmtpSink, free_port, missing_tools
-from fault_stack import Api, launch, sign, signatures_by_name, wait_until
+from fault_stack import Api, assert_signed_once_each, launch, sign, wait_until
 
 COMPOSE, DOTENV, DOCKERFILE = (ROOT / "docker-compose.yml", ROOT / ".env.example",
                                ROOT / "Dockerfile")
@@ -659,13 +659,7 @@ def test_the_web_healthcheck_passes_and_readyz_says_ready(deployment):
 
 
 def test_three_signers_complete_a_round_on_the_deployed_services(deployment, signed_round):
-    api = deployment.api()
-    names = [person["name"] for person in signed_round.people]
-    found = signatures_by_name(api.document(signed_round.round_id))
-    assert {n: found.get(n, 0) for n in names} == dict.fromkeys(names, 1), found
-    for person in signed_round.people:
-        got = deployment.smtp.invitations(person["email"])
-        assert len(got) == 1, f"{len(got)} invitations reached {person['email']}"
+    assert_signed_once_each(deployment.api(), deployment.smtp, signed_round)
     assert not deployment.exited(), deployment.exited()
 
 

@@ -27,10 +27,10 @@ from fault_stack import (  # tests/ is on sys.path under pytest (rootdir conftes
     FaultStack,
     Flight,
     StackOptions,
+    assert_signed_once_each,
     launch,
     missing_tools,
     sign,
-    signatures_by_name,
     wait_invited,
     wait_until,
 )
@@ -132,12 +132,7 @@ def assert_recovered(stack: FaultStack, flights: list[Flight], recovered_at: flo
                       + "\n" + diagnosis(stack))
     print(f"completed {sorted(round(t, 1) for t in times.values())} s after recovery")
     for flight in flights:
-        names = [p["name"] for p in flight.people]
-        found = signatures_by_name(api.document(flight.round_id))
-        assert {n: found.get(n, 0) for n in names} == dict.fromkeys(names, 1), found
-        for person in flight.people:
-            got = stack.smtp.invitations(person["email"])
-            assert len(got) == 1, f"{len(got)} invitations reached {person['email']}"
+        assert_signed_once_each(api, stack.smtp, flight)
         audit = api.audit(flight.round_id)
         assert audit["intact"], audit
         kinds = Counter(e["type"] for e in audit["events"])
