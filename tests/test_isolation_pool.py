@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from signflow.errors import UnsupportedDocument
+from signflow.errors import Busy, UnsupportedDocument
 from signflow.pdf import isolate
 from signflow.pdf.pages import sample_protocol
 
@@ -54,6 +54,30 @@ def test_a_dead_zygote_is_replaced_and_the_task_still_runs():
     assert isolate._zygote().proc.pid != old.pid
 
 
+def test_a_zygote_still_starting_takes_none_of_the_pdf_s_time(monkeypatch):
+    """A fresh zygote imports and warms every task before it forks a child (seconds
+    on a busy machine: CI once refused the first upload of two deployments
+    starting at once as "took longer than 10 s").  The PDF's wall clock starts
+    when its child is there; a zygote that never forks one is a 503, not a 422."""
+    data = sample_protocol()
+    isolate._zygote(fresh=True)  # starting now: imports for a second or more
+    started = time.monotonic()
+    assert thumbnails(data, isolate.Limits(wall_seconds=0.5))  # the task's own time only
+    print(f"first task on a fresh zygote: {time.monotonic() - started:.1f} s")
+
+    monkeypatch.setattr(isolate, "START_SECONDS", 0.2)
+    isolate._zygote().proc.send_signal(signal.SIGSTOP)  # alive, and forks nothing
+    try:
+        with pytest.raises(Busy) as busy:
+            thumbnails(data)
+        assert busy.value.code == "busy" and busy.value.fields["retry_after"] > 0
+    finally:
+        isolate._zygote().proc.send_signal(signal.SIGCONT)
+    monkeypatch.undo()
+    isolate._zygote(fresh=True)  # the stopped one's queue holds a child for a gone task
+    assert thumbnails(data)
+
+
 def test_the_limits_still_hold_in_a_forked_child():
     data = sample_protocol()
     with pytest.raises(UnsupportedDocument) as too_slow:
@@ -76,7 +100,7 @@ def test_a_command_forks_its_children_itself(tmp_path):
     interpreter; what it forks obeys the same limits."""
     script = tmp_path / "fork_here.py"
     script.write_text(
-        "from signflow.errors import UnsupportedDocument\n"
+        "from signflow.errors import Busy, UnsupportedDocument\n"
         "from signflow.pdf import isolate\n"
         "from signflow.pdf.pages import sample_protocol\n"
         "data = sample_protocol()\n"

@@ -38,7 +38,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from signflow.errors import SignflowError, UnsupportedDocument
+from signflow.errors import Busy, SignflowError, UnsupportedDocument
 
 #: What the child may do; generous for a 2000-page protocol, small for a bomb.
 MEMORY_BYTES = 1536 * 1024 * 1024
@@ -122,25 +122,39 @@ def _in_child(task: str, payload: bytes, wall_seconds: float) -> bytes:
     raise AssertionError("unreachable")
 
 
+#: How long a child may take to appear.  A zygote forks only once it has imported
+#: and warmed every task, seconds of CPU that a machine busy starting several
+#: processes stretches (CI once saw over ten): that wait is the service's, not the
+#: PDF's, so the PDF's wall clock starts when its child says it is there.
+START_SECONDS = 60.0
+
+
 def _talk(conn: socket.socket, payload: bytes, wall_seconds: float) -> bytes:
-    """Send the task, read the answer; kill the child should it overrun the wall clock."""
-    deadline = time.monotonic() + wall_seconds
+    """Send the task, read the answer; kill the child should it overrun the wall clock
+    (counted from the child's start)."""
     pid = 0
+    try:
+        conn.settimeout(START_SECONDS)
+        pid = struct.unpack("!q", _read_exactly(conn, 8))[0]
+    except TimeoutError:
+        raise Busy("the document reader did not start in time; try again in a minute",
+                   retry_after=30) from None
+    except (OSError, EOFError, struct.error):  # the child died before it began
+        raise _refused() from None
+    deadline = time.monotonic() + wall_seconds
 
     def wait_at_most() -> None:
         conn.settimeout(max(0.01, deadline - time.monotonic()))
 
     try:
-        wait_at_most()
-        pid = struct.unpack("!q", _read_exactly(conn, 8))[0]
         conn.sendall(struct.pack("!q", len(payload)) + payload)
         wait_at_most()
         size = struct.unpack("!q", _read_exactly(conn, 8))[0]
         wait_at_most()
         return _read_exactly(conn, size)
     except TimeoutError:
-        if pid > 0:  # still at work (it exits on its own once it answered)
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # still at work (else it answered
+            os.kill(pid, signal.SIGKILL)                # and exited on its own just now)
         raise _refused(wall_seconds) from None
     except (OSError, EOFError, struct.error):  # the child died: a limit, a crash
         raise _refused() from None
