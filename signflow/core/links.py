@@ -144,9 +144,13 @@ def link_state(signer: Signer, now: datetime) -> LinkState:
     return LinkState.LIVE if is_live(signer, now) else LinkState.REPLACED
 
 
-def signer_for_token(session: Session, token: str, now: datetime) -> Signer:
-    """The signer a link token belongs to, if the link is live; else NotFound."""
-    signer = find_link(session, token)
+def live_signer(signer: Signer | None, now: datetime) -> Signer:
+    """*signer* (as :func:`find_link` gave it) if its link is live; else NotFound."""
     if signer is None or not is_live(signer, now):
         raise NotFound("no such link")
     return signer
+
+
+def signer_for_token(session: Session, token: str, now: datetime) -> Signer:
+    """The signer a link token belongs to, if the link is live; else NotFound."""
+    return live_signer(find_link(session, token), now)

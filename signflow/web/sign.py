@@ -60,15 +60,13 @@ def _now():
     return runtime().services.clock.now()
 
 
-def _signer(token: str, found: Signer | None = None) -> Signer:
-    """The signer of a live link; NotFound for an unknown or ended one.  *found*:
-    the signer :func:`links.find_link` just gave for *token*, not looked up again."""
-    if found is None:
-        signer = links.signer_for_token(db(), token, _now())
-    elif links.is_live(found, _now()):
-        signer = found
-    else:
-        raise NotFound("no such link")
+def _signer(token: str) -> Signer:
+    """The signer of a live link; NotFound for an unknown or ended one."""
+    return _speaking(links.signer_for_token(db(), token, _now()))
+
+
+def _speaking(signer: Signer) -> Signer:
+    """*signer*, with the page's language set to their round's."""
     security.use_language(signer.round.language)
     return signer
 
@@ -311,11 +309,9 @@ def status(token: str):
     if found is not None and found.status == SignerStatus.SIGNED.value:
         # answered even once the round is complete and the link has ended: the
         # signer's own page is still waiting to hear that the signature counted
-        security.use_language(found.round.language)
+        _speaking(found)
         return jsonify(status="complete", hint_code="", message=_("You have signed"))
-    if found is None:
-        raise NotFound("no such link")
-    signer = _signer(token, found)
+    signer = _speaking(links.live_signer(found, _now()))  # found once, not looked up again
     lang = signer.round.language
     try:
         result = signing.poll_signing(session, runtime().services, signer)
