@@ -1,5 +1,6 @@
 """Invitations over SMTP to a real SMTP server (aiosmtpd)."""
 
+import base64
 import email
 import email.policy
 
@@ -286,7 +287,9 @@ def test_starttls_when_offered_with_tls_settings_made_once(keys_dir, tmp_path, m
 def test_an_attachment_goes_over_the_wire_whole_in_standard_lines(smtp_server):
     """The mailer splices each attachment's base64 into the message the email package
     wrote around a stand-in: what arrives is one well-formed message (CRLF lines of at
-    most 78 characters, the file byte for byte), not the stand-in."""
+    most 78 characters, the file byte for byte), not the stand-in.  Lines that begin
+    with a dot arrive as written (SMTP doubles the dot on the way), and the same file
+    sent again (it was encoded once) arrives whole again."""
     import os
 
     from aiosmtpd.controller import Controller
@@ -306,27 +309,32 @@ def test_an_attachment_goes_over_the_wire_whole_in_standard_lines(smtp_server):
             pass
 
     data = os.urandom(300_000) + b"\n.\r\n.."  # lines a naive mailer would dot-stuff
+    body = "Hej!\n\nHär är protokollet.\n.\n..två punkter\n.\n"
+    sent = [("Åsa Öberg <asa@example.se>", data), ("Bo Ek <bo@example.se>", data),
+            ("Cecilia Al <cecilia@example.se>", data[:-1] + b"!")]
     port = free_port()
     controller = Controller(Keep(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
         mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", "Sekretariatet <signflow@example.se>")
-        mailer.send(Mail(to="Åsa Öberg <asa@example.se>", subject="Signerat: Protokoll §§ 1–9",
-                         body="Hej!\n\nHär är protokollet.",
-                         attachments=(Attachment("protokoll.pdf", "application/pdf", data),
-                                      Attachment("bilaga.pdf", "application/pdf", b"%PDF"))))
+        for to, pdf in sent:
+            mailer.send(Mail(to=to, subject="Signerat: Protokoll §§ 1–9", body=body,
+                             attachments=(Attachment("protokoll.pdf", "application/pdf", pdf),
+                                          Attachment("bilaga.pdf", "application/pdf", b"%PDF"))))
     finally:
         controller.stop()
-    [wire] = raw
-    lines = wire.split(b"\r\n")
-    assert b"\n" not in wire.replace(b"\r\n", b"") and b"\r" not in wire.replace(b"\r\n", b"")
-    assert max(len(line) for line in lines) <= 78
-    msg = email.message_from_bytes(wire, policy=email.policy.default)
-    assert msg["To"] == "Åsa Öberg <asa@example.se>"
-    assert msg["Subject"] == "Signerat: Protokoll §§ 1–9"
-    assert "Här är protokollet." in msg.get_body(("plain",)).get_content()
-    got = {part.get_filename(): part.get_content() for part in msg.iter_attachments()}
-    assert got == {"protokoll.pdf": data, "bilaga.pdf": b"%PDF"}
+    assert len(raw) == len(sent)
+    for wire, (to, pdf) in zip(raw, sent, strict=True):
+        lines = wire.split(b"\r\n")
+        assert b"\n" not in wire.replace(b"\r\n", b"") and b"\r" not in wire.replace(b"\r\n", b"")
+        assert max(len(line) for line in lines) <= 78
+        assert b"." in lines and b"..tv\xc3\xa5 punkter" in lines  # the dots as the text has them
+        msg = email.message_from_bytes(wire, policy=email.policy.default)
+        assert msg["To"] == to
+        assert msg["Subject"] == "Signerat: Protokoll §§ 1–9"
+        assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == body
+        got = {part.get_filename(): part.get_content() for part in msg.iter_attachments()}
+        assert got == {"protokoll.pdf": pdf, "bilaga.pdf": b"%PDF"}
 
 
 def test_an_address_that_is_not_ascii_needs_a_server_that_takes_it():
@@ -408,3 +416,19 @@ def test_one_connection_carries_mail_after_mail_and_a_lost_one_is_replaced(monke
     assert [to for to, _ in received] == [f"m{n}@example.se" for n in range(5)]
     peers = [peer for _, peer in received]
     assert len(set(peers)) == 3 and peers[3] != peers[4]
+
+
+def test_encoded_attachments_kept_are_few_and_small(monkeypatch):
+    """The base64 kept for the next mail is bounded in files and in bytes: a
+    large protocol is encoded anew for each mail rather than held."""
+    from signflow.adapters import mail
+
+    monkeypatch.setattr(mail, "_encoded", [])
+    monkeypatch.setattr(mail, "_KEEP_ENCODED", (2, 100))
+    for data in (b"a" * 40, b"b" * 40, b"c" * 40):
+        assert base64.b64decode(mail._base64_lines(data).replace(b"\r\n", b"")) == data
+    assert [known for known, _ in mail._encoded] == [b"c" * 40, b"b" * 40]
+    mail._base64_lines(b"d" * 70)  # it and the newest before it would be 110 bytes
+    assert [known for known, _ in mail._encoded] == [b"d" * 70]
+    mail._base64_lines(b"e" * 101)
+    assert mail._encoded == []

@@ -21,11 +21,15 @@ import time
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from signflow.core.models import new_id, utcnow
 from signflow.core.ports import Mail
 from signflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +74,29 @@ def _message(mail: Mail, sender: str) -> tuple[EmailMessage, dict[bytes, bytes]]
     return msg, spliced
 
 
+#: The last few attachments encoded, with their base64, newest first: a completed
+#: round's signed protocol goes to every signer and the secretariat, mail after mail.
+_encoded: list[tuple[bytes, bytes]] = []
+_KEEP_ENCODED = 4, 16 << 20  # at most so many files, so many bytes of them together
+
+
 def _base64_lines(data: bytes) -> bytes:
     """*data* in base64, lines of 76 characters joined by CRLF (RFC 2045)."""
+    kept = list(_encoded)  # another thread may be replacing it
+    for known, lines in kept:
+        if known == data:
+            return lines
     encoded = base64.b64encode(data)
-    return b"\r\n".join([encoded[i:i + 76] for i in range(0, len(encoded), 76)])
+    lines = b"\r\n".join([encoded[i:i + 76] for i in range(0, len(encoded), 76)])
+    most, room = _KEEP_ENCODED
+    newest = []
+    for entry in [(data, lines), *kept][:most]:
+        room -= len(entry[0])
+        if room < 0:
+            break
+        newest.append(entry)
+    _encoded[:] = newest
+    return lines
 
 
 def wire(msg: EmailMessage, spliced: dict[bytes, bytes], *, utf8: bool = False) -> bytes:
@@ -143,6 +166,34 @@ class OutboxMailer:
                 for p in sorted(self.directory.glob("*.json"))]
 
 
+class _Smtp(smtplib.SMTP):
+    """smtplib's ``DATA``, its dot-stuffing done with :meth:`bytes.replace`.
+
+    smtplib doubles a line's leading dot with a multi-line regular expression,
+    4 ms for a message carrying a 400 KB protocol, more than the rest of its
+    sending.  On bytes that is exactly what replacing ``\\n.`` with ``\\n..``
+    does, with the first line checked apart.
+    """
+
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        if not isinstance(msg, bytes):  # not how SmtpMailer sends: smtplib's own way
+            return super().data(msg)
+        code, reply = self.docmd("data")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        quoted = msg.replace(b"\n.", b"\n..")
+        if quoted.startswith(b"."):
+            quoted = b"." + quoted
+        if not quoted.endswith(b"\r\n"):
+            quoted += b"\r\n"
+        self.send(quoted + b".\r\n")
+        return self.getreply()
+
+
+class _SmtpSsl(_Smtp, smtplib.SMTP_SSL):
+    pass
+
+
 class SmtpMailer:
     """Sends through ``smtp://[user:pass@]host:port`` (STARTTLS when offered) or ``smtps://``.
 
@@ -177,10 +228,10 @@ class SmtpMailer:
 
     def _open(self) -> smtplib.SMTP:
         if self.tls:
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                                 context=self.tls_context)
+            smtp: smtplib.SMTP = _SmtpSsl(self.host, self.port, timeout=self.timeout,
+                                          context=self.tls_context)
         else:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            smtp = _Smtp(self.host, self.port, timeout=self.timeout)
         try:
             smtp.ehlo()  # the server's extensions are known only after EHLO
             if not self.tls and smtp.has_extn("starttls"):
