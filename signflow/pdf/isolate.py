@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from signflow.errors import Busy, SignflowError, UnsupportedDocument
+from signflow.pdf.halves import fork_frozen
 
 #: What the child may do; generous for a 2000-page protocol, small for a bomb.
 MEMORY_BYTES = 1536 * 1024 * 1024
@@ -97,12 +98,10 @@ def _in_child(task: str, payload: bytes, wall_seconds: float) -> bytes:
     if _fork_here:
         _import_task(task)  # here, once: the children inherit it
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        gc.freeze()  # as the zygote does (below), for the child only
-        pid = os.fork()
+        pid = fork_frozen()  # as the zygote does (below), for the child only
         if pid == 0:  # pragma: no cover - the child, measured by its answers
             ours.close()
             _serve(theirs)
-        gc.unfreeze()
         theirs.close()
         try:
             with ours:
