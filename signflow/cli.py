@@ -318,8 +318,9 @@ def _verify(args, settings: Settings) -> int:
     keys = _evidence_keys(args.evidence_key or (), args.evidence_key_password)
     xml = None
     try:
-        completions = _evidence_zip(args.evidence_zip) if args.evidence_zip else {}
-        trail = _audit_trail(args.audit, args.evidence_zip)
+        completions, zipped_trail = (_evidence_zip(args.evidence_zip) if args.evidence_zip
+                                     else ({}, None))
+        trail = _audit_trail(args.audit, zipped_trail, args.evidence_zip)
         if args.etsi:  # the same one run in the child, which writes the XML too
             from signflow.pdf.etsi_report import verify_isolated_etsi
 
@@ -378,40 +379,39 @@ def _moment(text: str | None):
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _evidence_zip(path: str) -> dict[str, dict]:
-    """The provider evidence in the auditors' evidence ZIP (``GET …/evidence``), by orderRef."""
+def _evidence_zip(path: str) -> tuple[dict[str, dict], object | None]:
+    """The auditors' evidence ZIP (``GET …/evidence``), read once: its provider
+    evidence by orderRef, and its ``audit.json`` (None where it has none)."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as zf:
-            entries = [json.loads(zf.read(n)) for n in zf.namelist()
+            names = zf.namelist()
+            entries = [json.loads(zf.read(n)) for n in names
                        if n.startswith("bankid/") and n.endswith(".json")]
+            audit = json.loads(zf.read("audit.json")) if "audit.json" in names else None
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise ConfigError(f"cannot read the evidence ZIP {path}: {exc}") from None
-    return {str(e.get("order_ref")): e for e in entries if isinstance(e, dict)}
+    return {str(e.get("order_ref")): e for e in entries if isinstance(e, dict)}, audit
 
 
-def _audit_trail(path: str | None, evidence_zip: str | None) -> dict | None:
+def _audit_trail(path: str | None, from_zip: object | None, zip_path: str | None
+                 ) -> dict | None:
     """The round's trail from ``--audit`` (the API's ``/audit`` JSON) or else from
-    the evidence ZIP's ``audit.json``; None when neither was given."""
-    import zipfile
-
-    if not path and not evidence_zip:
-        return None
-    try:
-        if path:
+    the evidence ZIP's ``audit.json`` (*from_zip*); None when there is neither."""
+    if path:
+        try:
             body = json.loads(Path(path).read_text(encoding="utf-8"))
-        else:
-            assert evidence_zip is not None
-            with zipfile.ZipFile(evidence_zip) as zf:
-                if "audit.json" not in zf.namelist():
-                    return None
-                body = json.loads(zf.read("audit.json"))
-    except (OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise ConfigError(f"cannot read the audit trail {path or evidence_zip}: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the audit trail {path}: {exc}") from None
+    elif from_zip is not None:
+        body = from_zip
+    else:
+        return None
     events = body.get("events") if isinstance(body, dict) else None
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise ConfigError(f"{path or evidence_zip}: no list of audit events "
+    if not isinstance(body, dict) or not isinstance(events, list) or not all(
+            isinstance(e, dict) for e in events):
+        raise ConfigError(f"{path or zip_path}: no list of audit events "
                           "(the API's /audit answer or the evidence ZIP)")
     return body
 
