@@ -31,9 +31,10 @@ tools:
 	  else echo "WARNING: $(APT_TOOLS) missing and apt-get unavailable; the tests needing them will skip"; fi; \
 	fi
 
+# The passes below side by side (tests/passes.py): they share nothing, and most
+# of a test's time is waiting, so together they take about as long as the longest.
 test: $(STAMP) tools lint
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-services
+	$(BIN)/python tests/passes.py
 
 test-sqlite: $(STAMP)
 	@echo "== test suite on SQLite, jobs in-process =="
@@ -45,6 +46,8 @@ test-sqlite: $(STAMP)
 # either database, and they are the slowest part of the suite.  So did the fault
 # tests (tests/test_faults.py), which start a whole deployment of their own
 # (PostgreSQL, Redis, gunicorn, worker, dispatcher, scheduler) and break it.
+# And so did every test that reaches neither the database nor Redis (PDF work,
+# verification, parsers): tests/conftest.py deselects those here.
 test-services: $(STAMP)
 	@urls="$$($(BIN)/python tests/services.py)"; \
 	if [ -z "$$urls" ]; then echo "== PostgreSQL/Redis not reachable: service run skipped =="; exit 0; fi; \
