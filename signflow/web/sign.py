@@ -76,11 +76,6 @@ def _client_ip() -> str:
     return request.remote_addr or "127.0.0.1"
 
 
-
-
-
-
-
 def _provider_failure(err: ProviderError, language: str):
     """The provider's refusal, worded for the signer (never the provider's own text)."""
     shown = str(err.fields.get("user_code") or err.fields.get("error_code") or "")
