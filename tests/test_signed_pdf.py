@@ -207,7 +207,6 @@ if sys.platform != "linux":  # pragma: no cover
     pytestmark = pytest.mark.skip("validators are exercised on Linux")
 
 
-
 def test_every_font_is_embedded(completed_round, tmp_path):
     pdffonts = _need("pdffonts")
     _, pdf = completed_round

@@ -50,7 +50,6 @@ class EvidenceReport:
     name: str | None = None
 
 
-
 def judge_evidence(sig, context: FileContext, tx_id: str | None) -> EvidenceReport | None:
     """Check the provider evidence in *sig*: this file, its seal, the provider's signature."""
     from signflow.pdf.evidence import read_evidence, read_sealed

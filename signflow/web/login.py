@@ -53,9 +53,6 @@ def _authenticator() -> Authenticator:
     return provider
 
 
-
-
-
 def _save_order(order: dict) -> None:
     sealer = runtime().services.sealer
     session[ORDER] = sealer.seal(json.dumps(order), bound_to="staff-login")
