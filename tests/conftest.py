@@ -79,6 +79,14 @@ def pytest_collection_modifyitems(config, items):
             items[:] = [item for item in items if _reaches_services(item)]
 
 
+def pytest_keyboard_interrupt(excinfo):
+    """Interrupted (Ctrl-C): called before the fixtures left standing are torn
+    down, so the fault tests' teardown stops waiting for work in the background."""
+    stacks = sys.modules.get("fault_stack")  # as tests/test_faults.py imports it
+    if stacks is not None:
+        stacks.INTERRUPTED.set()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

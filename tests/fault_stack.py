@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,10 @@ from fault_services import (
 
 __all__ = ["FaultStack", "StackOptions", "Api", "Flight", "launch", "sign", "signers",
            "signatures_by_name", "wait_invited", "missing_tools", "wait_until", "LINK"]
+
+#: Set by tests/conftest.py when the run is interrupted (Ctrl-C): a teardown that
+#: would wait for a deployment's work in the background stops waiting.
+INTERRUPTED = threading.Event()
 
 #: The simulator's people; a signer named like one is approved as that person.
 PEOPLE = {"Mikael Johansson": "198001012387", "Ardiana Demjaha": "197507152390",
