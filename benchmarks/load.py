@@ -35,8 +35,10 @@ Reports, as a table and as JSON in ``benchmarks/results/load-<time>.json``
   the machine skews every figure);
 - the deployment's CPU seconds per round against the PDF work of ``make bench``
   (``benchmarks/run.py``'s ``whole_round``: prepare, three signatures, seal, on
-  the sample protocol), measured here in the same run; issue 10's goals are
-  within 1.3x, and ``POST /api/v1/rounds`` p95 under 1 s.
+  the sample protocol), measured here in the same run, 11 times with the stack
+  idle before the load and 11 times once it is over (the median of all 22:
+  the machine's speed drifts within minutes); issue 10's goals are within
+  1.3x, and ``POST /api/v1/rounds`` p95 under 1 s.
 
 CPU comes from ``/proc/<pid>/stat`` (a process's own time plus its reaped
 children's) summed over each group's process tree.  The isolation children of
@@ -338,10 +340,10 @@ class CpuWindow:
 
 # -- make bench's PDF work ----------------------------------------------------------
 
-def bench_pdf_work(pdf: bytes, window: CpuWindow, repeat: int = 5) -> dict:
+def bench_pdf_work(pdf: bytes, window: CpuWindow, repeat: int = 11) -> dict:
     """``whole_round`` of benchmarks/run.py on *pdf*, set up as run.py sets it up:
     median CPU (this thread's and its isolation children's) and wall seconds of
-    *repeat* runs after a warm-up."""
+    *repeat* runs after a warm-up, with each run's CPU seconds."""
     from signflow.pdf.keys import dev_timestamper
     from signflow.pdf.pki import init_keys, load_pki
     from signflow.pdf.service import PdfWorks
@@ -364,7 +366,17 @@ def bench_pdf_work(pdf: bytes, window: CpuWindow, repeat: int = 5) -> dict:
         wall.append(time.perf_counter() - w)
         cpu.append(used() - c)
     shutil.rmtree(keys.parent, ignore_errors=True)
-    return {"cpu": statistics.median(cpu), "wall": statistics.median(wall), "repeat": repeat}
+    return {"cpu": statistics.median(cpu), "wall": statistics.median(wall), "repeat": repeat,
+            "samples": cpu}
+
+
+def bracketed(before: dict, after: dict) -> dict:
+    """The PDF work measured before and after the load as one yardstick: the median
+    of both sets of runs.  This machine's speed drifts by a fifth within minutes,
+    and a yardstick measured only before the load moved the ratio by as much."""
+    runs = before["samples"] + after["samples"]
+    return {"cpu": statistics.median(runs), "wall": (before["wall"] + after["wall"]) / 2,
+            "repeat": len(runs), "before": before["cpu"], "after": after["cpu"]}
 
 
 # -- the load -----------------------------------------------------------------------
@@ -512,7 +524,9 @@ def print_report(result: dict) -> None:
           f"{cpu['machine_busy']:.0%} busy over {cpu['window_seconds']:.0f} s, "
           f"{cpu['cpus']} CPUs)")
     print(f"\nmake bench's PDF work (prepare, 3 signatures, seal), this run: "
-          f"{bench['cpu']:.3f} CPU-s ({bench['wall']:.3f} s wall)")
+          f"{bench['cpu']:.3f} CPU-s ({bench['wall']:.3f} s wall; median of "
+          f"{bench['repeat']} runs: {bench['before']:.3f} before the load, "
+          f"{bench['after']:.3f} after)")
     print(f"deployment CPU per round / bench PDF work: {result['ratio']:.2f}x   (goal <= 1.3x)")
     post = result["endpoints"].get("POST /api/v1/rounds", {}).get("p95")
     if post is not None:
@@ -545,12 +559,14 @@ def measure(stack: FaultStack, args: argparse.Namespace, pdf: bytes) -> dict:
     """Drive the load on *stack*, check it, and gather the figures."""
     driven, tag = Driven(stack), f"load{int(time.time())}"
     window = CpuWindow(process_roots(stack))
-    idle, bench = idle_and_bench(window, pdf, args.idle)
+    idle, before = idle_and_bench(window, pdf, args.idle)
     began, began_mono, stamps = time.time(), time.monotonic(), stack.tsa.answered
     window.begin()
     flights, failures = drive(driven, pdf, args.rounds, args.clients, tag)
     bodies = wait_completed(stack.api(), flights, args.stall)
     window.end()
+    window.settle()  # the last mails sent: the stack idle again, as for the first
+    bench = bracketed(before, bench_pdf_work(pdf, window))  # its children still sampled
     window.isolated.stopped.set()
     done = [_moment(b["completed_at"]) for b in bodies.values() if b["status"] == "completed"]
     wall = (max(done) if done else time.time()) - began
