@@ -37,10 +37,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HEARTBEAT = 30.0
-#: -q, with progress as tests done of how many (read for the progress line)
 #: Seconds an interrupted pass has to tear its fixtures down (a fault test's
 #: deployments stop each process with a grace of their own)
 STOPPING = 90.0
+#: -q, with progress as tests done of how many (read for the progress line)
 PYTEST = ["-m", "pytest", "-q", "-o", "console_output_style=count"]
 
 
@@ -61,6 +61,7 @@ class Pass:
     returncode: int | None = None
 
     def start(self) -> None:
+        self.began = time.monotonic()
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True,
