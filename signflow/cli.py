@@ -10,6 +10,7 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from signflow.config import Settings, ensure_secret_key, load_settings
 from signflow.errors import ConfigError, SignflowError
@@ -379,7 +380,7 @@ def _moment(text: str | None):
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _evidence_zip(path: str) -> tuple[dict[str, dict], object | None]:
+def _evidence_zip(path: str) -> tuple[dict[str, dict], Any]:
     """The auditors' evidence ZIP (``GET …/evidence``), read once: its provider
     evidence by orderRef, and its ``audit.json`` (None where it has none)."""
     import zipfile
@@ -395,8 +396,7 @@ def _evidence_zip(path: str) -> tuple[dict[str, dict], object | None]:
     return {str(e.get("order_ref")): e for e in entries if isinstance(e, dict)}, audit
 
 
-def _audit_trail(path: str | None, from_zip: object | None, zip_path: str | None
-                 ) -> dict | None:
+def _audit_trail(path: str | None, from_zip: Any, zip_path: str | None) -> dict | None:
     """The round's trail from ``--audit`` (the API's ``/audit`` JSON) or else from
     the evidence ZIP's ``audit.json`` (*from_zip*); None when there is neither."""
     if path:
@@ -409,8 +409,7 @@ def _audit_trail(path: str | None, from_zip: object | None, zip_path: str | None
     else:
         return None
     events = body.get("events") if isinstance(body, dict) else None
-    if not isinstance(body, dict) or not isinstance(events, list) or not all(
-            isinstance(e, dict) for e in events):
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise ConfigError(f"{path or zip_path}: no list of audit events "
                           "(the API's /audit answer or the evidence ZIP)")
     return body

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,9 +56,13 @@ class Pass:
     argv: list[str]
     env: dict[str, str]
     log: Path
-    began: float = field(default_factory=time.monotonic)
+    began: float = 0.0
     process: subprocess.Popen | None = None
-    returncode: int | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        """Its exit status, once :meth:`subprocess.Popen.poll` has seen it end."""
+        return None if self.process is None else self.process.returncode
 
     def start(self) -> None:
         self.began = time.monotonic()
@@ -147,9 +151,8 @@ def main() -> int:
             time.sleep(1.0)
             for one in list(waiting):
                 assert one.process is not None
-                if (code := one.process.poll()) is None:
+                if one.process.poll() is None:
                     continue
-                one.returncode = code
                 waiting.remove(one)
                 took = minutes(time.monotonic() - one.began)
                 print(f"\n== {one.name} pass: {one.progress()} in {took} ==", flush=True)
