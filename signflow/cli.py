@@ -430,7 +430,13 @@ def _evidence_keys(paths, password: str | None) -> list[bytes]:
 
 
 def _print_report(report) -> None:
-    from signflow.pdf.verdict_words import describe, evidence_words, headline, published
+    from signflow.pdf.verdict_words import (
+        describe,
+        evidence_words,
+        file_notes,
+        headline,
+        published,
+    )
 
     marks = {"TOTAL-PASSED": "OK ", "TOTAL-FAILED": "BAD", "INDETERMINATE": " ? "}
     for s in report.signatures:
@@ -446,7 +452,7 @@ def _print_report(report) -> None:
                 print(f"      {words}")
         for p in s.problems:
             print(f"      - {p}")
-    for p in report.problems:
+    for p in [*report.problems, *file_notes(report, "en")]:
         print(f"- {p}")
     for sentence in published(report):
         print(sentence)

@@ -23,7 +23,7 @@ TEXT = {
            "invalid": "Not valid: the document has been changed after it was signed",
            "pdf": "Download as PDF", "json": "Download as JSON",
            "not_pdf": "The file is not a PDF.", "details": "Technical details",
-           "role": "Ordförande", "login": "Log in"},
+           "role": "Chair", "login": "Log in"},
 }
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
 

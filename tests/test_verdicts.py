@@ -90,6 +90,20 @@ def test_signflow_trust_roots_is_honoured_by_the_cli(demo_run, keys_dir, tmp_pat
     assert capsys.readouterr().out.splitlines()[-1].startswith("VALID")
 
 
+def test_the_cli_names_unsigned_fields_and_appended_bytes(demo_run, keys_dir, tmp_path,
+                                                          monkeypatch, capsys):
+    from tests.test_verify_page import as_signed_by_two
+
+    offline(monkeypatch, tmp_path, SIGNFLOW_TRUST_ROOTS=str(keys_dir / "root-ca.pem"))
+    partial = tmp_path / "partial.pdf"
+    partial.write_bytes(as_signed_by_two(demo_run.pdf) + b"junk")
+    assert cli.main(["verify", str(partial)]) == 0  # what is there holds
+    out = capsys.readouterr().out.splitlines()
+    assert "- Underskrift3 (Chair) is not signed." in out
+    assert any(line.startswith("- The file has 4 bytes after its last revision.") for line in out)
+    assert out[-1] == "VALID — Not fully signed: 2 of 3 have signed (TOTAL-PASSED)"
+
+
 def test_a_tampered_file_fails_with_exit_1(demo_run, keys_dir, tmp_path, monkeypatch, capsys):
     offline(monkeypatch, tmp_path, SIGNFLOW_TRUST_ROOTS=str(keys_dir / "root-ca.pem"))
     bad = tmp_path / "bad.pdf"

@@ -112,8 +112,48 @@ def test_english_on_request(checked_round, client):
     assert "Valid: all three have signed" in text
     assert "Identity checked against the invitation (personal number)." in text
     assert "The service's seal" in text and "Transaction ID" in text
+    assert "– Chair" in text and "Ordförande" not in text  # the page's language, not the file's
     bad = text_of(post_verify(client, tamper(pdf), lang="en"))
     assert "Not valid: the document has been changed after it was signed" in bad
+
+
+def as_signed_by_two(pdf: bytes) -> bytes:
+    """*pdf* as it stood after its second signature: a round two of three have signed."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    sigs = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+    _, _, start, length = next(s for s in sigs if s.field_name == "Underskrift2").byte_range
+    return pdf[:start + length]
+
+
+def test_a_file_signed_by_some_says_who_has_not_signed(checked_round, client):
+    _, pdf = checked_round
+    partial = as_signed_by_two(pdf)
+    text = text_of(post_verify(client, partial))
+    assert "Inte färdigsignerad: 2 av 3 har signerat" in text
+    assert "Underskrift3 (Ordförande) är inte signerad." in text
+    assert "Giltig" not in text and "verdict-warn" in post_verify(client, partial).get_data(
+        as_text=True)
+    english = text_of(post_verify(client, partial, lang="en"))
+    assert "Not fully signed: 2 of 3 have signed" in english
+    assert "Underskrift3 (Chair) is not signed." in english
+    api = client.post("/api/v1/verify",
+                      data={"document": (io.BytesIO(partial), "x.pdf")}).get_json()
+    assert api["valid"] is True  # what is there holds
+    assert api["unsigned_fields"] == [{"field": "Underskrift3", "role": "Ordförande"}]
+    whole = client.post("/api/v1/verify", data={"document": (io.BytesIO(pdf), "x.pdf")})
+    assert whole.get_json()["unsigned_fields"] == []
+
+
+def test_bytes_appended_to_a_signed_file_are_pointed_out(checked_round, client):
+    _, pdf = checked_round
+    assert "byte efter sin sista version" not in text_of(post_verify(client, pdf + b"\r\n"))
+    text = text_of(post_verify(client, pdf + b"\n% appended later\n"))
+    assert "Giltig: alla tre har signerat" in text  # what was signed still holds
+    assert "Filen har 17 byte efter sin sista version." in text
+    api = client.post("/api/v1/verify", data={"document": (
+        io.BytesIO(pdf + b"\n% appended later\n"), "x.pdf")}).get_json()
+    assert api["trailing_bytes"] == 17 and api["valid"] is True
 
 
 def test_the_verdict_downloads_as_pdf_and_json_without_a_new_upload(checked_round, client,
@@ -198,7 +238,7 @@ def test_the_verdicts_words_exist_in_both_languages():
 
     for table in (verdict_text.INDICATIONS, verdict_text.MEANINGS, verdict_text.SUB_INDICATIONS,
                   verdict_text.HEADLINES, verdict_text.ADVICE, verdict_text.KIND_TITLES,
-                  verdict_text.EVIDENCE_WORDS, verdict_text.NUMBERS):
+                  verdict_text.EVIDENCE_WORDS, verdict_text.NUMBERS, verdict_text.FILE_NOTES):
         assert set(table["sv"]) == set(table["en"])
     assert all(set(words) == {"sv", "en"} for _, words in verdict_text.PROBLEMS)
 

@@ -41,6 +41,16 @@ def role_label(role: str, language: str) -> str:
     return role.replace("_", " ").capitalize()
 
 
+def role_in(label: str, language: str) -> str:
+    """A role as a signature page labels it (in either language), in *language*;
+    a role signflow does not know is left as it stands."""
+    key = label.strip().lower()
+    for labels in ROLE_LABELS.values():
+        if key in (labels["sv"].lower(), labels["en"].lower()):
+            return labels.get(language, labels["sv"])
+    return label
+
+
 def normalize_personal_number(value: str) -> str:
     """Return ``YYYYMMDDNNNC`` or raise :class:`InvalidInput`.
 

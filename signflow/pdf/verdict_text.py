@@ -70,6 +70,7 @@ HEADLINES: dict[str, dict[str, Any]] = {
         "passed": ("Giltig: förseglad av tjänsten, men ingen har signerat",
                    "Giltig: underskriften håller", "Giltig: båda har signerat",
                    "Giltig: alla {n} har signerat"),
+        "partial": "Inte färdigsignerad: {signed} av {total} har signerat",
         "failed": {"changed": "Ogiltig: dokumentet har ändrats efter underskrift",
                    "evidence": "Ogiltig: identitetsbeviset stämmer inte med underskriften",
                    "SIG_CRYPTO_FAILURE": "Ogiltig: en underskrift stämmer inte",
@@ -89,6 +90,7 @@ HEADLINES: dict[str, dict[str, Any]] = {
         "passed": ("Valid: sealed by the service, but nobody has signed",
                    "Valid: the signature holds", "Valid: both have signed",
                    "Valid: all {n} have signed"),
+        "partial": "Not fully signed: {signed} of {total} have signed",
         "failed": {"changed": "Not valid: the document has been changed after it was signed",
                    "evidence": "Not valid: the identity evidence does not match the signature",
                    "SIG_CRYPTO_FAILURE": "Not valid: a signature does not verify",
@@ -104,6 +106,19 @@ HEADLINES: dict[str, dict[str, Any]] = {
             None: "Cannot be determined: the signatures can be neither confirmed nor refuted"},
         "none": "Nothing to verify: the file has no signatures",
     },
+}
+#: What the file as a whole lacks or carries beyond its signatures.
+FILE_NOTES = {
+    "sv": {"unsigned": "{field} ({role}) är inte signerad.",
+           "unsigned_no_role": "{field} är inte signerad.",
+           "trailing": "Filen har {n} byte efter sin sista version. De ingår varken i någon "
+                       "underskrift eller i kontrollen av ändringar: det som signerades är "
+                       "oförändrat, men filen är inte exakt den som signerades."},
+    "en": {"unsigned": "{field} ({role}) is not signed.",
+           "unsigned_no_role": "{field} is not signed.",
+           "trailing": "The file has {n} bytes after its last revision. They belong to no "
+                       "signature and to no check for changes: what was signed is unchanged, "
+                       "but the file is not exactly the file that was signed."},
 }
 #: What to do when the verdict cannot be given.
 ADVICE = {

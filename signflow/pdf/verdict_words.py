@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from signflow.core.people import role_in
 from signflow.pdf.trail_mark import TrailReport
 from signflow.pdf.verdict_text import (
     ADVICE,
     EVIDENCE_WORDS,
+    FILE_NOTES,
     HEADLINES,
     INDICATIONS,
     KIND_TITLES,
@@ -99,6 +101,8 @@ class Verdict:
     sha256: str
     #: What the file says of the round's audit trail, in sentences (none: it names none).
     trail: tuple[str, ...] = ()
+    #: Every signature field is signed (a file from a running round is not).
+    complete: bool = True
 
     @property
     def approvals(self) -> tuple[SignatureWords, ...]:
@@ -119,9 +123,23 @@ def plain_verdict(report: VerificationReport, language: str = "sv") -> Verdict:
         names=" / ".join(n for n in (report.indication, report.sub_indication) if n),
         advice=tuple(advice(report, lang)), signatures=tuple(sigs),
         problems=tuple(plain_problem(p, lang) for p in report.problems
-                       if report.signatures),
+                       if report.signatures) + tuple(file_notes(report, lang)),
         technical=report.problems, sha256=report.sha256,
-        trail=tuple(trail_words(report.audit_trail, lang)) if report.audit_trail else ())
+        trail=tuple(trail_words(report.audit_trail, lang)) if report.audit_trail else (),
+        complete=report.complete)
+
+
+def file_notes(report: VerificationReport, language: str = "sv") -> list[str]:
+    """The fields nobody has signed, and any bytes appended after the last revision."""
+    if not report.signatures:
+        return []
+    words = FILE_NOTES[language_of(language)]
+    notes = [words["unsigned"].format(field=f.field, role=role_in(f.role, language))
+             if f.role else words["unsigned_no_role"].format(field=f.field)
+             for f in report.unsigned_fields]
+    if report.trailing_bytes:
+        notes.append(words["trailing"].format(n=report.trailing_bytes))
+    return notes
 
 
 def trail_words(trail: TrailReport, language: str = "sv") -> list[str]:
@@ -143,6 +161,9 @@ def headline_words(report: VerificationReport, language: str = "sv") -> str:
     words = HEADLINES[lang]
     if report.indication == TOTAL_PASSED:
         count = sum(s.kind == "approval" for s in report.signatures)
+        if report.unsigned_fields:
+            return str(words["partial"]).format(
+                signed=count, total=count + len(report.unsigned_fields))
         return str(words["passed"][min(count, 3)]).format(n=NUMBERS[lang].get(count, str(count)))
     if report.indication == TOTAL_FAILED:
         return str(words["failed"].get(_failure(report), words["failed"][None]))
@@ -230,9 +251,9 @@ def signature_words(s: SignatureReport, language: str = "sv") -> SignatureWords:
                      if p != said)
     e = s.evidence
     return SignatureWords(
-        field=s.field, kind=s.kind, indication=s.indication, who=who or s.field, role=s.role,
-        verdict=said[:-1], when=s.timestamp_time or s.signing_time,
-        transaction_id=s.transaction_id,
+        field=s.field, kind=s.kind, indication=s.indication, who=who or s.field,
+        role=role_in(s.role, lang) if s.role else None, verdict=said[:-1],
+        when=s.timestamp_time or s.signing_time, transaction_id=s.transaction_id,
         identity=identity_words(e, lang) if e is not None else None,
         evidence=evidence_state(e, lang) if e is not None else None,
         problems=problems, technical=tuple(_technical(s, lang)))

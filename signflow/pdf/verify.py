@@ -32,6 +32,7 @@ from cryptography import x509
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure
+from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko_certvalidator import ValidationContext
 
@@ -112,6 +113,16 @@ class SignatureReport:
 
 
 @dataclass(frozen=True)
+class UnsignedField:
+    """A signature field with no signature in it."""
+
+    #: Name of the signature field (``Underskrift3``).
+    field: str
+    #: The role the signature page names for it, as :attr:`SignatureReport.role`.
+    role: str | None = None
+
+
+@dataclass(frozen=True)
 class VerificationReport:
     """The verdict on a whole file."""
 
@@ -131,6 +142,16 @@ class VerificationReport:
     sub_indication: str | None = None
     #: The audit trail the file commits to (:mod:`signflow.pdf.trail_mark`), if it names one.
     audit_trail: TrailReport | None = None
+    #: Signature fields nobody has signed yet (a round still running, or stopped).
+    unsigned_fields: tuple[UnsignedField, ...] = ()
+    #: Bytes after the end of the file's last revision: part of no revision, so of
+    #: no signature and no change analysis (appended to the file as it was signed).
+    trailing_bytes: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Every signature field of the file is signed."""
+        return not self.unsigned_fields
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -166,7 +187,9 @@ class VerificationReport:
                     "recipients": tuple(evidence.get("recipients", ()))}))
             sigs.append(sig)
         trail = body.get("audit_trail")
+        unsigned = tuple(UnsignedField(**f) for f in body.get("unsigned_fields", ()))
         return cls(**{**body, "signatures": tuple(sigs), "problems": tuple(body["problems"]),
+                      "unsigned_fields": unsigned,
                       "audit_trail": TrailReport(**{**trail, "problems": tuple(trail["problems"])})
                       if trail else None})
 
@@ -250,7 +273,30 @@ def verify_pdf(
         problems=() if reports else ("the file has no signatures",),
         indication=indication, sub_indication=sub_indication,
         audit_trail=_audit_trail(reader, sigs, reports, roots, at),
+        unsigned_fields=_unsigned_fields(reader) if reports else (),
+        trailing_bytes=_trailing_bytes(data),
     )
+
+
+def _unsigned_fields(reader) -> tuple[UnsignedField, ...]:
+    """The file's empty signature fields, with the role its signature page names."""
+    try:
+        return tuple(UnsignedField(name, role_on_page(ref.get_object()))
+                     for name, _, ref in enumerate_sig_fields(reader, filled_status=False))
+    except Exception as exc:  # a broken form: the signatures' own verdicts say enough
+        log.info("signature fields not enumerable: %s", exc)
+        return ()
+
+
+#: What may follow a PDF's last ``%%EOF`` without being content: line ends, blanks, NULs.
+_PADDING = b" \t\r\n\f\x00"
+
+
+def _trailing_bytes(data: bytes) -> int:
+    """How many bytes follow the end of the file's last revision, padding aside."""
+    end = data.rfind(b"%%EOF")
+    rest = data[end + 5:].lstrip(_PADDING) if end >= 0 else b""
+    return len(rest) if rest.strip(_PADDING) else 0
 
 
 def _judge_all(sigs: list, roots: list, context: _FileContext,
@@ -637,7 +683,7 @@ def _judge_signature(sig, field: str, kind: str, roots: list,
         modification_level=level.name if level else None,
         coverage=status.coverage.name if status.coverage else None,
         docmdp_ok=status.docmdp_ok, transaction_id=tx_id,
-        role=role_on_page(sig) if kind == "approval" else None,
+        role=role_on_page(sig.sig_field) if kind == "approval" else None,
     )
 
 
@@ -649,10 +695,9 @@ _BLOCK_LABEL = re.compile(rb"1 0 0 1 [0-9.]+ ([0-9.]+) Tm\s*\((?:Underskrift|Sig
 _LABEL_ABOVE_FIELD = 8
 
 
-def role_on_page(sig) -> str | None:
-    """The role in the block label just above *sig*'s field on the signature page."""
+def role_on_page(field) -> str | None:
+    """The role in the block label just above signature *field* on the signature page."""
     try:
-        field = sig.sig_field
         top = float(field["/Rect"][3])
         contents = field["/P"]["/Contents"]
         streams = ([contents[i] for i in range(min(len(contents), 8))]
