@@ -556,13 +556,19 @@ def cmd_lta_renew(args, settings: Settings) -> int:
     from datetime import timedelta
 
     from signflow.core.housekeeping import rounds_due_for_renewal
-    from signflow.core.models import utcnow
+    from signflow.core.models import Round, utcnow
+    from signflow.core.states import RoundStatus
     from signflow.db import session_scope
     from signflow.runtime import build_runtime
 
     runtime = build_runtime(settings)
     try:
         with session_scope(runtime.sessions) as session:
+            if args.round:
+                chosen = session.get(Round, args.round)
+                if chosen is None or chosen.status != RoundStatus.COMPLETED.value:
+                    print(f"no completed round {args.round}", file=sys.stderr)
+                    return EXIT_USAGE
             due = ([args.round] if args.round else
                    rounds_due_for_renewal(session, utcnow() - timedelta(days=args.days)))
         for round_id in due:
@@ -734,6 +740,34 @@ def main(argv: list[str] | None = None) -> int:
     except SignflowError as exc:
         print(f"signflow: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a file or directory named on the command line or in a setting
+        print(f"signflow: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        said = _unreachable(exc)
+        if said is None:
+            raise
+        print(f"signflow: {said}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def _unreachable(exc: Exception) -> str | None:
+    """A database or Redis that cannot be reached, in a line (no password: the
+    driver's first line names host and port only); None for anything else."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    if isinstance(exc, ArgumentError):  # the URL, from a path that made its own engine
+        from signflow.db import unusable_url
+
+        return unusable_url(load_settings().database_url).message
+    if isinstance(exc, OperationalError):  # refused, unknown host, password, no such database
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        return f"the database (SIGNFLOW_DATABASE_URL) cannot be used: {reason}"
+    if isinstance(exc, RedisConnectionError):
+        return f"Redis (SIGNFLOW_REDIS_URL) cannot be reached: {exc}"
+    return None
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ other module receives a :class:`Settings` object.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from signflow.errors import ConfigError
 
@@ -261,15 +263,74 @@ def production_gaps(settings: Settings) -> list[str]:
 
 
 def require_production_ready(settings: Settings) -> None:
-    """Refuse to start outside development mode on a stand-in nobody allowed.
+    """Refuse to start outside development mode on a stand-in nobody allowed, and
+    in any mode on a value that cannot work (:func:`value_problems`).
 
-    :raises ConfigError: naming every missing setting at once.
+    :raises ConfigError: naming every missing setting and bad value at once.
     """
-    gaps = production_gaps(settings)
+    gaps, bad = production_gaps(settings), value_problems(settings)
     if gaps:
         raise ConfigError(
             "refusing to start without development mode: " + "; ".join(gaps)
-            + f". ({PREFIX}DEV_MODE=true allows every stand-in: development only.)")
+            + f". ({PREFIX}DEV_MODE=true allows every stand-in: development only.)"
+            + "".join(f" Also: {problem}." for problem in bad))
+    if bad:
+        raise ConfigError("refusing to start: " + "; ".join(bad))
+
+
+#: Settings that name a file, which must be there when set.
+_FILES = ("bankid_cert", "bankid_key", "bankid_ca", "bankid_root", "freja_cert", "freja_key",
+          "freja_ca", "freja_jws_cert", "seal_cert", "seal_key", "trust_roots",
+          "evidence_certs", "evidence_key")
+#: Settings that hold a URL, with the schemes each may have.
+_URLS = (("base_url", ("http", "https")), ("tsa_url", ("http", "https")),
+         ("bankid_url", ("http", "https")), ("freja_url", ("http", "https")),
+         ("oidc_issuer", ("http", "https")), ("redis_url", ("redis", "rediss", "unix")))
+
+
+def value_problems(settings: Settings) -> list[str]:
+    """Values that cannot work, each named by its setting: a URL that is not one, a
+    file that is not there, a count below zero."""
+    bad = []
+    for name, schemes in _URLS:
+        value = getattr(settings, name)
+        if not value:
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
+            bad.append(f"{PREFIX}{name.upper()} must be a {' or '.join(schemes)} URL with a "
+                       f"host (like {schemes[0]}://host), not {value!r}")
+    if settings.database_url and "://" not in settings.database_url:
+        bad.append(f"{PREFIX}DATABASE_URL must be a database URL "
+                   "(like postgresql+psycopg://user:password@host/name)")
+    for name in _FILES:
+        value = getattr(settings, name)
+        if value and not Path(value).is_file():
+            bad.append(f"{PREFIX}{name.upper()} names {value}, which is not a file here")
+    # (the default may be absent: the built-in workflow is there anyway)
+    if settings.workflows_dir != Path("workflows") and not settings.workflows_dir.is_dir():
+        bad.append(f"{PREFIX}WORKFLOWS_DIR names {settings.workflows_dir}, "
+                   "which is not a directory here")
+    for name in ("proxy_hops", "metrics_port", "invitation_days", "api_token_days",
+                 "max_upload_bytes", "max_pages"):
+        if getattr(settings, name) < 0:
+            bad.append(f"{PREFIX}{name.upper()} must not be negative")
+    return bad
+
+
+def misspelled(settings: Settings) -> list[str]:
+    """The ``SIGNFLOW_*`` variables signflow does not know that look like one it does
+    (``SIGNFLOW_DATAKEY``): each with the setting it probably meant.  Others are left
+    alone: an installed identity provider reads its own."""
+    known = [PREFIX + f.name.upper() for f in dataclasses.fields(Settings)
+             if f.name not in ("testing", "extra")]
+    found = []
+    for name in settings.extra:
+        variable = PREFIX + name.upper()
+        close = difflib.get_close_matches(variable, known, n=1, cutoff=0.85)
+        if close:
+            found.append(f"{variable} is not a setting; did you mean {close[0]}?")
+    return found
 
 
 def ensure_secret_key(settings: Settings) -> Settings:

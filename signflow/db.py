@@ -15,7 +15,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+from signflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,17 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ArgumentError:  # its message may hold the URL, password and all
+        raise unusable_url(url) from None
+
+
+def unusable_url(url: str) -> ConfigError:
+    """The error for a database URL SQLAlchemy refused, without the URL itself."""
+    return ConfigError(f"SIGNFLOW_DATABASE_URL: SQLAlchemy cannot use a "
+                       f"{url.partition('://')[0]}:// URL "
+                       "(PostgreSQL: postgresql+psycopg://user:password@host/name)")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

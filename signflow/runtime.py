@@ -23,7 +23,12 @@ from signflow.adapters.secrets_at_rest import FieldCipher
 from signflow.adapters.sim_store import shared_orders
 from signflow.adapters.storage import build_blob_store
 from signflow.adapters.webhooks import HttpWebhooks
-from signflow.config import Settings, require_production_ready, stand_ins
+from signflow.config import (
+    Settings,
+    misspelled,
+    require_production_ready,
+    stand_ins,
+)
 from signflow.core.ports import Clockwork, JobQueue, Services
 from signflow.core.workflows import load_workflows
 from signflow.db import make_engine, make_session_factory
@@ -107,6 +112,8 @@ def build_runtime(settings: Settings) -> Runtime:
     """
     require_production_ready(settings)
     _warn_of_stand_ins(settings)
+    for warning in misspelled(settings):
+        log.warning(warning)
     speedups.install()  # pyHanko's slowest readings of a PDF, done faster
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)

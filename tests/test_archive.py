@@ -22,6 +22,8 @@ def test_lta_renew_adds_a_document_timestamp(completed_round, client, auth, runt
     # nothing is due yet
     assert cli.main(["lta", "renew", "--days", "30"]) == 0
     assert "0 document(s)" in capsys.readouterr().out
+    assert cli.main(["lta", "renew", "--round", "no-such-round"]) == 2
+    assert "no completed round no-such-round" in capsys.readouterr().err
     assert cli.main(["lta", "renew", "--round", body["id"]]) == 0
     import time
 

@@ -83,6 +83,32 @@ def test_worker_without_redis_says_so(tmp_path, monkeypatch, capsys):
     assert "SIGNFLOW_REDIS_URL" in capsys.readouterr().err
 
 
+def test_a_database_that_cannot_be_used_is_one_line_without_the_password(
+        tmp_path, monkeypatch, capsys):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SIGNFLOW_DATABASE_URL",
+                       f"postgresql+psycopg://u:hemligt@127.0.0.1:{free_port()}/x")
+    assert cli.main(["users", "add", "a@kommun.se", "--role", "auditor"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("signflow: the database (SIGNFLOW_DATABASE_URL) cannot be used: ")
+    assert len(err.splitlines()) == 1 and "hemligt" not in err
+    monkeypatch.setenv("SIGNFLOW_DATABASE_URL", "postgres://u:hemligt@db/x")
+    assert cli.main(["db", "upgrade"]) == 1
+    err = capsys.readouterr().err
+    assert "SQLAlchemy cannot use a postgres:// URL" in err and "hemligt" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_a_file_that_cannot_be_written_is_one_line(demo_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(tmp_path / "no-keys"))
+    code = cli.main(["verify", str(demo_run.path), "--pdf", str(tmp_path / "no" / "r.pdf")])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"signflow: No such file or directory: {tmp_path / 'no' / 'r.pdf'}"
+
+
 def test_background_processes_yield_the_cpu_to_the_web(tmp_path):
     """worker, dispatcher and scheduler lower their priority by SIGNFLOW_BACKGROUND_NICE
     (checked in a child: a process cannot raise it back)."""

@@ -147,15 +147,48 @@ def test_start_up_refuses_naming_every_missing_setting(settings):
         create_app(bare)
 
 
-def test_each_allowance_lets_only_its_own_part_through(settings):
+def test_each_allowance_lets_only_its_own_part_through(settings, tmp_path):
+    (tmp_path / "seal.p12").write_bytes(b"")
     allowed = settings.with_overrides(dev_mode=False, allow_dev_tsa=True,
-                                      smtp_url="smtp://127.0.0.1:1", seal_key="seal.p12")
+                                      smtp_url="smtp://127.0.0.1:1",
+                                      seal_key=str(tmp_path / "seal.p12"))
     with pytest.raises(ConfigError) as err:
         build_runtime(allowed)
     message = err.value.message
     assert "SIGNFLOW_BANKID_URL" in message
     for name in ("TSA_URL", "SMTP_URL", "SEAL_"):
         assert f"SIGNFLOW_{name}" not in message
+
+
+def test_values_that_cannot_work_are_refused_at_start_each_by_its_setting(settings, tmp_path):
+    wrong = settings.with_overrides(
+        base_url="signering.kommun.se", tsa_url="not-a-url", redis_url="localhost:6379",
+        trust_roots=str(tmp_path / "none.pem"), evidence_key=str(tmp_path / "none.key"),
+        workflows_dir=tmp_path / "no-workflows", proxy_hops=-1)
+    with pytest.raises(ConfigError) as err:
+        build_runtime(wrong)
+    message = err.value.message
+    assert message.startswith("refusing to start: ")  # development mode: no gaps, bad values
+    assert "SIGNFLOW_BASE_URL must be a http or https URL with a host" in message
+    assert "SIGNFLOW_TSA_URL must be" in message and "SIGNFLOW_REDIS_URL must be" in message
+    for name in ("TRUST_ROOTS", "EVIDENCE_KEY", "WORKFLOWS_DIR"):
+        assert f"SIGNFLOW_{name} names {tmp_path}" in message
+    assert "SIGNFLOW_PROXY_HOPS must not be negative" in message
+    gaps = settings.with_overrides(dev_mode=False, base_url="kommun.se")
+    with pytest.raises(ConfigError) as err:  # both at once: nothing to find out one by one
+        build_runtime(gaps)
+    assert "SIGNFLOW_SMTP_URL" in err.value.message
+    assert "Also: SIGNFLOW_BASE_URL must be" in err.value.message
+
+
+def test_a_misspelled_setting_is_named_with_the_one_it_resembles(caplog):
+    from signflow.config import misspelled
+
+    settings = load_settings({"SIGNFLOW_DATAKEY": "x", "SIGNFLOW_EVIDENCE_CERT": "y",
+                              "SIGNFLOW_MYID_URL": "https://myid.example"})
+    assert misspelled(settings) == [
+        "SIGNFLOW_DATAKEY is not a setting; did you mean SIGNFLOW_DATA_KEY?",
+        "SIGNFLOW_EVIDENCE_CERT is not a setting; did you mean SIGNFLOW_EVIDENCE_CERTS?"]
 
 
 def test_the_worker_refuses_with_the_message_and_no_traceback(monkeypatch, capsys, tmp_path):

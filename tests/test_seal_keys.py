@@ -48,6 +48,27 @@ def test_seal_from_pem_files(settings, keys_dir, protocol_pdf, worker):
         rt.close()
 
 
+@pytest.mark.parametrize("other", ["ec", "rsa"])
+def test_a_seal_key_that_is_not_the_certificates_is_refused_at_start(settings, keys_dir,
+                                                                     tmp_path, other, caplog):
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key = ec.generate_private_key(ec.SECP256R1()) if other == "ec" else \
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "other.key"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    with pytest.raises(ConfigError, match="is not the key of the seal certificate"):
+        build_runtime(settings.with_overrides(seal_key=str(path),
+                                              seal_cert=str(keys_dir / "seal.pem")))
+    with pytest.raises(ConfigError, match="SIGNFLOW_SEAL_CERT names .*missing.pem, which is "
+                                          "not a file here"):
+        build_runtime(settings.with_overrides(seal_key=str(keys_dir / "seal.key"),
+                                              seal_cert=str(tmp_path / "missing.pem")))
+    assert "Traceback" not in caplog.text
+
+
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_private_key,
+)
 from pyhanko.sign import signers
 
 from signflow.config import Settings
@@ -33,17 +39,36 @@ def _file(settings: Settings, pki: Pki) -> signers.Signer:
     if not key.is_file():
         raise ConfigError(f"SIGNFLOW_SEAL_KEY {key} does not exist")
     chain = [str(pki.keys_dir / "root-ca.pem")]
-    if key.suffix.lower() in P12_SUFFIXES:
-        signer = signers.SimpleSigner.load_pkcs12(str(key), ca_chain_files=chain,
-                                                  passphrase=_password(settings))
-    else:
-        if not settings.seal_cert:
-            raise ConfigError("SIGNFLOW_SEAL_KEY (PEM) needs SIGNFLOW_SEAL_CERT")
-        signer = signers.SimpleSigner.load(str(key), settings.seal_cert, ca_chain_files=chain,
-                                           key_passphrase=_password(settings))
+    quiet = logging.getLogger("pyhanko.sign.signers.pdf_cms")
+    was, quiet.disabled = quiet.disabled, True  # it logs a traceback; we say it in a line
+    try:
+        if key.suffix.lower() in P12_SUFFIXES:
+            signer = signers.SimpleSigner.load_pkcs12(str(key), ca_chain_files=chain,
+                                                      passphrase=_password(settings))
+        else:
+            if not settings.seal_cert:
+                raise ConfigError("SIGNFLOW_SEAL_KEY (PEM) needs SIGNFLOW_SEAL_CERT")
+            signer = signers.SimpleSigner.load(str(key), settings.seal_cert,
+                                               ca_chain_files=chain,
+                                               key_passphrase=_password(settings))
+    finally:
+        quiet.disabled = was
     if signer is None:
-        raise ConfigError(f"cannot load the seal key from {key} (wrong password or format)")
+        raise ConfigError(f"cannot load the seal key from {key} or its certificate "
+                          "(wrong password or format)")
+    if not _pair(signer):
+        raise ConfigError(f"SIGNFLOW_SEAL_KEY {key} is not the key of the seal certificate "
+                          f"({settings.seal_cert or 'in the same file'}): every document "
+                          "would carry a seal that does not verify")
     return signer
+
+
+def _pair(signer: signers.SimpleSigner) -> bool:
+    """Whether the signer's key belongs to its certificate."""
+    assert signer.signing_cert is not None
+    public = load_der_private_key(signer.signing_key.dump(), None).public_key()
+    return public.public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == signer.signing_cert.public_key.dump()
 
 
 def _pkcs11(settings: Settings, pki: Pki) -> signers.Signer:
