@@ -227,8 +227,12 @@ _PARTS = (
 def _missing(settings: Settings, part: str) -> str:
     """What *part* lacks, as the settings to set; empty when it is configured."""
     if part == "BankID":
+        # BankID's servers present certificates of BankID's own CA: without it pinned
+        # every call would fail on the system's CAs
+        pinned = settings.bankid_ca or not settings.bankid_url.startswith("https://")
         need = [name for name, value in (("BANKID_URL", settings.bankid_url),
-                                         ("BANKID_CERT", settings.bankid_cert)) if not value]
+                                         ("BANKID_CERT", settings.bankid_cert),
+                                         ("BANKID_CA", pinned)) if not value]
         return " and ".join(PREFIX + name for name in need)
     if part == "the TSA":
         return "" if settings.tsa_url else f"{PREFIX}TSA_URL"

@@ -357,9 +357,21 @@ class Deployment:
     def env(self, name: str) -> dict[str, str]:
         env = {"PATH": f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOSTNAME": name,
                "HOME": str(self.home)}
-        for key, value in {**self.image.env, **environment(self.services[name])}.items():
+        svc = self.services[name]
+        for key, value in {**self.image.env, **self.env_files(svc), **environment(svc)}.items():
             env[key] = self.path(self.rewrite(value, name))
         return env
+
+    def env_files(self, service: dict) -> dict[str, str]:
+        """What the service's ``env_file`` gives, in order (here only the ``.env`` the
+        rehearsal reads: compose's own file beside docker-compose.yml)."""
+        named = service.get("env_file") or []
+        found: dict[str, str] = {}
+        for entry in [named] if isinstance(named, str) else named:
+            path = entry if isinstance(entry, str) else entry["path"]
+            assert path == ".env", f"the rehearsal reads only .env, not {path}"
+            found.update(self.dotenv)
+        return found
 
     @property
     def home(self) -> Path:
@@ -629,6 +641,8 @@ def test_the_compose_file_holds_together():
         for key, value in environment(svc).items():
             assert isinstance(value, str), f"{name}: {key} is not a string"
         if svc.get("build"):
+            # every setting of .env reaches signflow, not only those listed (an HSM's, OIDC's)
+            assert svc.get("env_file") == ".env", f"{name} does not read .env"
             mounts = [volume.split(":")[1] for volume in svc.get("volumes", [])]
             for key in ("SIGNFLOW_DATA_DIR", "SIGNFLOW_KEYS_DIR"):
                 where = {**image.env, **environment(svc)}[key]

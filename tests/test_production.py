@@ -160,6 +160,17 @@ def test_each_allowance_lets_only_its_own_part_through(settings, tmp_path):
         assert f"SIGNFLOW_{name}" not in message
 
 
+def test_bankid_over_https_needs_its_server_ca_pinned(settings, tmp_path):
+    (tmp_path / "rp.p12").write_bytes(b"")
+    real = settings.with_overrides(dev_mode=False, allow_dev_tsa=True, allow_dev_smtp=True,
+                                   allow_dev_seal=True, bankid_url="https://appapi2.bankid.com",
+                                   bankid_cert=str(tmp_path / "rp.p12"))
+    with pytest.raises(ConfigError) as err:
+        build_runtime(real)
+    assert "BankID needs SIGNFLOW_BANKID_CA (or SIGNFLOW_ALLOW_DEV_BANKID=true)" in \
+        err.value.message
+
+
 def test_values_that_cannot_work_are_refused_at_start_each_by_its_setting(settings, tmp_path):
     wrong = settings.with_overrides(
         base_url="signering.kommun.se", tsa_url="not-a-url", redis_url="localhost:6379",
