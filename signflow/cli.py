@@ -75,10 +75,42 @@ def cmd_users_add(args, settings: Settings) -> int:
             # a bad or taken number rolls the whole command back: no half-made user
             set_personal_number(session, _lookup_hasher(settings), user, args.personal_number)
         token = issue_token(session, user, settings.api_token_days, name="signflow users add")
-        email, role = user.email, user.role
-    print(f"added {email} ({role}) to {args.organisation or 'Default'}"
+        email, role, org = user.email, user.role, user.organisation.name
+    print(f"added {email} ({role}) to {org}"
           + ("; signs in with BankID" if args.personal_number else ""))
     print(token)
+    return EXIT_OK
+
+
+def cmd_users_token(args, settings: Settings) -> int:
+    """A new API token for an existing user (the old ones keep working until they expire)."""
+    from signflow.core.accounts import issue_token, user_by_email
+    from signflow.errors import InvalidInput
+
+    with _database(settings) as session:
+        user = user_by_email(session, args.email)
+        if user is None:
+            raise InvalidInput(f"no user {args.email.strip().lower()}", field="email")
+        token = issue_token(session, user, settings.api_token_days,
+                            name=args.name or "signflow users token")
+    print(f"a new token for {args.email.strip().lower()}, valid {settings.api_token_days} days:")
+    print(token)
+    return EXIT_OK
+
+
+def cmd_orgs_list(args, settings: Settings) -> int:
+    """Every organisation, with how many users and rounds it has."""
+    from sqlalchemy import func, select
+
+    from signflow.core.models import Organisation, Round, User
+
+    with _database(settings) as session:
+        users = dict(session.execute(select(User.organisation_id, func.count())
+                                     .group_by(User.organisation_id)).all())
+        rounds = dict(session.execute(select(Round.organisation_id, func.count())
+                                      .group_by(Round.organisation_id)).all())
+        for org in session.scalars(select(Organisation).order_by(Organisation.name)):
+            print(f"{org.name}\t{users.get(org.id, 0)} users\t{rounds.get(org.id, 0)} rounds")
     return EXIT_OK
 
 
@@ -670,7 +702,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("email")
     s.add_argument("personal_number", metavar="PN")
     s.set_defaults(func=cmd_users_set_personal_number)
+    s = users.add_parser("token", help="a new API token for an existing user (printed)")
+    s.add_argument("email")
+    s.add_argument("--name", help="what the token is for (shown in the token list)")
+    s.set_defaults(func=cmd_users_token)
     orgs = sub.add_parser("orgs").add_subparsers(dest="orgs_command", required=True)
+    orgs.add_parser("list", help="every organisation, its users and rounds"
+                    ).set_defaults(func=cmd_orgs_list)
     s = orgs.add_parser("evidence-certs", help="seal an organisation's evidence to its own "
                         "RSA certificates too; no FILE: the service's only")
     s.add_argument("organisation")

@@ -43,6 +43,20 @@ def test_users_add_prints_token_last(settings, monkeypatch, capsys, client):
     assert resp.status_code == 200
     assert cli.main(["users", "add", "ny@example.se", "--role", "auditor"]) == 2
     assert "exists" in capsys.readouterr().err
+    # the same organisation however it is spelt: one secretariat, not two
+    assert cli.main(["users", "add", "tva@example.se", "--role", "secretariat",
+                     "--organisation", "bjuvs KOMMUN"]) == 0
+    assert capsys.readouterr().out.startswith("added tva@example.se (secretariat) to Bjuvs kommun")
+    assert cli.main(["orgs", "list"]) == 0
+    assert "Bjuvs kommun\t2 users\t0 rounds" in capsys.readouterr().out.splitlines()
+    # a new token for a user who has one
+    assert cli.main(["users", "token", "NY@example.se"]) == 0
+    again = capsys.readouterr().out.strip().splitlines()[-1]
+    assert again.startswith("sf_") and again != token
+    assert client.get("/api/v1/rounds", headers={"Authorization": f"Bearer {again}"}
+                      ).status_code == 200
+    assert cli.main(["users", "token", "ingen@example.se"]) == 2
+    assert "no user ingen@example.se" in capsys.readouterr().err
 
 
 def test_audit_verify(settings, monkeypatch, capsys, completed_round, runtime):

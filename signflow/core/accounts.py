@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,7 +43,7 @@ def add_user(
         raise InvalidInput(f"a user {email} exists already", field="email")
     org_name = organisation.strip() or "Default"
     try:
-        org = session.scalar(select(Organisation).where(Organisation.name == org_name))
+        org = organisation_named(session, org_name)
         if org is None:
             org = Organisation(name=org_name)
             session.add(org)
@@ -59,6 +59,14 @@ def add_user(
     return user
 
 
+def organisation_named(session: Session, name: str) -> Organisation | None:
+    """The organisation called *name*, whatever the case of its letters ("kommunen" is
+    "Kommunen": two of them would split one secretariat's rounds in two)."""
+    return session.scalar(select(Organisation)
+                          .where(func.lower(Organisation.name) == name.strip().lower())
+                          .order_by(Organisation.created_at).limit(1))
+
+
 def set_evidence_certificates(session: Session, organisation: str, pem: bytes) -> list[str]:
     """Seal *organisation*'s future evidence to the RSA certificates in *pem* as well.
 
@@ -67,7 +75,7 @@ def set_evidence_certificates(session: Session, organisation: str, pem: bytes) -
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    org = session.scalar(select(Organisation).where(Organisation.name == organisation.strip()))
+    org = organisation_named(session, organisation)
     if org is None:
         raise InvalidInput(f"no organisation named {organisation!r}", field="organisation")
     try:
