@@ -123,6 +123,8 @@ def test_another_organisation_gets_not_found(client, auth, settings, runtime, pr
 def test_an_english_round_gets_an_english_log(client, auth, protocol_pdf, tmp_path):
     round_id = create_round(client, auth, protocol_pdf, language="en").get_json()["id"]
     resp = client.get(f"/api/v1/rounds/{round_id}/events.pdf", headers=auth)
+    assert resp.headers["Content-Disposition"] == \
+        f"attachment; filename={round_id}-event-log.pdf"  # named as it speaks
     text = pdf_text(resp.data, tmp_path)
     for words in ("Event log", "Round ID: ", "Status: In progress", "The round was created",
                   "Carina Leffler was invited by e-mail", "(Swedish time) · ",

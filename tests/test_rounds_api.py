@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 import zipfile
 
 import pytest
@@ -9,8 +10,8 @@ from sqlalchemy import func, select
 
 from signflow.core.audit import verify_chain
 from signflow.core.models import Document, Round
-from signflow.demo import links_in_outbox
-from tests.conftest import create_round, make_user, signers_spec
+from signflow.demo import links_in_outbox, sign_over_http
+from tests.conftest import approve_with, create_round, make_user, signers_spec, wait_for_mail
 from tests.test_audit_chain import outsider_hash
 
 
@@ -171,6 +172,40 @@ def test_cancel_and_remind(client, auth, protocol_pdf, settings):
     assert client.post(f"/sign/{new}/bankid").status_code == 404
     assert client.get(f"/sign/{new}").status_code == 410  # a page that says it was cancelled
     assert client.post(f"/api/v1/rounds/{round_id}/remind", headers=auth).status_code == 409
+
+
+def test_cancelling_tells_those_who_had_a_link_with_the_reason(client, auth, runtime,
+                                                              protocol_pdf, settings):
+    signers = signers_spec()
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    assert sign_over_http(client, token, approve_with(runtime))["status"] == "complete"
+    bad = client.post(f"/api/v1/rounds/{round_id}/cancel", headers=auth, json={"reason": 5})
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "reason"
+    assert client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()["status"] == \
+        "pending"  # nothing changed
+    resp = client.post(f"/api/v1/rounds/{round_id}/cancel", headers=auth,
+                       json={"reason": "Fel version av protokollet"})
+    assert resp.status_code == 200 and resp.get_json()["status"] == "cancelled"
+    told = wait_for_mail(settings, lambda m: m["subject"].startswith("Signeringen avbröts"), 3)
+    assert sorted(m["to"] for m in told) == sorted(s["email"] for s in signers)
+    for mail in told:
+        assert "Skäl: Fel version av protokollet" in mail["body"]
+        assert "/sign/" not in mail["body"]  # nothing to follow: the links are dead
+        signed = mail["to"] == signers[0]["email"]
+        assert ("Din underskrift kommer inte att användas" in mail["body"]) == signed
+    deadline = time.monotonic() + 30
+    while True:
+        events = client.get(f"/api/v1/rounds/{round_id}/audit",
+                            headers=auth).get_json()["events"]
+        sent = [e for e in events if e["type"] == "mail.sent"
+                and e["data"].get("kind") == "cancellation"]
+        if len(sent) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(sent) == 3
+    cancelled = next(e for e in events if e["type"] == "round.cancelled")
+    assert cancelled["data"] == {"reason": "Fel version av protokollet"}
 
 
 def test_audit_trail_recomputes_from_api_output(client, auth, protocol_pdf):

@@ -16,6 +16,7 @@ from signflow.core.workflows import load_workflows
 from signflow.demo import links_in_outbox, sign_over_http
 from signflow.errors import ConfigError
 from tests.conftest import approve_with, create_round, make_user, runtime_for_tests, signers_spec
+from tests.test_secretariat_pages import staff
 
 PN = {p.name: p.personal_number for p in PERSONAS}
 #: What a protokoll round names for its notice of justering (tests/test_notice.py).
@@ -141,10 +142,19 @@ def test_a_declined_place_goes_to_another_person_and_the_round_goes_on(
     old_token = links_in_outbox(settings.data_dir / "outbox")[secretary]
     page = client.get(f"/sign/{old_token}")
     assert page.status_code == 200
+    assert "Omgången fortsätter om du nekar" in page.get_data(as_text=True)
+    assert "avslutas signeringen för alla" not in page.get_data(as_text=True)
     declined = client.post(f"/sign/{old_token}/decline", json={"reason": "Sjuk"})
     assert declined.status_code == 200, declined.get_json()
+    after = client.get(f"/sign/{old_token}").get_data(as_text=True)
+    assert "kan be någon annan signera i ditt ställe" in after
+    assert "Signeringen är avslutad" not in after  # it is not: the round goes on
     body = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
     assert body["status"] == "pending" and body["signers"][0]["status"] == "declined"
+    staff(client, settings, runtime)
+    round_page = client.get(f"/rounds/{round_id}").get_data(as_text=True)
+    assert (f"{signers[0]['name']} (Sekreterare) nekade att signera. Byt ut personen nedan"
+            in round_page)
     told = [m for m in mails(settings) if m["subject"].startswith("Nekad signering")]
     assert told and "Signeringen fortsätter" in told[-1]["body"]
 

@@ -76,9 +76,11 @@ def replace_signer(
     session: Session, svc: Services, user: User, round_id: str, signer_id: str,
     raw: Mapping[str, Any],
 ) -> Signer:
-    """Put the person described by *raw* (name, email, personal_number) in *signer_id*'s place.
+    """Put the person described by *raw* (name, email, personal_number, organisation,
+    title) in *signer_id*'s place.
 
-    The place keeps its position, role and step.  An open identity order is
+    The place keeps its position, role and step; the organisation and title on the
+    signature page are the new person's (empty when not given).  An open identity order is
     ended, the old link stops working at once and, if it is the place's turn,
     the new person is e-mailed a link of their own.  A place whose signer
     declined can be given to another person when the round's workflow says so
@@ -102,6 +104,7 @@ def replace_signer(
     append_event(session, round_, EventType.SIGNER_REPLACED, f"user:{user.email}", {
         "signer": signer.id, "old_name": signer.name, "old_email": signer.email,
         "name": new.name, "email": new.email,
+        "organisation": new.organisation, "title": new.title,
     })
     if signer.token_hash:  # following the old link says the place went to another
         session.add(RetiredLink(token_hash=signer.token_hash, round_id=round_.id,
@@ -129,13 +132,15 @@ def _replacement(round_: Round, signer_id: str, raw: Mapping[str, Any]) -> round
     role = next((s.role for s in round_.signers if s.id == signer_id), None)
     if role is None:
         raise NotFound("no such signer")
-    person = {k: raw.get(k, "") for k in ("name", "email", "personal_number")}
+    person = {k: raw.get(k) or "" for k in ("name", "email", "personal_number", "organisation",
+                                            "title")}
     spec = rounds.parse_round_spec({"title": round_.title, "signers": [{**person, "role": role}]})
     return spec.signers[0]
 
 
 def _put_in_place(svc: Services, signer: Signer, new: rounds.SignerSpec) -> None:
     signer.name, signer.email = new.name, new.email
+    signer.organisation, signer.title = new.organisation, new.title
     signer.personal_number_given = bool(new.personal_number)
     signer.personal_number_sealed = (svc.sealer.seal(new.personal_number, bound_to=signer.id)
                                      if new.personal_number else None)

@@ -122,6 +122,28 @@ def expired(lang: str, *, to: str, title: str, unsigned: list[str], link: str = 
                 + _see_round(lang, link))
 
 
+_CANCELLED = {
+    "sv": ("Signeringen avbröts: {title}",
+           "Hej {name},\n\n{org} har avbrutit signeringen av \"{title}\". {signed}"
+           "Länken du fick fungerar inte längre, och du behöver inte göra något.\n{reason}"),
+    "en": ("Signing cancelled: {title}",
+           "Hello {name},\n\n{org} has cancelled the signing of \"{title}\". {signed}"
+           "The link you were sent no longer works, and you need not do anything.\n{reason}"),
+}
+_CANCELLED_SIGNED = {"sv": "Din underskrift kommer inte att användas. ",
+                     "en": "Your signature will not be used. "}
+_CANCELLED_REASON = {"sv": "\nSkäl: {reason}\n", "en": "\nReason: {reason}\n"}
+
+
+def cancelled(lang: str, *, to: str, name: str, org: str, title: str, reason: str,
+              signed: bool) -> Mail:
+    """To a signer who had their link: the secretariat cancelled the round."""
+    subject, body = _CANCELLED[lang]
+    return Mail(to=to, subject=subject.format(title=title), body=body.format(
+        name=name, org=org, title=title, signed=_CANCELLED_SIGNED[lang] * signed,
+        reason=_CANCELLED_REASON[lang].format(reason=reason) if reason else ""))
+
+
 _MISMATCH = {
     "sv": ("Fel person försökte signera: {title}",
            "Någon annan än {name} ({role}) legitimerade sig på {name}s länk för \"{title}\".\n"

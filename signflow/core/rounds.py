@@ -387,16 +387,30 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     outbox.send_mail(session, svc, mail, round_id=round_.id)
 
 
-def cancel(session: Session, svc: Services, user: User, round_id: str) -> Round:
+def cancel(session: Session, svc: Services, user: User, round_id: str,
+           reason: str = "") -> Round:
+    """End the round: nobody can sign any more.  Everyone who was sent a link
+    (and has not declined) is told, with *reason* when one is given."""
     round_ = visible_round(session, user, round_id)
     require_manager(user)
+    reason = (reason or "").strip()
+    if len(reason) > 2000:
+        raise InvalidInput("the reason is at most 2000 characters", field="reason")
     round_ = lock_round(session, round_.id)
     if not transition(round_, RoundStatus.CANCELLED):
         return round_  # cancelled already: nothing more to do or record
+    told = [s for s in round_.signers
+            if s.invited_at is not None and s.status != SignerStatus.DECLINED.value]
     end_open_orders(session, svc, round_.signers)
     revoke_links(round_, svc.clock.now())
     forget_personal_numbers(round_.signers)
-    append_event(session, round_, EventType.ROUND_CANCELLED, f"user:{user.email}", {})
+    append_event(session, round_, EventType.ROUND_CANCELLED, f"user:{user.email}",
+                 {"reason": reason} if reason else {})
+    for s in told:
+        outbox.send_mail(session, svc, messages.cancelled(
+            round_.language, to=s.email, name=s.name, org=round_.organisation.name,
+            title=round_.title, reason=reason, signed=s.status == SignerStatus.SIGNED.value),
+            round_id=round_.id, on_sent={"signer": s.id, "kind": "cancellation"})
     return round_
 
 

@@ -338,7 +338,7 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes,
                                 link=messages.round_page(svc.base_url, round_.id))] * (
         "secretariat" in told) + copies * ("signers" in told)
     # the PDF itself too, unless it is too big for people's mailboxes (the link serves it)
-    attach = ((final.storage_key, signed_file_name(round_.title))
+    attach = ((final.storage_key, signed_file_name(round_.title, round_.language))
               if final.size <= ATTACH_MAX_BYTES else None)
     for mail in mails:
         outbox.send_mail(session, svc, mail, round_id=round_.id, attach=attach)
@@ -348,10 +348,12 @@ def _complete(session: Session, svc: Services, round_: Round, sealed: bytes,
 ATTACH_MAX_BYTES = 8 * 1024 * 1024
 
 
-def signed_file_name(title: str) -> str:
+def signed_file_name(title: str, language: str = "sv") -> str:
     """A file name for the signed protocol: the title's letters and digits."""
     words = re.findall(r"[0-9A-Za-zÅÄÖåäöÉéÜü]+", title)
-    return ("-".join(words)[:80] or "protokoll") + "-signerat.pdf"
+    if language == "sv":
+        return ("-".join(words)[:80] or "protokoll") + "-signerat.pdf"
+    return ("-".join(words)[:80] or "minutes") + "-signed.pdf"
 
 
 def _signed_copies(svc: Services, round_: Round) -> list[messages.Mail]:

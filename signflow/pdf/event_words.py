@@ -123,6 +123,7 @@ DETAILS: dict[str, tuple[str, ...]] = {
                               "document_sha256"),
     EventType.SIGNATURE_APPLIED: ("field", "sha256"),
     EventType.SIGNER_DECLINED: ("reason", "round_continues"),
+    EventType.ROUND_CANCELLED: ("reason",),
     EventType.ROUND_COMPLETED: ("sha256", "size"),
     EventType.DOCUMENT_RENEWED: ("previous_sha256", "sha256"),
     EventType.ROUND_EXPIRED: ("expires_at", "unsigned"),
@@ -157,6 +158,7 @@ def value_phrases(_: Say) -> dict[str, str]:
     """Coded values that read better as words (others are shown as they are)."""
     return {
         "invitation": _("invitation"), "reminder": _("reminder"),
+        "cancellation": _("cancellation"),
         "personal_number": _("Personal number"), "name": _("Name"), "none": _("nothing"),
         "auto": _("the personal number where one was given, else the name"),
         "parallel": _("Everyone at once"), "sequential": _("One at a time"),

@@ -124,7 +124,8 @@ def document_response(round_: Round) -> Response:
     if doc is None:
         raise NotFound("the round has no document")
     data = runtime().services.blobs.get(doc.storage_key)
-    suffix = "signerad" if round_.status == "completed" else doc.kind
+    suffix = (("signerad" if round_.language == "sv" else "signed")
+              if round_.status == "completed" else doc.kind)
     return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
                      download_name=f"{round_.id}-{suffix}.pdf", etag=doc.sha256)
 
@@ -183,7 +184,7 @@ def evidence_zip(session, round_: Round, events: list[dict]) -> bytes:
         zf.writestr("audit.json", json.dumps(
             {"round": round_dict(round_), "events": events,
              "head": verify_chain(events).head}, ensure_ascii=False, indent=1))
-        zf.writestr("handelselogg.pdf", sealed_event_log(round_, events))
+        zf.writestr(event_log_name(round_), sealed_event_log(round_, events))
         for signer in round_.signers:
             evidence = signing.evidence_for(session, runtime().services, signer)
             if evidence:
@@ -204,7 +205,12 @@ def event_log_response(session, round_: Round) -> Response:
     """The Händelselogg of *round_* as a download: the API's and the page's."""
     data = sealed_event_log(round_, round_events(session, round_.id))
     return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
-                     download_name=f"{round_.id}-handelselogg.pdf", max_age=0)
+                     download_name=f"{round_.id}-{event_log_name(round_)}", max_age=0)
+
+
+def event_log_name(round_: Round) -> str:
+    """The event log's file name, in the round's language (as the log itself)."""
+    return "handelselogg.pdf" if round_.language == "sv" else "event-log.pdf"
 
 
 def sealed_event_log(round_: Round, events: list[dict]) -> bytes:
@@ -234,7 +240,8 @@ def remind(round_id: str):
 @bp.post("/rounds/<round_id>/signers/<signer_id>/replace")
 @require("secretariat", "admin")
 def replace_signer(round_id: str, signer_id: str):
-    """Another person in a signer's place: ``{"name", "email", "personal_number"}``."""
+    """Another person in a signer's place: ``{"name", "email", "personal_number",
+    "organisation", "title"}`` (the last two as the signature page shall print them)."""
     body = json_sent()
     if not isinstance(body, dict):
         raise InvalidInput("send the new person as a JSON object: name, email, personal_number")
@@ -258,8 +265,13 @@ def extend_deadline(round_id: str):
 @bp.post("/rounds/<round_id>/cancel")
 @require("secretariat", "admin")
 def cancel(round_id: str):
+    """Cancel the round; ``{"reason": "…"}`` (optional) is told to the signers."""
+    body = json_sent()
+    reason = body.get("reason", "") if isinstance(body, dict) else ""
+    if not isinstance(reason, str):
+        raise InvalidInput("reason must be text", field="reason")
     session = db()
-    round_ = rounds.cancel(session, runtime().services, g.user, round_id)
+    round_ = rounds.cancel(session, runtime().services, g.user, round_id, reason)
     session.commit()
     return jsonify(round_dict(round_))
 

@@ -96,8 +96,8 @@ def operation(op_id: str, summary: str, ok: dict[str, Schema], *errors: str, tag
     return out
 
 
-def json_request(schema: str) -> Schema:
-    return {"required": True,
+def json_request(schema: str, required: bool = True) -> Schema:
+    return {"required": required,
             "content": {"application/json": {"schema": ref("schemas", schema)}}}
 
 
@@ -162,8 +162,9 @@ def round_paths() -> dict[str, dict[str, Schema]]:
             {"200": json_body("Reminded", "the signers reminded")}, "404", "409",
             tag="rounds", params=rid)},
         "/rounds/{round_id}/cancel": {"post": operation(
-            "cancel", "Cancel the round (again: no change)", dict(ROUND), "404", "409",
-            tag="rounds", params=rid)},
+            "cancel", "Cancel the round (again: no change); those sent a link are told, "
+            "with the reason if one is given", dict(ROUND), "400", "404", "409",
+            tag="rounds", params=rid, body=json_request("Cancellation", required=False))},
         "/rounds/{round_id}/signers/{signer_id}/replace": {"post": operation(
             "replaceSigner", "Another person in the place of a signer who has not signed",
             dict(ROUND), "400", "404", "409", tag="rounds", params=("round_id", "signer_id"),

@@ -210,6 +210,12 @@ VERIFICATION = obj({
                                                  "INDETERMINATE; null without signatures"),
     "sub_indication": nullable("string"),
     "audit_trail": {"oneOf": [ref("schemas", "TrailReport"), {"type": "null"}]},
+    "unsigned_fields": {"type": "array", "description": "signature fields nobody has signed "
+                                                        "(a round still running)",
+                        "items": obj({"field": {"type": "string"}, "role": nullable("string")},
+                                     required=["field", "role"])},
+    "trailing_bytes": {"type": "integer", "description": "bytes after the file's last "
+                                                         "revision: in no signature"},
     "known_to_service": {"type": "boolean", "description": "this service issued the file"},
     "round": ref("schemas", "RoundCheck"),
 }, required=["valid", "signatures", "problems", "sha256", "indication", "sub_indication",
@@ -236,9 +242,16 @@ SCHEMAS: dict[str, Schema] = {
         "events": {"type": "array", "items": ref("schemas", "AuditEvent")},
         "head": {**HEX64, "description": "the last event's hash (64 zeros without events)"},
         "intact": {"type": "boolean", "description": "every hash and link checks out"}}),
+    "Cancellation": obj({"reason": {**TEXT_OR_NULL, "maxLength": 2000,
+                                    "description": "e-mailed to the signers"}},
+                        closed=False),
     "Person": obj({
         "name": {**TEXT_OR_NULL, "maxLength": 200}, "email": {**TEXT_OR_NULL, "maxLength": 320},
-        "personal_number": {**TEXT_OR_NULL, "maxLength": 13}},
+        "personal_number": {**TEXT_OR_NULL, "maxLength": 13},
+        "organisation": {**TEXT_OR_NULL, "maxLength": 200,
+                         "description": "as the signature page prints it; default: none"},
+        "title": {**TEXT_OR_NULL, "maxLength": 200,
+                  "description": "as the signature page prints it; default: none"}},
         required=["name", "email"], closed=False),
     "Webhook": WEBHOOK,
     "NewWebhook": obj({**WEBHOOK["properties"], "secret": {

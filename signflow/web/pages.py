@@ -138,7 +138,7 @@ def _upload_problem(code: str, message: str, fields: Mapping[str, object] | None
 
 
 def _download(report: VerificationReport, fmt: str, xml: bytes | None = None):
-    name = f"verifiering-{report.sha256[:12]}"
+    name = f"{_('verification')}-{report.sha256[:12]}"
     if fmt == "etsi":
         if xml is None:  # a file without signatures: the standard's report needs one
             return _form_with_error(_("The file has no signatures to report on."), 422)

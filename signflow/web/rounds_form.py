@@ -206,6 +206,14 @@ def document_message(exc: UnsupportedDocument | InvalidInput) -> str:
         "active_content": _("The PDF contains scripts or other active content, which is not "
                             "allowed. Save it as PDF/A (or print it to a new PDF) and choose "
                             "it again."),
+        "already_signed": _("The PDF is already signed. Choose the protocol as it was before "
+                            "anyone signed it: a signature would be broken by the signature "
+                            "page."),
+        "no_pages": _("The PDF has no pages. Choose the protocol itself."),
+        "too_many_pages": _("The PDF has more pages than this service accepts (at most "
+                            "%(most)s).", most="".join(c for c in exc.message if c.isdigit())),
+        "too_complex": _("The PDF is too complex to check safely. Save it again as a plain PDF "
+                         "(for example PDF/A) and choose it again."),
     }
     return words.get(exc.code, _("The PDF cannot be used: it is damaged or holds content that "
                                  "is not allowed (such as scripts or attachments). Save it "

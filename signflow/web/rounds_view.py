@@ -101,7 +101,9 @@ class RoundView:
 def round_view(round_: Round, events: list[dict[str, Any]], language: str) -> RoundView:
     states = signer_words()
     lines = [SignerLine(s, role_label(s.role, language), states.get(s.status, s.status),
-                        stockholm_time(s.signed_at)) for s in round_.signers]
+                        stockholm_time(s.signed_at))
+             # in the order they are asked to sign (a workflow's steps), then as entered
+             for s in sorted(round_.signers, key=lambda s: (s.step, s.position))]
     return RoundView(lines, timeline(events), status_words().get(round_.status, round_.status),
                      progress(round_), stockholm_time(round_.created_at),
                      stockholm_time(round_.expires_at), stockholm_time(round_.completed_at))

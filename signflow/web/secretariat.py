@@ -172,13 +172,15 @@ def remind(round_id: str):
 def cancel(round_id: str):
     session = db()
     try:
-        rounds.cancel(session, runtime().services, g.user, round_id)
+        rounds.cancel(session, runtime().services, g.user, round_id,
+                      (request.form.get("reason") or "")[:2000])
     except IllegalTransition:
         session.rollback()
         flash(_("The round has already ended and cannot be cancelled."), "error")
         return redirect(f"/rounds/{round_id}", 303)
     session.commit()
-    flash(_("The round is cancelled. The signing links no longer work."), "ok")
+    flash(_("The round is cancelled. The signing links no longer work, and those who had "
+            "one are told by e-mail."), "ok")
     return redirect(f"/rounds/{round_id}", 303)
 
 
@@ -186,7 +188,8 @@ def cancel(round_id: str):
 @staff_page(*MANAGERS)
 def replace_signer(round_id: str, signer_id: str):
     session = db()
-    raw = {k: (request.form.get(k) or "").strip() for k in ("name", "email", "personal_number")}
+    raw = {k: (request.form.get(k) or "").strip()
+           for k in ("name", "email", "personal_number", "organisation", "title")}
     try:
         signer = manage.replace_signer(session, runtime().services, g.user, round_id,
                                        signer_id, raw)
