@@ -121,6 +121,33 @@ def test_errors_show_next_to_fields_and_in_a_summary(browser, live_app, secretar
     page.locator("#document").set_input_files(
         files=[{"name": "x.pdf", "mimeType": "application/pdf", "buffer": b"not a pdf"}])
     page.locator("#document-error").get_by_text("Filen är inte en PDF").wait_for()
+    # fixed fields leave the summary at once, not only at the next try
+    page.locator("#title").fill("Protokoll nr 2 2026")
+    page.locator("#title").dispatch_event("change")
+    assert "Ange dokumentets titel" not in summary.inner_text()
+    assert "Ange en e-postadress" in summary.inner_text()
+    # the municipal workflow's notice needs the body and the meeting date: marked, checked here
+    label = page.locator("label[for=body] .req")
+    assert label.is_hidden()
+    page.locator("#workflow").select_option("protokoll")
+    assert label.is_visible() and page.locator("label[for=meeting_date] .req").is_visible()
+    assert page.locator("#body").get_attribute("aria-required") == "true"
+    page.get_by_role("button", name="Starta signeringen").last.click()
+    page.locator("#body-error").get_by_text("Ange vilket organ").wait_for()
+    assert page.locator("#meeting_date").get_attribute("aria-invalid") == "true"
+    page.locator("#workflow").select_option("standard")
+    assert label.is_hidden() and page.locator("#body-error").is_hidden()
+    assert errors == []
+    page.context.close()
+
+
+def test_an_empty_form_asks_for_the_first_signers_name(browser, live_app, secretary):
+    page, errors = page_for(browser, live_app, secretary)
+    page.goto(f"{live_app.url}/rounds/new")
+    page.get_by_role("button", name="Starta signeringen").last.click()
+    page.locator("#error-summary").wait_for(state="visible")
+    assert page.locator("#signers-0-name-error").inner_text() == "Ange undertecknarens namn."
+    assert "Lägg till minst en undertecknare" in page.locator("#error-summary").inner_text()
     assert errors == []
     page.context.close()
 

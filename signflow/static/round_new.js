@@ -75,11 +75,18 @@
     var wf = workflows[document.getElementById("workflow").value] || {};
     return wf.identity === "personal_number";
   }
+  function noticeNeeded() {
+    var wf = workflows[document.getElementById("workflow").value] || {};
+    return !!wf.notice;
+  }
   function checkField(input) {
     var v = input.value.trim();
     var name = input.name;
     var row = input.closest(".signer-row");
     if (name === "title") { return v ? "" : msg.title; }
+    if (name === "body" || name === "meeting_date") {
+      return v || !noticeNeeded() ? "" : msg[name];
+    }
     if (name === "deadline" && v) {
       var today = new Date(); today.setHours(0, 0, 0, 0);
       var chosen = new Date(v + "T00:00:00");
@@ -105,8 +112,8 @@
       });
     var rows = rowsBox.querySelectorAll(".signer-row");
     if (!Array.prototype.some.call(rows, rowFilled)) {
-      var first = rowsBox.querySelector("input");
-      setError(first, msg.no_signers);
+      var first = rowsBox.querySelector("input");  // the first signer's name
+      setError(first, msg.name);
       found.push([first, msg.no_signers]);
     }
     if (!fileInput.files.length) {
@@ -117,7 +124,7 @@
     }
     return found;
   }
-  function showSummary(found) {
+  function showSummary(found, focus) {
     var list = summary.querySelector("ul");
     list.textContent = "";
     found.forEach(function (pair) {
@@ -130,17 +137,19 @@
       list.appendChild(li);
     });
     summary.hidden = !found.length;
-    if (found.length) { summary.focus(); }
+    if (found.length && focus) { summary.focus(); }
   }
   form.addEventListener("change", function (e) {
     var t = e.target;
     if (t.matches("input[type=text], input[type=email], input[type=date]")) {
       setError(t, checkField(t));
     }
+    // a summary on show lists what is still wrong, not what was when it was made
+    if (!summary.hidden) { showSummary(checkAll(), false); }
   });
   form.addEventListener("submit", function (e) {
     var found = checkAll();
-    if (found.length) { e.preventDefault(); showSummary(found); return; }
+    if (found.length) { e.preventDefault(); showSummary(found, true); return; }
     document.getElementById("start").disabled = true;
     document.getElementById("start").textContent = msg.starting;
   });
@@ -265,6 +274,13 @@
     var wf = workflows[document.getElementById("workflow").value] || {};
     var needed = wf.identity === "personal_number";
     document.getElementById("pnr-policy").hidden = !needed;
+    ["body", "meeting_date"].forEach(function (id) {  // the notice of justering needs them
+      var input = document.getElementById(id);
+      var req = form.querySelector("label[for='" + id + "'] .req");
+      if (req) { req.hidden = !wf.notice; }
+      if (wf.notice) { input.setAttribute("aria-required", "true"); }
+      else { input.removeAttribute("aria-required"); setError(input, ""); }
+    });
     rowsBox.querySelectorAll(".signer-row").forEach(function (row) {
       var pnr = row.querySelector("input[name$=-personal_number]");
       var req = row.querySelector("label[for='" + pnr.id + "'] .req");

@@ -52,7 +52,7 @@ def _workflows() -> dict:
 
 def _render_form(form: forms.RoundForm, status: int = 200, *, file_again: bool = False):
     language = current_language()
-    workflow_data = {name: {"identity": w.identity,
+    workflow_data = {name: {"identity": w.identity, "notice": bool(w.notice),
                             "roles": [[r, role_label(r, language)] for r in w.roles]}
                      for name, w in _workflows().items()}
     return render_template("round_new.html", form=form, workflows=_workflows(),
