@@ -43,10 +43,15 @@ def _database(settings: Settings):
 
 
 def cmd_keys_init(args, settings: Settings) -> int:
-    from signflow.pdf.pki import init_keys
+    from signflow.pdf.pki import init_keys, load_pki, named_base_url
 
     made = init_keys(settings.keys_dir, settings.base_url)
     print(f"{'created' if made else 'kept existing'} keys in {settings.keys_dir}")
+    named = named_base_url(load_pki(settings.keys_dir))
+    if named is not None and named != settings.base_url:
+        print(f"note: these keys name {named}/pki/ for their revocation lists, not "
+              f"SIGNFLOW_BASE_URL ({settings.base_url}): keys init never replaces keys",
+              file=sys.stderr)
     return EXIT_OK
 
 

@@ -37,7 +37,7 @@ from signflow.errors import ConfigError
 from signflow.metrics import CountingProviders
 from signflow.pdf import speedups
 from signflow.pdf.keys import make_timestamper
-from signflow.pdf.pki import Pki, load_evidence_certificates, load_pki
+from signflow.pdf.pki import Pki, load_evidence_certificates, load_pki, named_base_url
 from signflow.pdf.seal import load_seal
 from signflow.pdf.service import PdfWorks
 from signflow.trust import TrustSettings, trust_settings
@@ -118,6 +118,13 @@ def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)
     pki = load_pki(settings.keys_dir)
+    named = named_base_url(pki)
+    if named is not None and named != settings.base_url:
+        log.warning("the certificates in %s name %s/pki/ for their revocation lists, but "
+                    "SIGNFLOW_BASE_URL is %s: verifiers will look for them at the old "
+                    "address (keys init keeps existing keys; serve that address too, or "
+                    "start from new keys before the first real round)",
+                    settings.keys_dir, named, settings.base_url)
     sealer = FieldCipher(settings.data_key or settings.secret_key)
     # counts each provider's errors (metrics); stand-ins keep their orders in the
     # database, where every worker process sees them

@@ -21,7 +21,7 @@ def env_for(monkeypatch, settings):
     monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(settings.keys_dir))
 
 
-def test_keys_init_is_idempotent(tmp_path, monkeypatch, capsys):
+def test_keys_init_is_idempotent(tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(tmp_path / "k"))
     monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path / "d"))
     assert cli.main(["keys", "init"]) == 0
@@ -29,8 +29,23 @@ def test_keys_init_is_idempotent(tmp_path, monkeypatch, capsys):
     before = (tmp_path / "k" / "root-ca.pem").read_bytes()
     assert cli.main(["keys", "init"]) == 0
     assert (tmp_path / "k" / "root-ca.pem").read_bytes() == before
-    assert "kept existing" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "kept existing" in out.out and "note:" not in out.err
     assert oct((tmp_path / "k" / "seal.key").stat().st_mode)[-3:] == "600"
+    # a base URL changed after the keys were made: said, at keys init and at every start
+    monkeypatch.setenv("SIGNFLOW_BASE_URL", "https://signering.kommun.se")
+    assert cli.main(["keys", "init"]) == 0
+    assert ("note: these keys name http://127.0.0.1:5000/pki/ for their revocation lists, "
+            "not SIGNFLOW_BASE_URL (https://signering.kommun.se)") in capsys.readouterr().err
+    import logging
+
+    from signflow.config import load_settings
+    from signflow.runtime import build_runtime
+
+    with caplog.at_level(logging.WARNING, logger="signflow.runtime"):
+        build_runtime(load_settings(defaults={"dev_mode": True, "secret_key": "t"})).close()
+    assert "name http://127.0.0.1:5000/pki/ for their revocation lists, but " \
+        "SIGNFLOW_BASE_URL is https://signering.kommun.se" in caplog.text
 
 
 def test_users_add_prints_token_last(settings, monkeypatch, capsys, client):

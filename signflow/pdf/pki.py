@@ -69,6 +69,22 @@ def crl_url(base_url: str, which: str) -> str:
     return f"{base_url.rstrip('/')}/pki/{FILES[which]}.crl"
 
 
+def named_base_url(pki: Pki) -> str | None:
+    """The base URL the service's CA certificates name for their revocation lists
+    (``keys init`` wrote the SIGNFLOW_BASE_URL of that day); None if they name none."""
+    try:
+        points = pki.signer_ca.cert.extensions.get_extension_for_class(
+            x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return None
+    for point in points:
+        for name in point.full_name or ():
+            url = str(name.value)
+            if isinstance(name, x509.UniformResourceIdentifier) and "/pki/" in url:
+                return url.rsplit("/pki/", 1)[0]
+    return None
+
+
 def _builder(subject: x509.Name, issuer: KeyPair | None, pub, days: int) -> x509.CertificateBuilder:
     now = datetime.now(UTC) - timedelta(minutes=5)
     b = (
