@@ -620,6 +620,10 @@ def cmd_lta_renew(args, settings: Settings) -> int:
 def cmd_demo(args, settings: Settings) -> int:
     from signflow.demo import run_demo
 
+    if not Path(args.out).resolve().parent.is_dir():  # before the whole round, not after it
+        print(f"signflow: no directory {Path(args.out).resolve().parent} to write "
+              f"{Path(args.out).name} in", file=sys.stderr)
+        return EXIT_USAGE
     run_demo(Path(args.out), keys_dir=settings.keys_dir, base_url=settings.base_url)
     return EXIT_OK
 

@@ -138,6 +138,12 @@ def test_a_file_that_cannot_be_written_is_one_line(demo_run, tmp_path, monkeypat
         f"signflow: No such file or directory: {tmp_path / 'no' / 'r.pdf'}"
 
 
+def test_demo_refuses_an_output_it_cannot_write_before_it_starts(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path / "no" / "demo.pdf")]) == 2
+    assert capsys.readouterr().err == \
+        f"signflow: no directory {tmp_path / 'no'} to write demo.pdf in\n"
+
+
 def test_background_processes_yield_the_cpu_to_the_web(tmp_path):
     """worker, dispatcher and scheduler lower their priority by SIGNFLOW_BACKGROUND_NICE
     (checked in a child: a process cannot raise it back)."""
