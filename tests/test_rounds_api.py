@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import time
 import zipfile
 
@@ -298,6 +299,14 @@ def test_english_round(client, auth, runtime, settings, protocol_pdf):
             if signers[0]["email"] in m.read_text()][-1]
     assert "Please sign" in json.loads(mail.read_text())["subject"]
     assert body["language"] == "en"
+
+
+def test_the_dev_outbox_speaks_the_pages_language(client, auth, protocol_pdf):
+    create_round(client, auth, protocol_pdf)
+    page = client.get("/dev/outbox").get_data(as_text=True)
+    assert "Utkorg för utveckling" in page and "Till:" in page and "Dev outbox" not in page
+    assert re.search(r"Till: \S+@example.se · \d{4}-\d\d-\d\d \d\d:\d\d:\d\d<", page)
+    assert "Development outbox" in client.get("/dev/outbox?lang=en").get_data(as_text=True)
 
 
 def test_qr_code_animates(client, auth, protocol_pdf, settings):
