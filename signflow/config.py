@@ -303,7 +303,7 @@ def value_problems(settings: Settings) -> list[str]:
         parts = urlsplit(value)
         if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
             bad.append(f"{PREFIX}{name.upper()} must be a {' or '.join(schemes)} URL with a "
-                       f"host (like {schemes[0]}://host), not {value!r}")
+                       f"host (like {schemes[0]}://host), not {_without_password(value)!r}")
     if settings.database_url and "://" not in settings.database_url:
         bad.append(f"{PREFIX}DATABASE_URL must be a database URL "
                    "(like postgresql+psycopg://user:password@host/name)")
@@ -320,6 +320,15 @@ def value_problems(settings: Settings) -> list[str]:
         if getattr(settings, name) < 0:
             bad.append(f"{PREFIX}{name.upper()} must not be negative")
     return bad
+
+
+def _without_password(value: str) -> str:
+    """*value* with whatever stands before an ``@`` (a user and password) left out."""
+    head, at, host = value.rpartition("@")
+    if not at:
+        return value
+    scheme, sep, _ = head.partition("://")
+    return f"{scheme}{sep}…@{host}" if sep else f"…@{host}"
 
 
 def misspelled(settings: Settings) -> list[str]:

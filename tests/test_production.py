@@ -173,7 +173,7 @@ def test_bankid_over_https_needs_its_server_ca_pinned(settings, tmp_path):
 
 def test_values_that_cannot_work_are_refused_at_start_each_by_its_setting(settings, tmp_path):
     wrong = settings.with_overrides(
-        base_url="signering.kommun.se", tsa_url="not-a-url", redis_url="localhost:6379",
+        base_url="signering.kommun.se", tsa_url="not-a-url", redis_url="default:hemligt@redis",
         trust_roots=str(tmp_path / "none.pem"), evidence_key=str(tmp_path / "none.key"),
         workflows_dir=tmp_path / "no-workflows", proxy_hops=-1)
     with pytest.raises(ConfigError) as err:
@@ -185,6 +185,7 @@ def test_values_that_cannot_work_are_refused_at_start_each_by_its_setting(settin
     for name in ("TRUST_ROOTS", "EVIDENCE_KEY", "WORKFLOWS_DIR"):
         assert f"SIGNFLOW_{name} names {tmp_path}" in message
     assert "SIGNFLOW_PROXY_HOPS must not be negative" in message
+    assert "hemligt" not in message and "not '…@redis'" in message  # a password is not shown
     gaps = settings.with_overrides(dev_mode=False, base_url="kommun.se")
     with pytest.raises(ConfigError) as err:  # both at once: nothing to find out one by one
         build_runtime(gaps)
