@@ -165,7 +165,7 @@ def test_the_verdict_downloads_as_pdf_and_json_without_a_new_upload(checked_roun
     as_json = client.post("/verify/report", data={**form, "format": "json"})
     assert as_json.status_code == 200 and as_json.mimetype == "application/json"
     assert "attachment" in as_json.headers["Content-Disposition"]
-    assert "filename=verifiering-" in as_json.headers["Content-Disposition"]
+    assert 'filename="verifiering-' in as_json.headers["Content-Disposition"]
     report = json.loads(as_json.data)
     assert report["indication"] == "TOTAL-PASSED" and len(report["signatures"]) == 5
     as_pdf = client.post("/verify/report", data={**form, "format": "pdf"})
