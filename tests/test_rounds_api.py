@@ -113,6 +113,97 @@ def test_bad_round_json_is_400(client, auth, runtime, protocol_pdf, round_field)
     assert counts(runtime) == before
 
 
+def _spec(**changes) -> str:
+    """A round's JSON with the first signer changed, written by hand: *changes* may hold
+    escapes JSON allows and Python's json.dumps would never write (a lone ``\\ud800``)."""
+    people = signers_spec()
+    body = json.dumps({"title": "Protokoll", "signers": people})
+    for key, raw in changes.items():
+        if key == "title":
+            body = body.replace('"title": "Protokoll"', f'"title": {raw}')
+        else:
+            body = body.replace(f'"{key}": {json.dumps(people[0][key])}', f'"{key}": {raw}', 1)
+    return body
+
+
+@pytest.mark.parametrize(("field", "raw", "code_or_field"), [
+    ("title", '"Protokoll\\r\\nBcc: x@example.se"', "title"),  # a mail header injected
+    ("title", '"a\\ud800b"', None),  # a lone surrogate: not text
+    ("name", '"Mikael\\u0000 Johansson"', "name"),
+    ("email", '"sek\\u0000@example.se"', "email"),
+    ("organisation", '"Familjen\\nHelsingborg"', "organisation"),
+])
+def test_text_that_is_not_one_line_of_text_is_400(client, auth, runtime, protocol_pdf, field,
+                                                   raw, code_or_field):
+    before = counts(runtime)
+    resp = client.post("/api/v1/rounds", headers=auth, data={
+        "round": _spec(**{field: raw}), "document": (io.BytesIO(protocol_pdf), "p.pdf")})
+    assert resp.status_code == 400, resp.get_json()
+    assert resp.get_json()["error"].get("field") == code_or_field
+    assert counts(runtime) == before
+
+
+def test_a_message_may_have_lines(client, auth, protocol_pdf):
+    resp = create_round(client, auth, protocol_pdf, message="Hej!\n\nSignera gärna i dag.")
+    assert resp.status_code == 201, resp.get_json()
+
+
+def test_one_person_signs_once(client, auth, runtime, protocol_pdf):
+    before = counts(runtime)
+    twice = signers_spec()
+    twice[2]["email"] = twice[0]["email"].upper()
+    resp = create_round(client, auth, protocol_pdf, signers=twice)
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["code"] == "signer_twice"
+    assert resp.get_json()["error"]["field"] == "email"
+    same_number = signers_spec()
+    same_number[0]["personal_number"] = "19800101-2387"
+    same_number[1]["personal_number"] = "198001012387"
+    resp = create_round(client, auth, protocol_pdf, signers=same_number)
+    assert resp.status_code == 400 and resp.get_json()["error"]["field"] == "personal_number"
+    assert counts(runtime) == before
+    # nor by replacement: the chair cannot take the justerare's place as well
+    people = signers_spec()
+    people[2]["personal_number"] = "19800101-2387"
+    body = create_round(client, auth, protocol_pdf, signers=people).get_json()
+    target = body["signers"][1]["id"]
+    for person in ({"name": "Carina Leffler", "email": people[2]["email"]},
+                   {"name": "C. Leffler", "email": "annan@example.se",
+                    "personal_number": "198001012387"}):
+        resp = client.post(f"/api/v1/rounds/{body['id']}/signers/{target}/replace",
+                           headers=auth, json=person)
+        assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "signer_twice"
+    after = client.get(f"/api/v1/rounds/{body['id']}", headers=auth).get_json()
+    assert after["signers"][1]["email"] == people[1]["email"]  # nothing changed
+
+
+def test_a_personal_number_is_written_in_ascii_digits(client, auth, runtime, protocol_pdf):
+    people = signers_spec()
+    people[0]["personal_number"] = "١٩٨٠٠١٠١٢٣٨٧"  # 19800101-2387 in Arabic-Indic digits
+    before = counts(runtime)
+    resp = create_round(client, auth, protocol_pdf, signers=people)
+    assert resp.status_code == 400 and resp.get_json()["error"]["field"] == "personal_number"
+    assert counts(runtime) == before
+
+
+@pytest.mark.parametrize("body", ['{"reason": 123}', '{"reason": "Sjuk\\ud800"}',
+                                  '{"reason": "Sjuk\\u0000"}'])
+def test_a_decline_or_cancel_with_a_reason_that_is_not_text_changes_nothing(
+        client, auth, protocol_pdf, settings, body):
+    signers = signers_spec()
+    round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    declined = client.post(f"/sign/{token}/decline", data=body,
+                           content_type="application/json")
+    assert declined.status_code == 400, declined.get_json()
+    cancelled = client.post(f"/api/v1/rounds/{round_id}/cancel", headers=auth, data=body,
+                            content_type="application/json")
+    assert cancelled.status_code == 400, cancelled.get_json()
+    after = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
+    assert after["status"] == "pending"
+    assert all(s["status"] == "invited" for s in after["signers"])
+
+
 def test_missing_fields_are_400(client, auth, protocol_pdf):
     assert client.post("/api/v1/rounds", headers=auth, data={}).status_code == 400
     resp = client.post("/api/v1/rounds", headers=auth,

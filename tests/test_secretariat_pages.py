@@ -197,6 +197,21 @@ def test_a_refused_upload_is_named_next_to_the_file_field(client, settings, runt
     assert counts(runtime) == before
 
 
+def test_one_person_named_twice_is_said_at_the_second_place(client, settings, runtime,
+                                                            protocol_pdf):
+    staff(client, settings, runtime)
+    before = counts(runtime)
+    data = form_data(csrf(client), protocol_pdf, **{
+        "signers-2-name": "Mikael Johansson", "signers-2-email": "SEK-X@example.se",
+        "signers-0-email": "sek-x@example.se"})
+    resp = client.post("/rounds/new", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 400
+    html = resp.get_data(as_text=True)
+    assert re.search(r'id="signers-2-email-error" >Personen är redan angiven för en annan '
+                     r'plats', html)
+    assert counts(runtime) == before
+
+
 def test_a_personal_number_workflow_asks_for_every_number(client, settings, runtime,
                                                           protocol_pdf):
     from dataclasses import replace

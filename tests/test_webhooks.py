@@ -139,6 +139,9 @@ def test_webhooks_are_checked_and_belong_to_one_organisation(client, auth, runti
                 {"url": "https://example.se/x", "events": []}, {"urls": "x"}):
         resp = client.post("/api/v1/webhooks", headers=auth, json=bad)
         assert resp.status_code == 400, bad
+    lone = client.post("/api/v1/webhooks", headers=auth, content_type="application/json",
+                       data='{"url": "https://example.se/\\ud800"}')  # not text: not a 500
+    assert lone.status_code == 400, lone.get_json()
     hook = register(client, auth, receiver.url)
     other = {"Authorization": "Bearer " + make_user(runtime, "annan@example.se",
                                                     org="Annan kommun")}

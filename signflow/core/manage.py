@@ -97,6 +97,10 @@ def replace_signer(
         raise NotFound("no such signer")
     if signer.status not in replaceable_states(round_):
         raise IllegalTransition(f"the signer has already {signer.status}", code="signer_done")
+    rounds.refuse_twice(new, [  # the others as they stand: one person signs once
+        rounds.SignerSpec(name=s.name, email=s.email, role=s.role,
+                          personal_number=rounds.invited_personal_number(svc, s))
+        for s in round_.signers if s.id != signer.id])
     if round_.identity_policy == IdentityPolicy.PERSONAL_NUMBER.value and not new.personal_number:
         raise InvalidInput("this round binds signers by personal number: give one",
                            code="personal_number_required", field="personal_number")

@@ -58,7 +58,7 @@ def normalize_personal_number(value: str) -> str:
     (day + 60 for coordination numbers) and the Luhn check digit.
     """
     raw = (value or "").strip()
-    m = re.fullmatch(r"(\d{8})[-+]?(\d{4})", raw)
+    m = re.fullmatch(r"([0-9]{8})[-+]?([0-9]{4})", raw)  # (\d is any script's digits)
     if not m:
         raise InvalidInput(
             "personal_number must be YYYYMMDDNNNC (12 digits)", field="personal_number"

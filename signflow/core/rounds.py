@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -73,13 +73,24 @@ class RoundSpec:
     kept_at: str = ""
 
 
-def _text(obj: Mapping[str, Any], key: str, *, required: bool, limit: int) -> str:
+#: Characters no field may hold: controls (a CR or LF in a title would end a mail's
+#: Subject header, which no SMTP server then takes), and lone UTF-16 surrogates.
+_NEVER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+#: ... and the line breaks and tabs a one-line field may not hold either.
+_NEVER_IN_A_LINE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _text(obj: Mapping[str, Any], key: str, *, required: bool, limit: int,
+          lines: bool = False) -> str:
     value = obj.get(key, "")
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(f"{key} must be a string", field=key)
     value = value.strip()
+    if (_NEVER if lines else _NEVER_IN_A_LINE).search(value):
+        raise InvalidInput(f"{key} holds a control character"
+                           + ("" if lines else " or a line break"), field=key)
     if required and not value:
         raise InvalidInput(f"{key} is required", field=key)
     if len(value) > limit:
@@ -109,7 +120,7 @@ def parse_round_spec(raw: Any) -> RoundSpec:
         raise InvalidInput("signers must be a non-empty list", field="signers")
     if len(signers_raw) > MAX_SIGNERS:
         raise InvalidInput(f"at most {MAX_SIGNERS} signers", field="signers")
-    signers = []
+    signers: list[SignerSpec] = []
     for item in signers_raw:
         if not isinstance(item, Mapping):
             raise InvalidInput("each signer must be an object", field="signers")
@@ -124,17 +135,31 @@ def parse_round_spec(raw: Any) -> RoundSpec:
                 personal_number=normalize_personal_number(pnr) if pnr else "",
             )
         )
+        refuse_twice(signers[-1], signers[:-1])
     return RoundSpec(
         title=_text(raw, "title", required=True, limit=300),
         signers=tuple(signers),
         language=language,
         order=order,
         workflow=_text(raw, "workflow", required=False, limit=100) or "standard",
-        message=_text(raw, "message", required=False, limit=4000),
+        message=_text(raw, "message", required=False, limit=4000, lines=True),
         body=_text(raw, "body", required=False, limit=200),
         meeting_date=_date(raw, "meeting_date"),
         kept_at=_text(raw, "kept_at", required=False, limit=300),
     )
+
+
+def refuse_twice(person: SignerSpec, others: Sequence[SignerSpec]) -> None:
+    """One person signs once: :class:`InvalidInput` when *person*'s e-mail address or
+    personal number is already one of *others*' (a chair cannot be their own justerare)."""
+    for other in others:
+        if person.email.lower() == other.email.lower():
+            raise InvalidInput(f"{person.email} is named for two places; one person signs "
+                               "once", code="signer_twice", field="email")
+        if person.personal_number and person.personal_number == other.personal_number:
+            raise InvalidInput("the same personal number is given for two places; one "
+                               "person signs once", code="signer_twice",
+                               field="personal_number")
 
 
 def _date(obj: Mapping[str, Any], key: str) -> date | None:
@@ -354,11 +379,11 @@ def require_can_sign(signer: Signer) -> None:
         raise IllegalTransition(f"you have already {signer.status}", code="signer_done")
 
 
-def decline(session: Session, svc: Services, signer: Signer, reason: str) -> None:
+def decline(session: Session, svc: Services, signer: Signer, reason: object) -> None:
     """The signer refuses, giving a reason, and the secretariat is told.  The round
     ends as declined, unless its workflow lets the secretariat name another
     person in the place (``on_decline = "replace"``): then it goes on."""
-    reason = (reason or "").strip()[:2000]
+    reason = _reason(reason)
     if not reason:
         raise InvalidInput("say why you decline", code="reason_required", field="reason")
     round_ = lock_round(session, signer.round_id)
@@ -387,15 +412,27 @@ def decline(session: Session, svc: Services, signer: Signer, reason: str) -> Non
     outbox.send_mail(session, svc, mail, round_id=round_.id)
 
 
+def _reason(value: object) -> str:
+    """A reason someone typed (several lines allowed), trimmed; :class:`InvalidInput`
+    for anything but text of at most 2000 characters."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput("the reason must be text", field="reason")
+    if _NEVER.search(value):
+        raise InvalidInput("the reason holds a control character", field="reason")
+    if len(value.strip()) > 2000:
+        raise InvalidInput("the reason is at most 2000 characters", field="reason")
+    return value.strip()
+
+
 def cancel(session: Session, svc: Services, user: User, round_id: str,
-           reason: str = "") -> Round:
+           reason: object = "") -> Round:
     """End the round: nobody can sign any more.  Everyone who was sent a link
     (and has not declined) is told, with *reason* when one is given."""
     round_ = visible_round(session, user, round_id)
     require_manager(user)
-    reason = (reason or "").strip()
-    if len(reason) > 2000:
-        raise InvalidInput("the reason is at most 2000 characters", field="reason")
+    reason = _reason(reason)
     round_ = lock_round(session, round_.id)
     if not transition(round_, RoundStatus.CANCELLED):
         return round_  # cancelled already: nothing more to do or record

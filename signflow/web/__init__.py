@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any
 
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
@@ -31,11 +32,37 @@ def close_db(_exc: BaseException | None = None) -> None:
 
 def json_sent() -> object:
     """The request's JSON body, or None if there is none (or it is nested past the
-    parser's depth, which Flask's ``silent`` lets through as a RecursionError: a 500)."""
+    parser's depth, which Flask's ``silent`` lets through as a RecursionError: a 500).
+
+    :raises InvalidInput: a string in it holds a lone UTF-16 surrogate (``"\\ud800"``),
+        which JSON allows and no database or mail can store.
+    """
     try:
-        return request.get_json(silent=True)
+        body = request.get_json(silent=True)
     except RecursionError:
         return None
+    return whole_unicode(body)
+
+
+def whole_unicode(value: Any) -> Any:
+    """*value* (parsed JSON), unless a string in it is not Unicode text: a lone
+    surrogate escape (``\\ud800``) parses, then fails at the database as a 500."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise InvalidInput("the JSON holds a lone surrogate (\\ud800-\\udfff), "
+                                   "which is not text")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_date(field: str) -> date:

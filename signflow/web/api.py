@@ -16,7 +16,7 @@ from signflow.core.states import RoundStatus
 from signflow.errors import Busy, InvalidInput, NotFound
 from signflow.pdf.event_log import event_log_pdf
 from signflow.pdf.event_words import RoundFacts, event_log
-from signflow.web import db, json_date, json_sent, read_upload, runtime
+from signflow.web import db, json_date, json_sent, read_upload, runtime, whole_unicode
 from signflow.web.auth import require
 from signflow.web.serialize import round_dict
 
@@ -33,7 +33,7 @@ def create_round():
     if raw is None:
         raise InvalidInput("multipart field 'round' (JSON) is required", field="round")
     try:
-        spec = rounds.parse_round_spec(json.loads(raw))
+        spec = rounds.parse_round_spec(whole_unicode(json.loads(raw)))
     except (ValueError, RecursionError):  # JSONDecodeError, 4,300+ digits, deep nesting
         raise InvalidInput("round is not valid JSON", field="round") from None
     key = request.headers.get("Idempotency-Key")
@@ -267,11 +267,9 @@ def extend_deadline(round_id: str):
 def cancel(round_id: str):
     """Cancel the round; ``{"reason": "…"}`` (optional) is told to the signers."""
     body = json_sent()
-    reason = body.get("reason", "") if isinstance(body, dict) else ""
-    if not isinstance(reason, str):
-        raise InvalidInput("reason must be text", field="reason")
     session = db()
-    round_ = rounds.cancel(session, runtime().services, g.user, round_id, reason)
+    round_ = rounds.cancel(session, runtime().services, g.user, round_id,
+                           body.get("reason") if isinstance(body, dict) else None)
     session.commit()
     return jsonify(round_dict(round_))
 

@@ -171,6 +171,8 @@ def field_message(name: str, exc: SignflowError) -> str:
     """The words for what the domain refused in field *name*."""
     if exc.code == "personal_number_required":
         return personal_number_required()
+    if exc.code == "signer_twice":
+        return _("This person is already named for another place: one person signs once.")
     if exc.code == "provider_unavailable":
         return _("This workflow's identity provider is not available here.")
     if exc.code in ("deadline_past", "deadline_far"):
@@ -237,6 +239,14 @@ def map_refusal(form: RoundForm, exc: SignflowError) -> None:
     name = str(exc.fields.get("field", ""))
     if name in SIGNER_FIELDS:
         rows = filled(form)
+        if exc.code == "signer_twice":  # the later of the two rows
+            seen: set[str] = set()
+            for i, row in rows:
+                value = row[name].strip().lower().replace("-", "")
+                if value and value in seen:
+                    form.error(f"signers-{i}-{name}", field_message(name, exc))
+                    return
+                seen.add(value)
         targets = [i for i, row in rows if not row[name]] if exc.code == \
             "personal_number_required" else [i for i, _row in rows]
         for i in targets[:1] if exc.code != "personal_number_required" else targets:

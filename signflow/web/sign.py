@@ -343,8 +343,8 @@ def decline(token: str):
     signer = _signer(token)
     if not _is_decline_form():
         body = json_sent()
-        reason = str((body if isinstance(body, dict) else {}).get("reason") or "")
-        rounds.decline(session, runtime().services, signer, reason)
+        rounds.decline(session, runtime().services, signer,
+                       (body if isinstance(body, dict) else {}).get("reason"))
         session.commit()
         return jsonify(status="declined")
     reason = request.form.get("reason", "").strip()
