@@ -219,6 +219,22 @@ def test_auth_and_phone_endpoints(simulator):
     assert r.status_code == 400 and r.json()["errorCode"] == "invalidParameters"
 
 
+def test_the_phone_page_says_why_it_refuses_instead_of_a_json_body(simulator):
+    sim, url = simulator
+    client = BankIDClient(url, roots=[sim.ca.cert])
+    order = client.start_sign(request(PERSONAS[0].personal_number))
+    wrong = requests.post(f"{url}/sim/orders/{order.order_ref}/approve", timeout=5,
+                          data={"personalNumber": PERSONAS[1].personal_number},
+                          allow_redirects=False)  # the page's form, as another person
+    assert wrong.status_code == 303 and wrong.headers["Location"] == "/?fel=wrongPerson"
+    page = requests.get(f"{url}{wrong.headers['Location']}", timeout=5).text
+    assert "Ordern gäller en annan person" in page
+    assert client.collect(order.order_ref).status == "pending"  # nothing signed
+    api = requests.post(f"{url}/sim/orders/{order.order_ref}/approve", timeout=5,
+                        json={"personalNumber": PERSONAS[1].personal_number})
+    assert api.status_code == 409 and api.json()["errorCode"] == "wrongPerson"  # JSON: as was
+
+
 def test_requirement_and_web_are_validated(simulator):
     _, url = simulator
     base = {"endUserIp": "192.0.2.1", "userVisibleData": "eA=="}

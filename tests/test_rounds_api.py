@@ -394,6 +394,20 @@ def test_english_round(client, auth, runtime, settings, protocol_pdf):
     assert body["language"] == "en"
 
 
+def test_in_development_the_sign_page_points_to_the_simulator(client, auth, protocol_pdf,
+                                                               settings, runtime, monkeypatch):
+    from dataclasses import replace
+
+    signers = signers_spec()
+    create_round(client, auth, protocol_pdf, signers=signers)
+    token = links_in_outbox(settings.data_dir / "outbox")[signers[0]["email"]]
+    page = client.get(f"/sign/{token}").get_data(as_text=True)
+    assert "BankID är här en simulator" in page and 'href="/bankid-sim/"' in page
+    monkeypatch.setattr(runtime, "settings", replace(runtime.settings, dev_mode=False))
+    other = client.get(f"/sign/{token}")
+    assert other.status_code == 200 and "simulator" not in other.get_data(as_text=True)
+
+
 def test_the_dev_outbox_speaks_the_pages_language(client, auth, protocol_pdf):
     create_round(client, auth, protocol_pdf)
     page = client.get("/dev/outbox").get_data(as_text=True)

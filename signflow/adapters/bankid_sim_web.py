@@ -97,14 +97,20 @@ def create_simulator_app(sim: Simulator, *, require_client_cert: bool = False) -
     @app.post("/sim/orders/<ref>/<action>")
     def act(ref: str, action: str):
         body = request.get_json(silent=True) or request.form.to_dict() or {}
-        if action == "open":
-            sim.open(ref)
-        elif action == "cancel":
-            sim.user_cancel(ref)
-        elif action == "approve":
-            sim.approve(ref, _persona_from(body))
-        else:
-            raise ApiError(404, "notFound", "No such action.")
+        try:
+            if action == "open":
+                sim.open(ref)
+            elif action == "cancel":
+                sim.user_cancel(ref)
+            elif action == "approve":
+                sim.approve(ref, _persona_from(body))
+            else:
+                raise ApiError(404, "notFound", "No such action.")
+        except ApiError as refused:
+            if not request.form:
+                raise
+            # the phone page: say it there, as the app does, not as a JSON body
+            return ("", 303, {"Location": f"{request.script_root or ''}/?fel={refused.code}"})
         if request.form:
             return ("", 303, {"Location": (request.script_root or "") + "/"})
         return jsonify(ok=True)
@@ -119,9 +125,19 @@ def create_simulator_app(sim: Simulator, *, require_client_cert: bool = False) -
                           "personal_number": o.personal_number})
         return render_template(
             "bankid_phone.html", orders=shown, personas=PERSONAS, prefix=request.script_root,
-            known={p.personal_number for p in PERSONAS})
+            known={p.personal_number for p in PERSONAS},
+            refused=PHONE_REFUSALS.get(request.args.get("fel", ""), ""))
 
     return app
+
+
+#: What the phone says when it refuses (as BankID's app: in Swedish only).
+PHONE_REFUSALS = {
+    "wrongPerson": "Ordern gäller en annan person: den kräver ett annat personnummer. "
+                   "Välj den person ordern är till.",
+    "notFound": "Ordern finns inte längre: den har avslutats eller gått ut.",
+    "invalidParameters": "Ordern kan inte signeras längre.",
+}
 
 
 def _persona_from(body: dict[str, Any]) -> Persona | None:

@@ -177,6 +177,7 @@ def _sign_page(token: str, signer: Signer, context: dict, *, errors: dict | None
     return render_template(
         "sign.html", **context, app=app_name, phone=flows.on_phone(), pages=pages,
         widths=WIDTHS, default_width=DEFAULT_WIDTH, errors=errors or {}, reason=reason,
+        simulator=runtime().settings.dev_mode and signer.round.provider == "bankid",
     ), status
 
 
