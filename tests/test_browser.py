@@ -5,6 +5,7 @@ The app runs with its real Content-Security-Policy, so these tests wait with
 CSP rightly forbids) and fail on any CSP violation the page reports.
 """
 
+import base64
 import json
 import time
 import uuid
@@ -103,6 +104,13 @@ def _wait_until_ended(live_app, order_ref: str) -> None:
 
 # --- signing ------------------------------------------------------------------------------
 
+def open_orders_of(sim, round_id: str) -> list:
+    """The simulator's open orders for *round_id* (its visible text names the document):
+    the live app's simulator is shared with every browser test before this one."""
+    return [o for o in sim.open_orders()
+            if round_id in base64.b64decode(o.visible_b64 or "").decode("utf-8", "replace")]
+
+
 def test_sign_with_bankid_in_the_browser(browser, live_app, live_round):
     body, tokens, _ = live_round
     page = desktop_page(browser)
@@ -115,7 +123,7 @@ def test_sign_with_bankid_in_the_browser(browser, live_app, live_round):
     assert qr.is_visible()
     sim = live_app.runtime.simulator
     wait_js(page, QR_SHOWN)
-    orders = sim.open_orders()
+    orders = open_orders_of(sim, body["id"])
     assert len(orders) == 1
     sim.open(orders[0].order_ref)
     sim.approve(orders[0].order_ref)
@@ -130,7 +138,7 @@ def test_sign_with_bankid_in_the_browser(browser, live_app, live_round):
 def test_a_phone_signs_on_the_same_device(browser, live_app, live_round):
     from signflow.adapters.bankid_sim import PERSONAS
 
-    _, tokens, _ = live_round
+    body, tokens, _ = live_round
     page, launched = phone_page(browser)
     problems = watch(page)
     page.goto(f"{live_app.url}/sign/{tokens[1]}")
@@ -146,7 +154,7 @@ def test_a_phone_signs_on_the_same_device(browser, live_app, live_round):
     page.get_by_text("Försöker starta BankID-appen.").wait_for(timeout=10_000)
     wait_js(page, "() => document.getElementById('launch').href.includes('autostarttoken')")
     sim = live_app.runtime.simulator
-    [order] = sim.open_orders()
+    [order] = open_orders_of(sim, body["id"])
     assert launched == [f"https://app.bankid.com/?autostarttoken={order.auto_start_token}"
                         "&redirect=null"]
     assert order.return_url == f"{live_app.url}/sign/{tokens[1]}#bankid"
@@ -215,18 +223,18 @@ def test_a_round_cancelled_while_the_qr_is_up_leaves_no_stale_controls(
 
 
 def test_leaving_the_page_cancels_the_order(browser, live_app, live_round):
-    _, tokens, _ = live_round
+    body, tokens, _ = live_round
     page = desktop_page(browser)
     page.goto(f"{live_app.url}/sign/{tokens[2]}")
     page.get_by_role("button", name="Signera med BankID").click()
     page.locator("#qr").wait_for(state="visible")
     sim = live_app.runtime.simulator
-    assert len(sim.open_orders()) == 1
+    assert len(open_orders_of(sim, body["id"])) == 1
     page.goto("about:blank")  # pagehide → fetch(cancel, keepalive)
     deadline = time.monotonic() + 10
-    while sim.open_orders() and time.monotonic() < deadline:
+    while open_orders_of(sim, body["id"]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert sim.open_orders() == []
+    assert open_orders_of(sim, body["id"]) == []
     page.context.close()
 
 
@@ -276,7 +284,7 @@ def test_coming_back_from_the_app_follows_the_open_order(browser, live_app, live
     """The order's returnUrl (…/sign/<token>#bankid) opens a page that picks up polling."""
     from signflow.adapters.bankid_sim import PERSONAS
 
-    _, tokens, _ = live_round
+    body, tokens, _ = live_round
     page, launched = phone_page(browser)
     page.goto(f"{live_app.url}/sign/{tokens[2]}")
     page.get_by_role("button", name="Öppna BankID", exact=True).click()
