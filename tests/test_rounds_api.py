@@ -82,6 +82,18 @@ def test_bad_upload_is_refused_and_nothing_stored(client, auth, runtime, payload
     assert counts(runtime) == before
 
 
+def test_a_pdf_cut_short_anywhere_is_refused_and_nothing_stored(client, auth, runtime,
+                                                                protocol_pdf):
+    before = counts(runtime)
+    for cut in range(100, len(protocol_pdf) - 5, 307):
+        resp = client.post("/api/v1/rounds", headers=auth, data={
+            "round": json.dumps({"title": "t", "signers": signers_spec()}),
+            "document": (io.BytesIO(protocol_pdf[:cut]), "p.pdf")})
+        assert resp.status_code in (415, 422), (cut, resp.get_json())
+        assert resp.get_json()["error"]["code"] in ("not_pdf", "unparsable"), cut
+    assert counts(runtime) == before
+
+
 def test_encrypted_pdf_is_refused(client, auth, runtime, protocol_pdf):
     import pikepdf
 

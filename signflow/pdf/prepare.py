@@ -63,6 +63,13 @@ def open_upload(data: bytes, *, max_bytes: int, max_pages: int) -> pikepdf.Pdf:
     except (pikepdf.PdfError, ValueError, RecursionError) as exc:
         raise UnsupportedDocument(f"the PDF cannot be read: {_why(exc)}",
                                   code="unparsable") from None
+    if "/Size" not in pdf.trailer or any("can't find startxref" in w
+                                         for w in pdf.get_warnings()):
+        # qpdf rebuilt it from what was there: a file cut short may lack pages or text,
+        # and what it writes then pyHanko cannot read (no /Size in its trailer)
+        pdf.close()
+        raise UnsupportedDocument("the PDF is damaged: its end is missing (was the file cut "
+                                  "short?); save or export it again", code="unparsable")
     try:
         _check(pdf, max_pages)
     except BaseException:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
@@ -21,6 +22,7 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko_certvalidator import ValidationContext
 
 from signflow.core.ports import SignerBlock, TrailHead
+from signflow.errors import UnsupportedDocument
 from signflow.pdf import trail_mark
 from signflow.pdf.keys import asn1_cert, timestamp_token_for
 from signflow.pdf.pki import Pki, make_crl
@@ -56,7 +58,11 @@ def certify(
     approvals and the closing validation data follow without breaking the
     certification; a document nobody signs after the seal gets level 1.
     """
-    writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    except (PdfError, KeyError, ValueError) as exc:  # what qpdf wrote, pyHanko cannot read
+        raise UnsupportedDocument(f"the PDF cannot be read once normalized: {exc!r}",
+                                  code="unparsable") from None
     for p in placements:
         fields.append_signature_field(
             writer, SigFieldSpec(sig_field_name=p.field_name, on_page=p.page_index, box=p.box))
