@@ -31,7 +31,7 @@ from signflow.pdf.notice import NoticeSheet, notice_items
 from signflow.pdf.pages import A4, MARGIN
 from signflow.pdf.report import text_width
 from tests.conftest import create_round, make_user, sign_all, wait_for_status
-from tests.test_webhooks import Receiver, register
+from tests.test_webhooks import Receiver, as_described, register
 from tests.test_workflows import municipal_signers
 
 
@@ -273,7 +273,7 @@ def test_publishing_tells_the_notice_board_and_is_final(protokoll_round, client,
         assert published.status_code == 200, published.get_json()
         assert published.get_json()["state"] == "published"
         receiver.wait_for(1)
-        [got] = [json.loads(g["body"]) for g in receiver.got]
+        [got] = [as_described(g["body"]) for g in receiver.got]
         assert got["event"] == "notice.ready" and got["round"]["id"] == protokoll_round
         assert got["data"]["notice"]["posting_date"] == published.get_json()["posting_date"]
         assert got["data"]["notice"]["state"] == "published"

@@ -57,6 +57,22 @@ def receiver():
     r.server.shutdown()
 
 
+def as_described(body: bytes) -> dict:
+    """The delivery's body, checked against the OpenAPI description's ``webhooks``."""
+    import jsonschema
+
+    from signflow.web.openapi import description
+
+    doc = description()
+    event = json.loads(body)
+    schema = doc["webhooks"][event["event"]]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    jsonschema.Draft202012Validator(
+        {**schema, "components": doc["components"]},
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(event)
+    return event
+
+
 def register(client, auth, url: str, events=None) -> dict:
     resp = client.post("/api/v1/webhooks", headers=auth,
                        json={"url": url} | ({"events": events} if events else {}))
@@ -85,7 +101,7 @@ def test_a_round_is_told_to_the_receiver_signed_and_without_personal_numbers(
                                             time.time())
         assert not webhooks.signature_valid(hook["secret"], headers["Signflow-Signature"],
                                             body + b" ", time.time())
-        event = json.loads(body)
+        event = as_described(body)
         assert event["round"]["id"] == round_id and headers["Signflow-Event"] == event["event"]
         assert headers["Signflow-Delivery"] == event["id"]
         for person in PERSONAS:
@@ -124,6 +140,7 @@ def test_a_receiver_that_is_down_gets_the_delivery_later(client, auth, runtime, 
                               now=utcnow() + timedelta(minutes=2)) == 1
     [done] = client.get("/api/v1/webhooks/deliveries", headers=auth).get_json()["deliveries"]
     assert (done["state"], done["last_status"], done["attempts"]) == ("delivered", 200, 2)
+    assert done["last_error"] is None  # the 503 is history once it went through
     first, again = receiver.got[0], receiver.got[-1]
     assert first["body"] == again["body"]  # the same event, signed afresh
     assert webhooks.signature_valid(hook["secret"], again["headers"]["Signflow-Signature"],
@@ -131,12 +148,47 @@ def test_a_receiver_that_is_down_gets_the_delivery_later(client, auth, runtime, 
     assert json.loads(again["body"])["data"]["reason"] == "Fel datum"
 
 
+def test_a_delivery_for_a_removed_webhook_is_dropped_not_delivered(client, auth, runtime,
+                                                                   protocol_pdf, receiver):
+    hook = register(client, auth, receiver.url, events=["round.cancelled"])
+    receiver.status = 503
+    round_id = create_round(client, auth, protocol_pdf).get_json()["id"]
+    assert client.post(f"/api/v1/rounds/{round_id}/cancel", headers=auth,
+                       json={"reason": "Fel version"}).status_code == 200
+    receiver.wait_for(1)
+    assert as_described(receiver.got[0]["body"])["data"] == {"reason": "Fel version"}
+    assert client.delete(f"/api/v1/webhooks/{hook['id']}", headers=auth).status_code == 200
+    outbox.deliver_due(runtime.sessions, runtime.services, now=utcnow() + timedelta(minutes=2))
+    [dropped] = client.get("/api/v1/webhooks/deliveries", headers=auth).get_json()["deliveries"]
+    assert (dropped["state"], dropped["attempts"], dropped["delivered_at"]) == ("dropped", 1,
+                                                                                None)
+    assert len(receiver.got) == 1  # nothing more was sent
+
+
+def test_a_decline_is_told_even_when_the_round_goes_on(client, auth, runtime, protocol_pdf,
+                                                       receiver):
+    from signflow.demo import links_in_outbox
+
+    register(client, auth, receiver.url, events=["signer.declined", "round.declined"])
+    signers = [{**s, "personal_number": p.personal_number}
+               for s, p in zip(signers_spec(), PERSONAS, strict=False)]
+    create_round(client, auth, protocol_pdf, signers=signers, workflow="protokoll",
+                 body="Kommunstyrelsen", meeting_date="2026-11-25")
+    token = links_in_outbox(runtime.settings.data_dir / "outbox")[signers[0]["email"]]
+    assert client.post(f"/sign/{token}/decline", json={"reason": "Sjuk"}).status_code == 200
+    receiver.wait_for(1)
+    assert receiver.events() == ["signer.declined"]  # the round itself goes on
+    data = as_described(receiver.got[0]["body"])["data"]
+    assert data["round_continues"] is True and data["reason"] == "Sjuk"
+
+
 def test_webhooks_are_checked_and_belong_to_one_organisation(client, auth, runtime, receiver):
     for bad in ({"url": "ftp://example.se/x"}, {"url": "https://"},
                 {"url": "https://exa mple.se/x"}, {"url": "https://example.se/x y"},
                 {"url": "https://example.se/\x00"}, {"url": "https://ex<am>ple.se/"},
                 {"url": "https://example.se/x", "events": ["round.exploded"]},
-                {"url": "https://example.se/x", "events": []}, {"urls": "x"}):
+                {"url": "https://example.se/x", "events": []}, {"urls": "x"},
+                {"url": "https://diarium:hemligt@example.se/x"}):
         resp = client.post("/api/v1/webhooks", headers=auth, json=bad)
         assert resp.status_code == 400, bad
     lone = client.post("/api/v1/webhooks", headers=auth, content_type="application/json",

@@ -104,19 +104,22 @@ def test_every_delivery_shows_its_state(client, settings, runtime, protocol_pdf,
     with runtime.sessions() as s:
         round_ = s.get(Round, round_id)
         made = [webhooks.emit(s, svc, round_, "signer.signed", {"signer": "x"})[0]
-                for _ in range(3)]
+                for _ in range(4)]
         s.commit()
         rows = [s.scalar(select(OutboxMessage).where(OutboxMessage.ref == d.outbox_ref))
                 for d in made]
-        # one delivered, one failing, one still waiting for its first try
-        rows[0].delivered_at = svc.clock.now()
+        # one delivered, one failing, one still waiting for its first try, and one
+        # that ended without an answer (its webhook removed before it went out)
+        rows[0].delivered_at = rows[3].delivered_at = svc.clock.now()
+        s.get(WebhookDelivery, made[0].id).last_status = 200
         rows[1].attempts, rows[1].last_error = 2, "HTTP 503"
         rows[1].next_attempt_at = svc.clock.now() + timedelta(minutes=4)
         s.get(WebhookDelivery, made[1].id).last_status = 503
         s.commit()
     html = client.get("/account/webhooks").get_data(as_text=True)
     deliveries = html[html.index('id="deliveries"'):]
-    assert deliveries.count("En signerare har signerat") == 3
+    assert deliveries.count("En signerare har signerat") == 4
     assert "Levererad" in deliveries and "Misslyckas" in deliveries and "Väntar" in deliveries
+    assert "Skickades inte: webhooken togs bort" in deliveries
     assert "Senaste svar: HTTP 503." in deliveries
     assert f'href="/rounds/{round_id}"' in deliveries

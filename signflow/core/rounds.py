@@ -400,6 +400,9 @@ def decline(session: Session, svc: Services, signer: Signer, reason: object) -> 
         transition(round_, RoundStatus.DECLINED)
         forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.SIGNER_DECLINED, f"signer:{signer.id}", data)
+    webhooks.emit(session, svc, round_, "signer.declined", {
+        "signer": {"id": signer.id, "name": signer.name, "role": signer.role},
+        "reason": reason, "round_continues": goes_on})
     if not goes_on:
         revoke_links(round_, svc.clock.now())
         webhooks.emit(session, svc, round_, "round.declined", {
@@ -443,6 +446,7 @@ def cancel(session: Session, svc: Services, user: User, round_id: str,
     forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.ROUND_CANCELLED, f"user:{user.email}",
                  {"reason": reason} if reason else {})
+    webhooks.emit(session, svc, round_, "round.cancelled", {"reason": reason})
     for s in told:
         outbox.send_mail(session, svc, messages.cancelled(
             round_.language, to=s.email, name=s.name, org=round_.organisation.name,

@@ -43,8 +43,8 @@ from signflow.core.ports import Services
 from signflow.errors import InvalidInput, NotFound
 
 #: The events a webhook may ask for.
-EVENTS = ("round.completed", "round.declined", "round.expired", "signer.signed",
-          "notice.ready")
+EVENTS = ("round.completed", "round.declined", "round.expired", "round.cancelled",
+          "signer.signed", "signer.declined", "notice.ready")
 #: How old a signature's timestamp a receiver should accept, in seconds.
 TOLERANCE = 300
 #: A host name or address as a URL carries it (``urlsplit`` lets spaces through).
@@ -72,6 +72,11 @@ def add_webhook(session: Session, svc: Services, organisation: Organisation, url
             or not _HOST.fullmatch(parts.hostname)
             or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url)):
         raise refused
+    if parts.username is not None or parts.password is not None:
+        # it would be shown in every list of webhooks and deliveries; the signature
+        # (Signflow-Signature) is what tells a receiver the call is ours
+        raise InvalidInput("the webhook URL may not hold a user or password: check the "
+                           "Signflow-Signature header instead", field="url")
     wanted = list(dict.fromkeys(events))
     unknown = [e for e in wanted if e not in EVENTS]
     if unknown or not wanted:
@@ -148,7 +153,8 @@ def signature_valid(secret: str, header: str, body: bytes, now: float,
 
 def deliver(session: Session, svc: Services, payload: Mapping[str, Any], now: datetime) -> None:
     """POST one delivery (the outbox's dispatcher calls this); raises unless 2xx,
-    so that it is retried.  A webhook removed since is dropped silently."""
+    so that it is retried.  A webhook removed since is dropped: its outbox row
+    ends without a 2xx, which :func:`deliveries` shows as ``dropped``."""
     hook = session.get(Webhook, payload["webhook"])
     if hook is None or not hook.active:
         return
@@ -176,12 +182,23 @@ def deliveries(session: Session, organisation_id: int, limit: int = 100) -> list
         .join(OutboxMessage, OutboxMessage.ref == WebhookDelivery.outbox_ref)
         .where(Webhook.organisation_id == organisation_id)
         .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id).limit(limit))
-    return [{
+    return [_delivery_dict(d, url, row) for d, url, row in rows]
+
+
+def _delivery_dict(d: WebhookDelivery, url: str, row: OutboxMessage) -> dict[str, Any]:
+    """One delivery as the API shows it.  Done with a 2xx: delivered; done without
+    one: dropped (its webhook was removed before it went out, :func:`deliver`)."""
+    answered = d.last_status is not None and 200 <= d.last_status < 300
+    if row.delivered_at:
+        state = "delivered" if answered else "dropped"
+    else:
+        state = "failing" if row.attempts else "pending"
+    return {
         "id": d.id, "webhook": d.webhook_id, "url": url, "event": d.event,
-        "round": d.round_id, "created_at": rfc3339(d.created_at),
-        "state": "delivered" if row.delivered_at else ("failing" if row.attempts else "pending"),
-        "attempts": row.attempts + (1 if row.delivered_at else 0),
-        "last_status": d.last_status, "last_error": row.last_error,
-        "delivered_at": rfc3339(row.delivered_at) if row.delivered_at else None,
+        "round": d.round_id, "created_at": rfc3339(d.created_at), "state": state,
+        "attempts": row.attempts + (1 if state == "delivered" else 0),
+        "last_status": d.last_status,
+        "last_error": None if state == "delivered" else row.last_error,
+        "delivered_at": rfc3339(row.delivered_at) if state == "delivered" else None,
         "next_attempt_at": None if row.delivered_at else rfc3339(row.next_attempt_at),
-    } for d, url, row in rows]
+    }

@@ -19,8 +19,10 @@ bp = Blueprint("integrations", __name__, url_prefix="/account")
 EVENT_WORDS = {
     "round.completed": lambda: _("Everyone has signed"),
     "signer.signed": lambda: _("A signer has signed"),
-    "round.declined": lambda: _("A signer declined"),
+    "signer.declined": lambda: _("A signer declined"),
+    "round.declined": lambda: _("The round ended because a signer declined"),
     "round.expired": lambda: _("The deadline passed"),
+    "round.cancelled": lambda: _("The round was cancelled"),
     "notice.ready": lambda: _("The notice of justering is published"),
 }
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from signflow.core import webhooks
 from signflow.web.openapi_components import (
     HEADERS,
     PARAMETERS,
@@ -25,6 +26,7 @@ from signflow.web.openapi_components import (
     SCHEMAS,
     SECURITY_SCHEMES,
     Schema,
+    event_body,
     ref,
 )
 
@@ -292,6 +294,16 @@ def description() -> dict[str, Any]:
         "servers": [{"url": PREFIX}],
         "security": [{"bearer": []}],
         "paths": paths,
+        "webhooks": {event: {"post": {
+            "operationId": f"on_{event.replace('.', '_')}",
+            "summary": f"`{event}` to a registered webhook URL: a JSON POST, signed with "
+                       "`Signflow-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "
+                       "\"<t>.\" + body)>`; retried with backoff until a 2xx; order not "
+                       "guaranteed",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": event_body(event)}}},
+            "responses": {"2XX": {"description": "received; anything else: tried again"}},
+        }} for event in webhooks.EVENTS},
         "components": {"schemas": SCHEMAS | BODIES, "parameters": PARAMETERS | QUERY,
                        "headers": HEADERS, "responses": RESPONSES,
                        "securitySchemes": SECURITY_SCHEMES},

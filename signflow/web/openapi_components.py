@@ -133,6 +133,54 @@ WEBHOOK = obj({
     "created_at": {"type": "string", "format": "date-time"},
 })
 
+#: What each event's ``data`` holds (a receiver may get more fields later).
+EVENT_DATA: dict[str, Schema] = {
+    "signer.signed": obj({"signer": obj({"id": {"type": "string"}, "name": {"type": "string"},
+                                         "role": {"type": "string"},
+                                         "position": {"type": "integer"}}),
+                          "transaction_id": {"type": "string"},
+                          "signed_at": {"type": "string", "format": "date-time"}},
+                         closed=False),
+    "signer.declined": obj({"signer": obj({"id": {"type": "string"},
+                                           "name": {"type": "string"},
+                                           "role": {"type": "string"}}),
+                            "reason": {"type": "string"},
+                            "round_continues": {"type": "boolean", "description":
+                                                "the workflow lets another person take the "
+                                                "place; else `round.declined` follows"}},
+                           closed=False),
+    "round.declined": obj({"signer": obj({"id": {"type": "string"},
+                                          "name": {"type": "string"},
+                                          "role": {"type": "string"}}),
+                           "reason": {"type": "string"}}, closed=False),
+    "round.completed": obj({"sha256": HEX64,
+                            "completed_at": {"type": "string", "format": "date-time"},
+                            "document": {"type": "string", "description": "its API URL"}},
+                           closed=False),
+    "round.expired": obj({"expires_at": {"type": "string", "format": "date-time"},
+                          "unsigned": {"type": "array", "items": {"type": "string"},
+                                       "description": "the names of those who had not"}},
+                         closed=False),
+    "round.cancelled": obj({"reason": {"type": "string", "description": "empty: none given"}},
+                           closed=False),
+    "notice.ready": obj({"notice": ref("schemas", "Notice"),
+                         "pdf": {"type": "string", "description": "the notice's PDF, its "
+                                                                  "API URL"}}, closed=False),
+}
+
+
+def event_body(event: str) -> Schema:
+    """The JSON body of a delivery of *event* (``Signflow-Delivery`` is its ``id``)."""
+    return obj({
+        "id": {"type": "string", "description": "the delivery: the same on every retry"},
+        "event": {"type": "string", "const": event},
+        "created_at": {"type": "string", "format": "date-time"},
+        "round": obj({"id": {"type": "string"}, "title": {"type": "string"},
+                      "status": {"type": "string"}, "url": {"type": "string"}}),
+        "data": EVENT_DATA[event],
+    })
+
+
 DELIVERY = obj({
     "id": {"type": "string"},
     "webhook": {"type": "string"},
@@ -140,7 +188,8 @@ DELIVERY = obj({
     "event": {"type": "string", "enum": list(webhooks.EVENTS)},
     "round": {"type": "string"},
     "created_at": {"type": "string", "format": "date-time"},
-    "state": {"type": "string", "enum": ["pending", "failing", "delivered"]},
+    "state": {"type": "string", "enum": ["pending", "failing", "delivered", "dropped"],
+              "description": "dropped: the webhook was removed before it went out"},
     "attempts": {"type": "integer", "minimum": 0},
     "last_status": nullable("integer"),
     "last_error": nullable("string"),
