@@ -5,7 +5,6 @@ completion to the notice board."""
 from __future__ import annotations
 
 import io
-import json
 import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta

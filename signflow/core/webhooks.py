@@ -199,6 +199,7 @@ def _delivery_dict(d: WebhookDelivery, url: str, row: OutboxMessage) -> dict[str
         "attempts": row.attempts + (1 if state == "delivered" else 0),
         "last_status": d.last_status,
         "last_error": None if state == "delivered" else row.last_error,
-        "delivered_at": rfc3339(row.delivered_at) if state == "delivered" else None,
+        "delivered_at": (rfc3339(row.delivered_at)
+                         if row.delivered_at and state == "delivered" else None),
         "next_attempt_at": None if row.delivered_at else rfc3339(row.next_attempt_at),
     }
