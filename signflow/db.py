@@ -26,6 +26,10 @@ _PENDING = "signflow_after_commit"
 _HELD = "signflow_held"
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -36,6 +40,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
+            # SQLite's own lower() knows only A-Z: "Åsa" would not be found as "åsa"
+            dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
 
         return engine
     try:

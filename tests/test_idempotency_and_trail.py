@@ -123,6 +123,17 @@ def test_the_rounds_list_pages_and_filters(client, auth, runtime, protocol_pdf):
     assert [r["id"] for r in named["rounds"]] == [ids[1]]
     by_signer = client.get("/api/v1/rounds?q=Demjaha", headers=auth).get_json()
     assert by_signer["total"] == 3
+    # past the last page: nothing (a client paging on stops), not the last page again
+    beyond = client.get("/api/v1/rounds?per_page=2&page=5", headers=auth).get_json()
+    assert (beyond["rounds"], beyond["page"], beyond["pages"]) == ([], 5, 2)
+    # Swedish letters in any case, on SQLite too
+    signers = signers_spec()
+    signers[0]["name"] = "Åsa Öberg"
+    swedish = create_round(client, auth, protocol_pdf, signers=signers,
+                           title="Protokoll för Ängelholm").get_json()["id"]
+    for query in ("åsa", "ÅSA", "öBERG", "ängelholm", "ÄNGELHOLM"):
+        found = client.get(f"/api/v1/rounds?q={query}", headers=auth).get_json()
+        assert [r["id"] for r in found["rounds"]] == [swedish], query
     for bad in ("status=lost", "page=0", "per_page=101", "page=x"):
         resp = client.get(f"/api/v1/rounds?{bad}", headers=auth)
         assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "invalid_input"

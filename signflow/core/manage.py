@@ -174,20 +174,25 @@ class RoundsPage:
 
 def find_rounds(
     session: Session, user: User, *, query: str = "", status: str = "", page: int = 1,
-    per_page: int = 20,
+    per_page: int = 20, past_the_end: bool = False,
 ) -> RoundsPage:
-    """*user*'s organisation's rounds whose title or a signer's name holds *query*."""
+    """*user*'s organisation's rounds whose title or a signer's name holds *query*,
+    whatever the case of its letters (Å and å too).  A *page* past the last is the
+    last one, or with *past_the_end* an empty one (the API: a client paging on
+    stops there)."""
     where = [Round.organisation_id == user.organisation_id]
-    query = query.strip()[:200]
+    query = query.strip()[:200].lower()
     if query:
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        named = select(Signer.round_id).where(Signer.name.ilike(pattern, escape="\\"))
-        where.append(or_(Round.title.ilike(pattern, escape="\\"), Round.id.in_(named)))
+        named = select(Signer.round_id).where(
+            func.lower(Signer.name).like(pattern, escape="\\"))
+        where.append(or_(func.lower(Round.title).like(pattern, escape="\\"),
+                         Round.id.in_(named)))
     if status in {s.value for s in RoundStatus}:
         where.append(Round.status == status)
     total = session.scalar(select(func.count()).select_from(Round).where(*where)) or 0
     pages = max(1, -(-total // per_page))
-    page = min(max(page, 1), pages)
+    page = max(page, 1) if past_the_end else min(max(page, 1), pages)
     rows = session.scalars(
         select(Round).where(*where).options(selectinload(Round.signers))
         .order_by(Round.created_at.desc(), Round.id).limit(per_page)

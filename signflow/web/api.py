@@ -79,7 +79,7 @@ def list_rounds():
                            field="status")
     found = manage.find_rounds(db(), g.user, query=request.args.get("q", ""), status=status,
                                page=_whole("page", 1, 1, 100_000),
-                               per_page=_whole("per_page", 50, 1, 100))
+                               per_page=_whole("per_page", 50, 1, 100), past_the_end=True)
     return jsonify(rounds=[round_dict(r) for r in found.rounds], total=found.total,
                    page=found.page, pages=found.pages)
 
