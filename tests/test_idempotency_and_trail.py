@@ -47,6 +47,13 @@ def test_a_retried_request_makes_one_round(client, auth, runtime, settings, prot
     assert "Idempotent-Replayed" not in first.headers
     assert count_rounds(runtime) == before
     assert invitations(settings, spec) == 3  # each signer invited once
+    # the same round written another way (spacing, key order) is the same request
+    rewritten = client.post("/api/v1/rounds", headers={**auth,
+                            "Idempotency-Key": "skapa-2026-12-02-1"}, data={
+        "round": json.dumps(dict(reversed(spec.items())), indent=2),
+        "document": (io.BytesIO(protocol_pdf), "protokoll.pdf")})
+    assert rewritten.status_code == 201, rewritten.get_json()
+    assert rewritten.get_json()["id"] == first.get_json()["id"]
 
 
 def test_a_key_reused_for_another_request_is_refused_and_changes_nothing(

@@ -493,6 +493,13 @@ def test_size_and_page_limits(settings, protocol_pdf, worker, limits, status, co
         resp = create_round(client, auth, protocol_pdf)
         assert resp.status_code == status, resp.get_data(as_text=True)[:200]
         assert resp.get_json()["error"]["code"] == code
+        if status == 413:  # a request past every limit says so in the same words
+            client.application.config["MAX_CONTENT_LENGTH"] = 3000
+            whole = client.post("/api/v1/rounds", headers=auth, data={
+                "round": "{}", "document": (io.BytesIO(b"%PDF-" + b"x" * 10**7), "p.pdf")})
+            assert whole.status_code == 413
+            assert whole.get_json()["error"]["code"] == "too_large"
+            assert whole.get_json()["error"]["max_bytes"] > 0
         assert counts(rt) == before
     finally:
         rt.close()

@@ -86,6 +86,7 @@ def test_a_round_is_told_to_the_receiver_signed_and_without_personal_numbers(
     assert hook["secret"].startswith("whsec_") and set(hook["events"]) == set(webhooks.EVENTS)
     listed = client.get("/api/v1/webhooks", headers=auth).get_json()["webhooks"]
     assert [h["id"] for h in listed] == [hook["id"]] and "secret" not in listed[0]
+    assert listed[0]["created_at"].endswith("Z")  # as every time the API gives
 
     signers = signers_spec()
     round_id = create_round(client, auth, protocol_pdf, signers=signers).get_json()["id"]

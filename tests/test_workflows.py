@@ -233,6 +233,10 @@ def test_the_deadline_can_be_extended_and_is_recorded(client, auth, runtime, pro
     resp = client.post(f"/api/v1/rounds/{round_id}/deadline", headers=auth,
                        json={"deadline": later})
     assert resp.status_code == 200, resp.get_json()
+    # the same moment, written as every other time of the API (UTC, Z)
+    read_back = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
+    assert resp.get_json()["expires_at"] == read_back["expires_at"]
+    assert read_back["expires_at"].endswith("Z")
     with runtime.sessions() as s:
         round_ = s.get(Round, round_id)
         assert round_.expires_at > before + timedelta(days=9)

@@ -10,6 +10,7 @@ key and the caller answers with the first one's round (see the API).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -30,9 +31,13 @@ def check_key(key: str) -> str:
     return key
 
 
-def fingerprint(round_json: str, document: bytes) -> str:
+def fingerprint(round_: object, document: bytes) -> str:
+    """The request's fingerprint: the round's JSON as parsed (so that the same
+    round written with other spacing or key order is the same request), and the
+    document's SHA-256."""
+    canonical = json.dumps(round_, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256()
-    for part in (round_json.encode("utf-8"), hashlib.sha256(document).digest()):
+    for part in (canonical.encode("utf-8"), hashlib.sha256(document).digest()):
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()
 

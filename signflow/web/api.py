@@ -33,9 +33,10 @@ def create_round():
     if raw is None:
         raise InvalidInput("multipart field 'round' (JSON) is required", field="round")
     try:
-        spec = rounds.parse_round_spec(whole_unicode(json.loads(raw)))
+        parsed = whole_unicode(json.loads(raw))
     except (ValueError, RecursionError):  # JSONDecodeError, 4,300+ digits, deep nesting
         raise InvalidInput("round is not valid JSON", field="round") from None
+    spec = rounds.parse_round_spec(parsed)
     key = request.headers.get("Idempotency-Key")
     pdf = read_upload()
     session, svc = db(), runtime().services
@@ -43,7 +44,7 @@ def create_round():
         round_ = rounds.start_round(session, svc, g.user, spec, pdf)
         session.commit()
         return _created(round_)
-    print_ = idempotency.fingerprint(raw, pdf)
+    print_ = idempotency.fingerprint(parsed, pdf)
     earlier = idempotency.earlier_round(session, g.user, idempotency.check_key(key), print_,
                                         svc.clock.now())
     if earlier is not None:

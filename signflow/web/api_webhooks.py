@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from signflow.core import webhooks
+from signflow.core.audit import rfc3339
 from signflow.core.models import Webhook
 from signflow.errors import InvalidInput
 from signflow.web import db, json_sent, runtime
@@ -54,4 +55,4 @@ def webhook_deliveries():
 
 def _webhook_dict(hook: Webhook) -> dict:
     return {"id": hook.id, "url": hook.url, "events": hook.events.split(),
-            "active": hook.active, "created_at": hook.created_at.isoformat()}
+            "active": hook.active, "created_at": rfc3339(hook.created_at)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from werkzeug.exceptions import HTTPException
 
@@ -125,6 +125,10 @@ def register(app: Flask) -> None:
         code = (err.name or "error").lower().replace(" ", "_")
         if not wants_page() and (request.path.startswith(("/api/", "/sign/"))
                                  or request.is_json or not request.accept_mimetypes.accept_html):
+            if err.code == 413:  # the whole request over MAX_CONTENT_LENGTH: as an upload's
+                limit = current_app.config.get("MAX_CONTENT_LENGTH")
+                return error_body("too_large", "the request is too large",
+                                  **({"max_bytes": limit} if limit else {})), 413
             resp = error_body(code, err.description or err.name)
             return resp, err.code or 400
         if err.code and err.code >= 400:

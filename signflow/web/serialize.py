@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from signflow.core.models import Round, Signer
 
 
 def _ts(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
+    """RFC 3339 in UTC with ``Z``: every time the API gives is written alike (a deadline
+    just moved is in Swedish time until read back)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
 def signer_dict(s: Signer) -> dict:
