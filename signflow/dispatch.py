@@ -8,9 +8,11 @@ its :meth:`~Dispatcher.nudge` starts delivering those rows:
   web or worker process: they are left to ``signflow dispatcher`` (polling
   every second), so an SMTP server or a receiver that is slow or hangs holds
   neither a request nor the PDF work (:func:`leave_to_dispatcher`);
-* mail and webhooks everywhere else (the embedded development server, the
-  commands, the SQLite tests) in the committing thread, so the mail is written
-  when the request returns.
+* mail and webhooks in the embedded server (no Redis): at once, in its
+  delivery thread (:meth:`~Dispatcher.soon`), so that a slow SMTP server or
+  receiver holds up no page a signer waits on;
+* mail and webhooks everywhere else (the commands, the tests) in the
+  committing thread, so the mail is written when the command or call returns.
 
 A loop (:meth:`~Dispatcher.run`, in a thread or in ``signflow dispatcher``)
 delivers what is due and again after a failure.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
@@ -53,6 +56,7 @@ class Dispatcher:
         self._local = threading.local()
         self._stop: threading.Event | None = None
         self._handoff: Callable[[Collection[str]], None] | None = None
+        self._soon: queue.SimpleQueue[Collection[str]] = queue.SimpleQueue()
 
     def install(self) -> None:
         """Have every session of this runtime nudge this dispatcher after commit."""
@@ -95,20 +99,35 @@ class Dispatcher:
             finally:
                 self._local.later = None
 
+    def soon(self, refs: Collection[str]) -> None:
+        """A hand-off (:meth:`hand_off`) to the thread :meth:`start` runs: it delivers
+        *refs* at once, while the committing request goes on."""
+        self._soon.put(refs)
+
     def run(self, stop: threading.Event, interval: float) -> None:
-        """Deliver what is due every *interval* seconds until *stop* is set.
+        """Deliver what is due every *interval* seconds, and what :meth:`soon` is
+        given at once, until *stop* is set.
 
         A failing database only delays the next round: logged, never raised.
         """
         while not stop.is_set():
             try:
-                self.deliver_due()
+                refs: Collection[str] | None = self._soon.get(timeout=interval)
+            except queue.Empty:
+                refs = None
+            if stop.is_set():
+                return
+            try:
+                if refs is None:
+                    self.deliver_due()
+                else:
+                    self._deliver(refs)
             except Exception as exc:  # noqa: BLE001 - keep trying: the outage only delays
                 log.error("outbox dispatcher: %s: %s", type(exc).__name__, exc)
-            stop.wait(interval)
 
     def start(self, interval: float) -> threading.Event:
-        """Run :meth:`run` in a daemon thread (once); set the returned event to stop it."""
+        """Run :meth:`run` in a daemon thread (once); set the returned event to stop it
+        (it ends within *interval*, or at once after a :meth:`soon`)."""
         if self._stop is None:
             self._stop = threading.Event()
             threading.Thread(target=self.run, args=(self._stop, interval),
@@ -122,9 +141,10 @@ def leave_to_dispatcher(refs: Collection[str]) -> None:
 
 
 def start_delivery(runtime: Runtime, interval: float = 2.0) -> threading.Event | None:
-    """In the embedded mode (no Redis), retry failed deliveries in a thread of this
-    process; with Redis ``signflow dispatcher`` does it, under tests nothing polls
-    (they call :func:`~signflow.core.outbox.deliver_due`)."""
+    """In the embedded mode (no Redis), deliver mail and webhooks, and retry failed
+    deliveries, in a thread of this process; with Redis ``signflow dispatcher`` does
+    it, under tests nothing polls (they call :func:`~signflow.core.outbox.deliver_due`)."""
     if not runtime.settings.embedded:
         return None
+    runtime.dispatcher.hand_off(runtime.dispatcher.soon)  # no page waits on SMTP
     return runtime.dispatcher.start(interval)

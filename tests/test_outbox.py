@@ -232,6 +232,35 @@ def test_the_embedded_dispatcher_retries_on_its_own(client, auth, runtime, proto
     assert all(r.delivered_at for r in rows_of(runtime, round_id))
 
 
+def test_the_embedded_server_sends_mail_in_its_delivery_thread_not_the_request(
+        client, auth, runtime, protocol_pdf, monkeypatch):
+    """Without Redis a slow SMTP server (or webhook receiver) holds up no request."""
+    from signflow.dispatch import start_delivery
+
+    sent_from: list[str] = []
+    mailer = runtime.services.mailer
+
+    class Recording:
+        def send(self, mail) -> None:
+            sent_from.append(threading.current_thread().name)
+            mailer.send(mail)
+
+    monkeypatch.setattr(runtime.services, "mailer", Recording())
+    before = runtime.dispatcher._handoff
+    monkeypatch.setattr(runtime.settings.__class__, "embedded", property(lambda self: True))
+    stop = start_delivery(runtime, interval=0.2)
+    assert stop is not None
+    try:
+        assert create_round(client, auth, protocol_pdf).status_code == 201
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(sent_from) < 3:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runtime.dispatcher.hand_off(before)
+    assert sent_from == ["signflow-dispatcher"] * 3
+
+
 def test_the_dispatcher_command_delivers_what_waits(client, auth, runtime, settings,
                                                     protocol_pdf, monkeypatch, capsys):
     from signflow import cli, logs
