@@ -40,6 +40,17 @@ def links_in_outbox(outbox: Path) -> dict[str, str]:
     return found
 
 
+def links_once_sent(outbox: Path, emails: list[str], timeout: float = 30.0) -> dict[str, str]:
+    """The signing links of *emails*, once every one is in the outbox (the server's
+    delivery thread writes them just after the request that sent them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = links_in_outbox(outbox)
+        if all(e in found for e in emails) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 def sign_over_http(client, token: str, approve: Callable[[str], None],
                    timeout: float = 30.0) -> dict:
     """Press "sign with BankID", let *approve* act on the phone, poll to the end."""
@@ -92,7 +103,8 @@ def run_demo(out: Path, *, keys_dir: Path, base_url: str,
                 raise RuntimeError(f"creating the round failed: {resp.get_json()}")
             round_id = resp.get_json()["id"]
             say(f"round {round_id}: prepared, certified, 3 invitations in the outbox")
-            tokens = links_in_outbox(settings.data_dir / "outbox")
+            tokens = links_once_sent(settings.data_dir / "outbox",
+                                     [s["email"] for s in DEMO_SIGNERS])
             sim = runtime.simulator
             assert sim is not None
             for signer, persona in zip(DEMO_SIGNERS, PERSONAS, strict=True):

@@ -55,6 +55,7 @@ class Dispatcher:
         self._serial = threading.Lock() if serial else None
         self._local = threading.local()
         self._stop: threading.Event | None = None
+        self._thread: threading.Thread | None = None
         self._handoff: Callable[[Collection[str]], None] | None = None
         self._soon: queue.SimpleQueue[Collection[str]] = queue.SimpleQueue()
 
@@ -110,13 +111,15 @@ class Dispatcher:
 
         A failing database only delays the next round: logged, never raised.
         """
-        while not stop.is_set():
+        while True:
             try:
                 refs: Collection[str] | None = self._soon.get(timeout=interval)
             except queue.Empty:
                 refs = None
-            if stop.is_set():
+            if stop.is_set() and not refs:  # (what was handed over before is sent first)
                 return
+            if refs is not None and not refs:
+                continue  # the wake-up of a stop, or of nothing
             try:
                 if refs is None:
                     self.deliver_due()
@@ -130,9 +133,23 @@ class Dispatcher:
         (it ends within *interval*, or at once after a :meth:`soon`)."""
         if self._stop is None:
             self._stop = threading.Event()
-            threading.Thread(target=self.run, args=(self._stop, interval),
-                             name="signflow-dispatcher", daemon=True).start()
+            self._thread = threading.Thread(target=self.run, args=(self._stop, interval),
+                                            name="signflow-dispatcher", daemon=True)
+            self._thread.start()
         return self._stop
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """End the thread :meth:`start` runs, after what it was handed (:meth:`soon`) is
+        sent, waiting at most *timeout* seconds; mail and webhooks handed over later
+        go out in the committing thread again."""
+        thread, self._thread = self._thread, None
+        if thread is None or self._stop is None:
+            return
+        if self._handoff == self.soon:
+            self._handoff = None
+        self._soon.put(())  # wakes it: what was queued before this goes first
+        self._stop.set()
+        thread.join(timeout)
 
 
 def leave_to_dispatcher(refs: Collection[str]) -> None:

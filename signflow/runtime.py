@@ -79,6 +79,7 @@ class Runtime:
         return list(self.trust_settings().anchors)
 
     def close(self) -> None:
+        self.dispatcher.stop()  # what its thread was sending is sent first
         self.engine.dispose()
 
     @functools.cached_property

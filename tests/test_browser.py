@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from signflow.demo import links_in_outbox
+from signflow.demo import links_once_sent
 from tests.browser_kit import (
     DESKTOP,
     NARROWEST,
@@ -22,7 +22,7 @@ from tests.browser_kit import (
     keep_screenshot,
     phone_page,
 )
-from tests.conftest import make_user, signers_spec
+from tests.conftest import make_user, signers_spec, wait_for_mail
 
 
 def start_round(live_app, protocol_pdf, *, language: str = "sv", count: int = 3):
@@ -37,7 +37,8 @@ def start_round(live_app, protocol_pdf, *, language: str = "sv", count: int = 3)
                          files={"document": ("p.pdf", protocol_pdf, "application/pdf")},
                          timeout=30)
     assert resp.status_code == 201, resp.text
-    links = links_in_outbox(live_app.settings.data_dir / "outbox")
+    # the live server mails from its delivery thread, just after answering
+    links = links_once_sent(live_app.settings.data_dir / "outbox", [s["email"] for s in signers])
     return resp.json(), [links[s["email"]] for s in signers], token
 
 
@@ -307,8 +308,9 @@ def test_a_reminder_leaves_the_old_link_working(browser, live_app, live_round):
     resp = requests.post(f"{live_app.url}/api/v1/rounds/{body['id']}/remind",
                          headers={"Authorization": f"Bearer {api_token}"}, timeout=10)
     assert resp.status_code == 200
-    assert links_in_outbox(live_app.settings.data_dir / "outbox")[
-        body["signers"][0]["email"]] == tokens[0]
+    reminded = wait_for_mail(live_app.settings, lambda m: m["to"] == body["signers"][0]["email"]
+                             and m["subject"].startswith("Påminnelse"))
+    assert reminded and f"/sign/{tokens[0]}" in reminded[-1]["body"]
     page = desktop_page(browser)
     page.goto(f"{live_app.url}/sign/{tokens[0]}")  # the link from the first e-mail
     page.get_by_role("button", name="Signera med BankID").click()

@@ -18,9 +18,9 @@ from signflow.adapters.bankid_sim import PERSONAS, Persona
 from signflow.core.accounts import set_personal_number, user_by_email
 from signflow.core.models import Round
 from signflow.db import session_scope
-from signflow.demo import links_in_outbox
+from signflow.demo import links_once_sent
 from tests.browser_kit import DESKTOP, check_page, keep_screenshot, phone_page
-from tests.conftest import make_user, tamper
+from tests.conftest import make_user, tamper, wait_for_mail
 from tests.test_browser_login import approve_login, fresh_personal_number, wait_for_qr
 from tests.test_browser_secretariat import fill_signer, wait_for_thumbnails
 
@@ -87,14 +87,18 @@ def test_from_sign_in_to_a_verified_protocol(browser, live_app, protocol_pdf, tm
     page.get_by_role("button", name="Starta signeringen").last.click()
     page.get_by_text("Signeringen har startat").wait_for(timeout=30_000)
     round_id = page.url.rstrip("/").rsplit("/", 1)[1].split("?")[0]
-    links = links_in_outbox(live_app.settings.data_dir / "outbox")
+    outbox = live_app.settings.data_dir / "outbox"
+    links = links_once_sent(outbox, [address for _, address in signers])
     first_links = [links[address] for _, address in signers]
 
     # a reminder: every signer is mailed again, and the links they have still work
     page.get_by_role("button", name="Påminn dem som inte har signerat").click()
     page.locator(".flash").wait_for()
-    links = links_in_outbox(live_app.settings.data_dir / "outbox")
-    assert [links[address] for _, address in signers] == first_links
+    reminders = wait_for_mail(live_app.settings, lambda m: m["subject"].startswith("Påminnelse")
+                              and m["to"] in {address for _, address in signers}, len(signers))
+    assert sorted(m["to"] for m in reminders) == sorted(address for _, address in signers)
+    assert all(f"/sign/{first_links[[a for _, a in signers].index(m['to'])]}" in m["body"]
+               for m in reminders)  # the same links as before
     check_page(page, "journey-2-round-pending")
 
     # two signers at a computer, with the QR code

@@ -300,7 +300,7 @@ def test_the_list_goes_page_by_page_and_says_when_nothing_matches(
                                                ("en", PHONE, "phone")])
 def test_a_completed_protokoll_round_shows_its_notice_and_both_pdfs(
         browser, live_app, protocol_pdf, org, lang, viewport, tag):
-    from signflow.demo import links_in_outbox
+    from signflow.demo import links_once_sent
     from tests.test_notice import MEETING
     from tests.test_workflows import municipal_signers
 
@@ -308,7 +308,8 @@ def test_a_completed_protokoll_round_shows_its_notice_and_both_pdfs(
     signers = municipal_signers(uuid.uuid4().hex[:6])
     body = api_round(live_app, token, protocol_pdf, signers, workflow="protokoll", **MEETING)
     for signer in signers:  # one at a time: each link is mailed when it is due
-        link = links_in_outbox(live_app.settings.data_dir / "outbox")[signer["email"]]
+        link = links_once_sent(live_app.settings.data_dir / "outbox",
+                               [signer["email"]])[signer["email"]]
         assert sign_live(live_app, link) == "complete"
     page, errors = page_for(browser, live_app, email, viewport=viewport)
     url = f"{live_app.url}/rounds/{body['id']}?lang={lang}"

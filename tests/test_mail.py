@@ -167,7 +167,7 @@ def test_a_three_step_protocol_over_smtp(smtp_server, settings, protocol_pdf, wo
     from signflow.demo import sign_over_http
     from signflow.runtime import build_runtime
     from tests.conftest import approve_with, make_user, wait_for_status
-    from tests.test_workflows import MEETING, PN, municipal_signers
+    from tests.test_workflows import MEETING, STAND_IN, municipal_signers
 
     url, received = smtp_server
     settings = settings.with_overrides(smtp_url=url, mail_from="sekretariatet@example.se",
@@ -213,8 +213,8 @@ def test_a_three_step_protocol_over_smtp(smtp_server, settings, protocol_pdf, wo
         body = client.get(f"/api/v1/rounds/{round_id}", headers=auth).get_json()
         replaced = client.post(
             f"/api/v1/rounds/{round_id}/signers/{body['signers'][1]['id']}/replace",
-            headers=auth, json={"name": "Carina Leffler", "email": "ersattare@example.se",
-                                "personal_number": PN["Carina Leffler"]})
+            headers=auth, json={"name": "Test Person", "email": "ersattare@example.se",
+                                "personal_number": STAND_IN})
         assert replaced.status_code == 200, replaced.get_json()
         assert client.get(f"/sign/{old}").status_code == 410
         new = link_in(mails_to("ersattare@example.se")[0])

@@ -19,6 +19,9 @@ from tests.conftest import approve_with, create_round, make_user, runtime_for_te
 from tests.test_secretariat_pages import staff
 
 PN = {p.name: p.personal_number for p in PERSONAS}
+#: A fourth person, for a place given to someone new (the simulator's "Test Person":
+#: one person signs once, so none of the three already in a round may take it).
+STAND_IN = "19900214-0003"
 #: What a protokoll round names for its notice of justering (tests/test_notice.py).
 MEETING = {"body": "Kommunstyrelsen", "meeting_date": "2026-11-25"}
 
@@ -160,9 +163,9 @@ def test_a_declined_place_goes_to_another_person_and_the_round_goes_on(
 
     replaced = client.post(f"/api/v1/rounds/{round_id}/signers/{body['signers'][0]['id']}"
                            "/replace",
-                           headers=auth, json={"name": "Carina Leffler",
+                           headers=auth, json={"name": "Test Person",  # not in the round
                                                "email": "ny-sekreterare@example.se",
-                                               "personal_number": PN["Carina Leffler"]})
+                                               "personal_number": STAND_IN})
     assert replaced.status_code == 200, replaced.get_json()
     assert statuses(client, auth, round_id)[0] == "invited"
     new_token = links_in_outbox(settings.data_dir / "outbox")["ny-sekreterare@example.se"]
@@ -210,8 +213,8 @@ def test_a_replaced_signer_keeps_the_place_and_step(runtime, client, auth, proto
         chair = s.get(Round, round_id).signers[2]
         chair_id, before = chair.id, (chair.position, chair.step, chair.role)
     resp = client.post(f"/api/v1/rounds/{round_id}/signers/{chair_id}/replace", headers=auth,
-                       json={"name": "Mikael Johansson", "email": "ny-ordf@example.se",
-                             "personal_number": PN["Mikael Johansson"]})
+                       json={"name": "Test Person", "email": "ny-ordf@example.se",
+                             "personal_number": STAND_IN})
     assert resp.status_code == 200, resp.get_json()
     with runtime.sessions() as s:
         chair = s.get(Signer, chair_id)

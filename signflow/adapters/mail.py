@@ -154,7 +154,7 @@ class OutboxMailer:
                                    "sha256": hashlib.sha256(a.data).hexdigest()}
                                   for a in mail.attachments]}
         name = f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{new_id()[:8]}.json"
-        tmp = self.directory / f".{name}"
+        tmp = self.directory / f".{name}.part"  # (not *.json until it is whole)
         tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
         tmp.rename(self.directory / name)
         log.info("mail to outbox: %s", mail.subject)
