@@ -171,10 +171,10 @@ def test_a_decline_is_told_even_when_the_round_goes_on(client, auth, runtime, pr
     from signflow.demo import links_in_outbox
 
     register(client, auth, receiver.url, events=["signer.declined", "round.declined"])
-    signers = [{**s, "personal_number": p.personal_number}
-               for s, p in zip(signers_spec(), PERSONAS, strict=False)]
-    create_round(client, auth, protocol_pdf, signers=signers, workflow="protokoll",
-                 body="Kommunstyrelsen", meeting_date="2026-11-25")
+    from tests.test_workflows import MEETING, municipal_signers
+
+    signers = municipal_signers("declined")
+    create_round(client, auth, protocol_pdf, signers=signers, workflow="protokoll", **MEETING)
     token = links_in_outbox(runtime.settings.data_dir / "outbox")[signers[0]["email"]]
     assert client.post(f"/sign/{token}/decline", json={"reason": "Sjuk"}).status_code == 200
     receiver.wait_for(1)

@@ -400,14 +400,12 @@ def decline(session: Session, svc: Services, signer: Signer, reason: object) -> 
         transition(round_, RoundStatus.DECLINED)
         forget_personal_numbers(round_.signers)
     append_event(session, round_, EventType.SIGNER_DECLINED, f"signer:{signer.id}", data)
-    webhooks.emit(session, svc, round_, "signer.declined", {
-        "signer": {"id": signer.id, "name": signer.name, "role": signer.role},
-        "reason": reason, "round_continues": goes_on})
+    told = {"signer": {"id": signer.id, "name": signer.name, "role": signer.role},
+            "reason": reason}
+    webhooks.emit(session, svc, round_, "signer.declined", {**told, "round_continues": goes_on})
     if not goes_on:
         revoke_links(round_, svc.clock.now())
-        webhooks.emit(session, svc, round_, "round.declined", {
-            "signer": {"id": signer.id, "name": signer.name, "role": signer.role},
-            "reason": reason})
+        webhooks.emit(session, svc, round_, "round.declined", told)
     mail = messages.declined(round_.language, to=round_.created_by.email, title=round_.title,
                              name=signer.name, role=role_label(signer.role, round_.language),
                              reason=reason, link=messages.round_page(svc.base_url, round_.id),

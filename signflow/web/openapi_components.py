@@ -133,26 +133,23 @@ WEBHOOK = obj({
     "created_at": {"type": "string", "format": "date-time"},
 })
 
+#: The signer an event is about, as its ``data`` names them.
+_EVENT_SIGNER = obj({"id": {"type": "string"}, "name": {"type": "string"},
+                     "role": {"type": "string"}})
 #: What each event's ``data`` holds (a receiver may get more fields later).
 EVENT_DATA: dict[str, Schema] = {
-    "signer.signed": obj({"signer": obj({"id": {"type": "string"}, "name": {"type": "string"},
-                                         "role": {"type": "string"},
+    "signer.signed": obj({"signer": obj({**_EVENT_SIGNER["properties"],
                                          "position": {"type": "integer"}}),
                           "transaction_id": {"type": "string"},
                           "signed_at": {"type": "string", "format": "date-time"}},
                          closed=False),
-    "signer.declined": obj({"signer": obj({"id": {"type": "string"},
-                                           "name": {"type": "string"},
-                                           "role": {"type": "string"}}),
-                            "reason": {"type": "string"},
+    "signer.declined": obj({"signer": _EVENT_SIGNER, "reason": {"type": "string"},
                             "round_continues": {"type": "boolean", "description":
                                                 "the workflow lets another person take the "
                                                 "place; else `round.declined` follows"}},
                            closed=False),
-    "round.declined": obj({"signer": obj({"id": {"type": "string"},
-                                          "name": {"type": "string"},
-                                          "role": {"type": "string"}}),
-                           "reason": {"type": "string"}}, closed=False),
+    "round.declined": obj({"signer": _EVENT_SIGNER, "reason": {"type": "string"}},
+                          closed=False),
     "round.completed": obj({"sha256": HEX64,
                             "completed_at": {"type": "string", "format": "date-time"},
                             "document": {"type": "string", "description": "its API URL"}},
