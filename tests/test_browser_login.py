@@ -38,7 +38,8 @@ def fresh_personal_number() -> str:
     """
     while True:
         n = uuid.uuid4().int
-        body = f"{1940 + n % 60}{1 + n // 60 % 12:02d}{1 + n // 720 % 28:02d}{n // 20160 % 1000:03d}"
+        year, month, day, serial = 1940 + n % 60, 1 + n // 60 % 12, 1 + n // 720 % 28, n // 20160
+        body = f"{year}{month:02d}{day:02d}{serial % 1000:03d}"
         if body not in _GIVEN:
             _GIVEN.add(body)
             break

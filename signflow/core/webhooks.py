@@ -47,8 +47,10 @@ EVENTS = ("round.completed", "round.declined", "round.expired", "round.cancelled
           "signer.signed", "signer.declined", "notice.ready")
 #: How old a signature's timestamp a receiver should accept, in seconds.
 TOLERANCE = 300
-#: A host name or address as a URL carries it (``urlsplit`` lets spaces through).
-_HOST = re.compile(r"[A-Za-z0-9._~%-]+|[0-9A-Fa-f:.]+")
+#: One label of a host name (RFC 1123; "_" as internal names use it).
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+#: An address in brackets, as ``urlsplit`` hands it over without them.
+_ADDRESS = re.compile(r"[0-9A-Fa-f:.]+(%[A-Za-z0-9._~-]+)?")
 
 
 class WebhookRefused(Exception):
@@ -69,7 +71,7 @@ def add_webhook(session: Session, svc: Services, organisation: Organisation, url
     except ValueError:  # "https://[" and the like
         raise refused from None
     if (parts.scheme not in schemes or not parts.hostname or len(url) > 2000
-            or not _HOST.fullmatch(parts.hostname)
+            or not _host_ok(parts.hostname)
             or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url)):
         raise refused
     if parts.username is not None or parts.password is not None:
@@ -87,6 +89,20 @@ def add_webhook(session: Session, svc: Services, organisation: Organisation, url
     hook.secret_sealed = svc.sealer.seal(secret, bound_to=f"webhook:{hook.id}")
     session.add(hook)
     return hook, secret
+
+
+def _host_ok(host: str) -> bool:
+    """Whether *host* is a name DNS could hold or an address: ``urlsplit`` takes
+    "xn--" or "a..b" as a host, and the deliveries would fail for ever."""
+    if ":" in host:
+        return bool(_ADDRESS.fullmatch(host))
+    try:
+        ascii_host = host.encode("idna").decode("ascii")  # "åre.se" -> "xn--re-roa.se"
+        ascii_host.encode("ascii").decode("idna")  # a label "xn--" that decodes to nothing
+    except UnicodeError:
+        return False
+    labels = ascii_host.removesuffix(".").split(".")
+    return len(ascii_host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
 
 
 def webhooks_of(session: Session, organisation_id: int) -> list[Webhook]:
