@@ -186,13 +186,18 @@ def test_a_signer_still_sees_the_confirmation_once_the_round_is_complete(
         assert signer_row(runtime, s["email"]).link_token_sealed is None
 
     # every signer is mailed the signed protocol, through the link they already had
-    final = client.get(f"/api/v1/rounds/{round_id}/document", headers=auth).data
+    secretariats = client.get(f"/api/v1/rounds/{round_id}/document", headers=auth)
+    final = secretariats.data
+    # one file, one name: the secretariat's download, the signer's and the mail's attachment
+    named = 'filename=Protokoll-nr-2-2026-signerat.pdf'
+    assert secretariats.headers["Content-Disposition"] == f"attachment; {named}"
     for s, token in zip(signers, tokens, strict=True):
         [copy] = wait_for_mail(settings, lambda m, to=s["email"]: m["to"] == to
                                and m["subject"] == "Signerat protokoll: Protokoll nr 2 2026")
         assert f"/sign/{token}/signed.pdf" in copy["body"]
         got = client.get(f"/sign/{token}/signed.pdf")
         assert got.status_code == 200 and got.data == final
+        assert got.headers["Content-Disposition"] == f"attachment; {named}"
         assert got.headers["Cache-Control"] == "no-store"
     assert "Ladda ned det signerade protokollet" in page_text(client.get(f"/sign/{tokens[0]}"))
 

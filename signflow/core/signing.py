@@ -349,7 +349,9 @@ ATTACH_MAX_BYTES = 8 * 1024 * 1024
 
 
 def signed_file_name(title: str, language: str = "sv") -> str:
-    """A file name for the signed protocol: the title's letters and digits."""
+    """The signed protocol's file name wherever it is handed out (the mail's
+    attachment, the secretariat's and the signer's downloads): the title's
+    letters and digits, in the round's language, so all three are one file."""
     words = re.findall(r"[0-9A-Za-zÅÄÖåäöÉéÜü]+", title)
     if language == "sv":
         return ("-".join(words)[:80] or "protokoll") + "-signerat.pdf"

@@ -125,10 +125,10 @@ def document_response(round_: Round) -> Response:
     if doc is None:
         raise NotFound("the round has no document")
     data = runtime().services.blobs.get(doc.storage_key)
-    suffix = (("signerad" if round_.language == "sv" else "signed")
-              if round_.status == "completed" else doc.kind)
+    name = (signing.signed_file_name(round_.title, round_.language)
+            if round_.status == "completed" else f"{round_.id}-{doc.kind}.pdf")
     return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
-                     download_name=f"{round_.id}-{suffix}.pdf", etag=doc.sha256)
+                     download_name=name, etag=doc.sha256)
 
 
 @bp.get("/rounds/<round_id>/audit")

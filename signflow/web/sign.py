@@ -221,9 +221,9 @@ def signed_copy(token: str):
     if signer is None or not links.may_fetch_signed_copy(signer):
         return redirect(f"/sign/{token}", 303) if signer is not None else _missing()
     _, data = _document_bytes(signer)
-    suffix = "signerat" if signer.round.language == "sv" else "signed"
     return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
-                     download_name=f"{signer.round.id}-{suffix}.pdf")
+                     download_name=signing.signed_file_name(signer.round.title,
+                                                            signer.round.language))
 
 
 @bp.get("/<token>/pages/<int:number>.png")
