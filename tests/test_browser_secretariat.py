@@ -135,6 +135,7 @@ def test_errors_show_next_to_fields_and_in_a_summary(browser, live_app, secretar
     page.get_by_role("button", name="Starta signeringen").last.click()
     page.locator("#body-error").get_by_text("Ange vilket organ").wait_for()
     assert page.locator("#meeting_date").get_attribute("aria-invalid") == "true"
+    assert page.locator("#kept_at").get_attribute("aria-invalid") == "true"
     page.locator("#workflow").select_option("standard")
     assert label.is_hidden() and page.locator("#body-error").is_hidden()
     assert errors == []

@@ -162,7 +162,8 @@ def test_a_protokoll_round_needs_its_body_and_meeting_date(client, auth, protoco
     resp = create_round(client, auth, protocol_pdf, signers=signers, workflow="protokoll")
     assert resp.status_code == 400
     err = resp.get_json()["error"]
-    assert err["field"] == "body" and err["fields_missing"] == ["body", "meeting_date"], err
+    assert err["field"] == "body" and err["fields_missing"] == ["body", "meeting_date",
+                                                                "kept_at"], err
     resp = create_round(client, auth, protocol_pdf, signers=signers, workflow="protokoll",
                         body="Kommunstyrelsen", meeting_date="25/11/2026")
     assert resp.status_code == 400 and resp.get_json()["error"]["field"] == "meeting_date"
@@ -406,6 +407,7 @@ def test_the_new_round_form_asks_for_the_notices_facts(client, settings, runtime
     assert refused.status_code == 400
     assert re.search(r'id="body-error" >Ange vilket organ', html), html
     assert re.search(r'id="meeting_date-error" >Ange sammanträdesdatum', html)
+    assert re.search(r'id="kept_at-error" >Ange var protokollet förvaras', html)
     made = client.post("/rounds/new", data=form_data(
         csrf(client), protocol_pdf, workflow="protokoll", body="Kommunstyrelsen",
         meeting_date="2026-11-25", kept_at="Stadshuset", **rows),

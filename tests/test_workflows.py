@@ -23,7 +23,8 @@ PN = {p.name: p.personal_number for p in PERSONAS}
 #: one person signs once, so none of the three already in a round may take it).
 STAND_IN = "19900214-0003"
 #: What a protokoll round names for its notice of justering (tests/test_notice.py).
-MEETING = {"body": "Kommunstyrelsen", "meeting_date": "2026-11-25"}
+MEETING = {"body": "Kommunstyrelsen", "meeting_date": "2026-11-25",
+           "kept_at": "Kommunkansliet"}
 
 
 def municipal_signers(tag: str) -> list[dict]:

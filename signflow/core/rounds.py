@@ -202,7 +202,7 @@ def start_round(session: Session, svc: Services, user: User, spec: RoundSpec, pd
     workflow = workflow_named(dict(svc.workflows), spec.workflow)
     order = spec.order or workflow.order
     workflow.check_signers([s.role for s in spec.signers])
-    workflow.check_notice_facts(spec.body, spec.meeting_date)
+    workflow.check_notice_facts(spec.body, spec.meeting_date, spec.kept_at)
     provider = workflow.provider
     policy = IdentityPolicy(workflow.identity)
     if policy is IdentityPolicy.PERSONAL_NUMBER:

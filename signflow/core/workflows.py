@@ -106,13 +106,14 @@ class Workflow:
                     f"workflow {self.name!r} needs {wanted} signer(s) with the role "
                     f"{role!r}, not {count}", code="role_count", field="role")
 
-    def check_notice_facts(self, body: str, meeting_date: date | None) -> None:
+    def check_notice_facts(self, body: str, meeting_date: date | None, kept_at: str) -> None:
         """Raise :class:`InvalidInput` (naming the fields) unless a round of this
-        workflow, which prepares a notice of justering, names its body and meeting date."""
+        workflow, which prepares a notice of justering, names its body, its meeting
+        date and where the protocol is kept (KL 8 kap. 12 §: the notice says where)."""
         if not self.notice:
             return
-        missing = [key for key, value in (("body", body), ("meeting_date", meeting_date))
-                   if not value]
+        missing = [key for key, value in (("body", body), ("meeting_date", meeting_date),
+                                          ("kept_at", kept_at)) if not value]
         if missing:
             raise InvalidInput(
                 f"workflow {self.name!r} prepares a notice of justering: give the round's "

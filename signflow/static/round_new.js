@@ -84,7 +84,7 @@
     var name = input.name;
     var row = input.closest(".signer-row");
     if (name === "title") { return v ? "" : msg.title; }
-    if (name === "body" || name === "meeting_date") {
+    if (name === "body" || name === "meeting_date" || name === "kept_at") {
       return v || !noticeNeeded() ? "" : msg[name];
     }
     if (name === "deadline" && v) {
@@ -274,7 +274,7 @@
     var wf = workflows[document.getElementById("workflow").value] || {};
     var needed = wf.identity === "personal_number";
     document.getElementById("pnr-policy").hidden = !needed;
-    ["body", "meeting_date"].forEach(function (id) {  // the notice of justering needs them
+    ["body", "meeting_date", "kept_at"].forEach(function (id) {  // the notice of justering needs them
       var input = document.getElementById(id);
       var req = form.querySelector("label[for='" + id + "'] .req");
       if (req) { req.hidden = !wf.notice; }

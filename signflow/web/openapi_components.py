@@ -110,8 +110,11 @@ ROUND_SPEC = obj({
     "message": {**TEXT_OR_NULL, "maxLength": 4000},
     "body": {**TEXT_OR_NULL, "maxLength": 200,
              "description": "the body whose meeting it records (a notice workflow needs it)"},
-    "meeting_date": {**TEXT_OR_NULL, "description": "YYYY-MM-DD"},
-    "kept_at": {**TEXT_OR_NULL, "maxLength": 300},
+    "meeting_date": {**TEXT_OR_NULL,
+                     "description": "YYYY-MM-DD (a notice workflow needs it)"},
+    "kept_at": {**TEXT_OR_NULL, "maxLength": 300,
+                "description": "where the protocol is kept, which the notice says (a notice "
+                               "workflow needs it)"},
 }, required=["title", "signers"], closed=False)
 
 AUDIT_EVENT = obj({

@@ -133,7 +133,7 @@ def _check_meeting(form: RoundForm, workflow: Workflow | None) -> None:
         except ValueError:
             form.error("meeting_date", field_message("meeting_date", InvalidInput("")))
     if workflow is not None and workflow.notice:
-        for name in ("body", "meeting_date"):
+        for name in ("body", "meeting_date", "kept_at"):
             if not v[name]:
                 form.error(name, field_message(name, InvalidInput(name)))
 
@@ -191,7 +191,8 @@ def field_message(name: str, exc: SignflowError) -> str:
         "message": _("The message can be at most 4000 characters."),
         "body": _("Give the body whose meeting it is (at most 200 characters)."),
         "meeting_date": _("Give the meeting date as a date, like 2026-11-25."),
-        "kept_at": _("Where the protocol is kept can be at most 300 characters."),
+        "kept_at": _("Give where the protocol is kept, as the notice is to say "
+                     "(at most 300 characters)."),
     }
     return messages.get(name, _("Check this field."))
 
