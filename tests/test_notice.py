@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -269,16 +270,33 @@ def test_publishing_tells_the_notice_board_and_is_final(protokoll_round, client,
     try:
         register(client, auth, receiver.url, events=["notice.ready"])
         url = f"/api/v1/rounds/{protokoll_round}/notice"
+        planned = client.get(url, headers=auth).get_json()["posting_date"]
         published = client.post(f"{url}/publish", headers=auth)
         assert published.status_code == 200, published.get_json()
         assert published.get_json()["state"] == "published"
+        assert published.get_json()["board"] in ("pending", "delivered")
+        # published now, it goes up today: the appeal period runs from today
+        today = datetime.now(SWEDEN).date()
+        assert published.get_json()["posting_date"] == today.isoformat()
+        assert published.get_json()["takedown_date"] == takedown_date(today).isoformat()
+        assert published.get_json()["late"] is False
         receiver.wait_for(1)
         [got] = [as_described(g["body"]) for g in receiver.got]
         assert got["event"] == "notice.ready" and got["round"]["id"] == protokoll_round
         assert got["data"]["notice"]["posting_date"] == published.get_json()["posting_date"]
         assert got["data"]["notice"]["state"] == "published"
         assert got["data"]["pdf"].endswith(f"/api/v1/rounds/{protokoll_round}/notice.pdf")
-        assert audit_types(client, auth, protokoll_round)[-1] == "notice.published"
+        events = client.get(f"/api/v1/rounds/{protokoll_round}/audit",
+                            headers=auth).get_json()["events"]
+        assert events[-1]["type"] == "notice.published"
+        assert events[-1]["data"]["boards"] == 1 and "late" not in events[-1]["data"]
+        if planned != today.isoformat():
+            assert events[-1]["data"]["planned_posting_date"] == planned
+        for _ in range(50):  # the receiver answered; the delivery is marked just after
+            if client.get(url, headers=auth).get_json()["board"] == "delivered":
+                break
+            time.sleep(0.1)
+        assert client.get(url, headers=auth).get_json()["board"] == "delivered"
         again = client.post(f"{url}/publish", headers=auth)
         assert again.status_code == 409
         later = client.post(url, headers=auth,
@@ -354,6 +372,42 @@ def test_the_notice_page_keeps_every_line_inside_the_margins():
         assert words in texts
 
 
+def test_a_notice_published_late_says_the_day_it_went_up_and_that_it_was_late(
+        protokoll_round, client, auth, runtime, settings):
+    """The scheduler was down past the two days KL 8 kap. 12 § allows: the notice
+    names the day it went up and a take-down day three weeks from that, and the
+    trail and the API say it was late."""
+    with runtime.sessions() as s:
+        found = s.get(Notice, protokoll_round)
+        justering, planned = found.justering_date, found.posting_date
+    late_day = justering + timedelta(days=6)
+    at = datetime.combine(late_day, datetime.min.time(), tzinfo=SWEDEN).replace(hour=9)
+    with runtime.sessions() as s:
+        assert tick(s, runtime.services, now=at).notices == [protokoll_round]
+        s.commit()
+    got = client.get(f"/api/v1/rounds/{protokoll_round}/notice", headers=auth).get_json()
+    assert got["posting_date"] == late_day.isoformat() and got["late"] is True
+    assert got["takedown_date"] == takedown_date(late_day).isoformat()
+    assert got["board"] == "none"
+    last = client.get(f"/api/v1/rounds/{protokoll_round}/audit",
+                      headers=auth).get_json()["events"][-1]
+    assert last["type"] == "notice.published"
+    assert last["data"] | {"late": True, "due_by": (justering + timedelta(days=2)).isoformat(),
+                           "planned_posting_date": planned.isoformat(),
+                           "posting_date": late_day.isoformat(), "boards": 0} == last["data"]
+    import uuid
+
+    from tests.staff_kit import sign_in_client
+
+    page_client = client.application.test_client()
+    email = f"sek-late-{uuid.uuid4().hex[:6]}@example.se"
+    make_user(runtime, email, "secretariat")
+    sign_in_client(page_client, settings, runtime, email)
+    page = page_client.get(f"/rounds/{protokoll_round}?lang=sv").get_data(as_text=True)
+    assert "sattes upp senare än lagen tillåter" in page
+    assert (justering + timedelta(days=2)).isoformat() in page
+
+
 def test_the_round_page_shows_the_notice_and_lets_the_secretariat_act(
         protokoll_round, client, settings, runtime):
     import uuid
@@ -386,8 +440,12 @@ def test_the_round_page_shows_the_notice_and_lets_the_secretariat_act(
                                  data={"csrf_token": token})
     assert published.status_code == 303
     page = page_client.get(f"/rounds/{protokoll_round}?lang=sv").get_data(as_text=True)
-    assert "Publicerat på anslagstavlan" in page and "Publicera anslaget nu" not in page
-    assert "Anslaget publicerades på anslagstavlan" in page  # the timeline says it
+    assert "Publicera anslaget nu" not in page
+    # no webhook takes notice.ready: the page does not claim a notice board has it
+    assert "Publicerat på anslagstavlan" not in page
+    assert "Publicerat, men ingen anslagstavla har det" in page
+    assert "ladda ned det och sätt upp det på anslagstavlan själv" in page
+    assert "Anslaget publicerades" in page  # the timeline says it
 
 
 def test_the_new_round_form_asks_for_the_notices_facts(client, settings, runtime,

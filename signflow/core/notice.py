@@ -28,6 +28,14 @@ The dates, as this module sets them:
   (1930:173) om beräkning av lagstadgad tid*, :mod:`signflow.core.holidays`).
   The notice stays up through that day.
 
+The posting and take-down dates are planned until the notice is published;
+publishing sets the posting date to the day it actually went up and the
+take-down date from it, so the notice never names a day the appeal period did
+not start on: published at once, a day early, it says so; published late (the
+scheduler was down past the window), it says that day, the take-down date
+moves with it, and the ``notice.published`` event says ``late`` with the day it
+was due by.
+
 States: ``prepared`` → ``published`` (:class:`~signflow.core.states.NoticeStatus`);
 publishing emits the ``notice.ready`` webhook and is final.
 """
@@ -167,7 +175,7 @@ def adjust_posting(session: Session, svc: Services, user: User, round_id: str,
 
 
 def publish_now(session: Session, svc: Services, user: User, round_id: str) -> Notice:
-    """The secretariat publishes the notice at once (its posting date stays)."""
+    """The secretariat publishes the notice at once: it goes up today."""
     require_manager(user)
     _held(session, user, round_id)
     notice = _unpublished(session, round_id)
@@ -188,22 +196,50 @@ def publish_due_notices(session: Session, svc: Services, now: datetime) -> list[
         notice = session.get(Notice, round_id)
         if notice is None or notice.status != NoticeStatus.PREPARED.value:
             continue  # published by the secretariat since the list was read
-        publish(session, svc, notice, actor=SYSTEM)
+        publish(session, svc, notice, actor=SYSTEM, now=now)
         published.append(round_id)
     return published
 
 
-def publish(session: Session, svc: Services, notice: Notice, *, actor: str) -> None:
-    """Move *notice* to published, audit it and emit ``notice.ready`` (the round
-    is held by the caller)."""
+def publish(session: Session, svc: Services, notice: Notice, *, actor: str,
+            now: datetime | None = None) -> None:
+    """Move *notice* to published (*now*, by default the clock's), dated the day it
+    goes up; audit it and emit ``notice.ready`` (the round is held by the caller)."""
     if not transition(notice, NoticeStatus.PUBLISHED):
         return
-    notice.published_at = svc.clock.now()
+    notice.published_at = now or svc.clock.now()
+    today = notice.published_at.astimezone(SWEDEN).date()
+    planned, (_, due_by) = notice.posting_date, posting_window(notice.justering_date)
+    notice.posting_date, notice.takedown_date = today, takedown_date(today)
     round_ = notice.round
-    append_event(session, round_, EventType.NOTICE_PUBLISHED, actor, _dates_data(notice))
-    webhooks.emit(session, svc, round_, "notice.ready", {
+    data: dict[str, Any] = _dates_data(notice)
+    if today != planned:
+        data["planned_posting_date"] = planned.isoformat()
+    if today > due_by:
+        data.update(late=True, due_by=due_by.isoformat())
+    sent = webhooks.emit(session, svc, round_, "notice.ready", {
         "notice": notice_dict(notice),
         "pdf": f"{svc.base_url}/api/v1/rounds/{round_.id}/notice.pdf"})
+    data["boards"] = len(sent)  # 0: no notice board heard of it; the page says so
+    append_event(session, round_, EventType.NOTICE_PUBLISHED, actor, data)
+
+
+#: Where a published notice is: no notice board was connected when it was
+#: published, it is on its way to one (``pending``, ``failing``), or one has it.
+BOARD_STATES = ("none", "pending", "failing", "delivered")
+
+
+def board_state(session: Session, notice: Notice) -> str | None:
+    """Whether a notice board has the published *notice* (:data:`BOARD_STATES`);
+    ``None`` before publication.  From its ``notice.ready`` deliveries."""
+    if notice.status != NoticeStatus.PUBLISHED.value:
+        return None
+    states = {d["state"] for d in webhooks.round_deliveries(session, notice.round_id,
+                                                            "notice.ready")}
+    for state in ("delivered", "failing", "pending"):
+        if state in states:
+            return state
+    return "none"
 
 
 def notice_dict(notice: Notice) -> dict[str, Any]:
@@ -219,7 +255,14 @@ def notice_dict(notice: Notice) -> dict[str, Any]:
         "kept_at": round_.kept_at,
         "published_at": (notice.published_at.isoformat().replace("+00:00", "Z")
                          if notice.published_at else None),
+        "late": notice.posting_date > posting_window(notice.justering_date)[1],
     }
+
+
+def notice_view(session: Session, notice: Notice) -> dict[str, Any]:
+    """The notice as the API shows it: :func:`notice_dict` and where it is
+    (:func:`board_state`), which the webhook's own copy cannot know yet."""
+    return {**notice_dict(notice), "board": board_state(session, notice)}
 
 
 def _held(session: Session, user: User, round_id: str) -> Round:

@@ -201,6 +201,17 @@ def deliveries(session: Session, organisation_id: int, limit: int = 100) -> list
     return [_delivery_dict(d, url, row) for d, url, row in rows]
 
 
+def round_deliveries(session: Session, round_id: str, event: str) -> list[dict[str, Any]]:
+    """The deliveries of *event* about one round, as :func:`deliveries` shows them."""
+    rows = session.execute(
+        select(WebhookDelivery, Webhook.url, OutboxMessage)
+        .join(Webhook, WebhookDelivery.webhook_id == Webhook.id)
+        .join(OutboxMessage, OutboxMessage.ref == WebhookDelivery.outbox_ref)
+        .where(WebhookDelivery.round_id == round_id, WebhookDelivery.event == event)
+        .order_by(WebhookDelivery.created_at, WebhookDelivery.id))
+    return [_delivery_dict(d, url, row) for d, url, row in rows]
+
+
 def _delivery_dict(d: WebhookDelivery, url: str, row: OutboxMessage) -> dict[str, Any]:
     """One delivery as the API shows it.  Done with a 2xx: delivered; done without
     one: dropped (its webhook was removed before it went out, :func:`deliver`)."""

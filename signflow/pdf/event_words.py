@@ -92,8 +92,7 @@ def event_phrases(_: Say) -> dict[str, _Phrase]:
             "The deadline passed before everyone had signed"),
         EventType.NOTICE_PREPARED: lambda who, old: _("The notice of justering was prepared"),
         EventType.NOTICE_ADJUSTED: lambda who, old: _("The notice's posting date was changed"),
-        EventType.NOTICE_PUBLISHED: lambda who, old: _(
-            "The notice was published on the notice board"),
+        EventType.NOTICE_PUBLISHED: lambda who, old: _("The notice was published"),
     }
 
 
@@ -129,7 +128,8 @@ DETAILS: dict[str, tuple[str, ...]] = {
     EventType.ROUND_EXPIRED: ("expires_at", "unsigned"),
     EventType.NOTICE_PREPARED: ("justering_date", "posting_date", "takedown_date"),
     EventType.NOTICE_ADJUSTED: ("posting", "takedown_date"),
-    EventType.NOTICE_PUBLISHED: ("justering_date", "posting_date", "takedown_date"),
+    EventType.NOTICE_PUBLISHED: ("justering_date", "posting_date", "takedown_date",
+                                 "planned_posting_date", "late", "due_by", "boards"),
 }
 
 
@@ -151,6 +151,9 @@ def detail_labels(_: Say) -> dict[str, str]:
         "expires_at": _("Deadline"), "unsigned": _("Had not signed"),
         "justering_date": _("Date of justering"), "posting_date": _("The notice goes up"),
         "posting": _("The notice goes up"), "takedown_date": _("The notice comes down"),
+        "planned_posting_date": _("Planned posting date"),
+        "late": _("Later than the law allows"), "due_by": _("The law's last posting day"),
+        "boards": _("Notice boards it was sent to"),
     }
 
 

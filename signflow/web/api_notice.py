@@ -18,7 +18,7 @@ from signflow.web.auth import require
 @require(*READERS)
 def get_notice(round_id: str):
     """The notice of justering of a completed municipal protocol (dates YYYY-MM-DD)."""
-    return jsonify(notice.notice_dict(notice.round_notice(db(), g.user, round_id)))
+    return jsonify(notice.notice_view(db(), notice.round_notice(db(), g.user, round_id)))
 
 
 @bp.get("/rounds/<round_id>/notice.pdf")
@@ -51,7 +51,7 @@ def adjust_notice(round_id: str):
     session = db()
     found = notice.adjust_posting(session, runtime().services, g.user, round_id, day)
     session.commit()
-    return jsonify(notice.notice_dict(found))
+    return jsonify(notice.notice_view(session, found))
 
 
 @bp.post("/rounds/<round_id>/notice/publish")
@@ -61,4 +61,4 @@ def publish_notice(round_id: str):
     session = db()
     found = notice.publish_now(session, runtime().services, g.user, round_id)
     session.commit()
-    return jsonify(notice.notice_dict(found))
+    return jsonify(notice.notice_view(session, found))

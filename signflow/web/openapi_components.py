@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from signflow.core import rounds, webhooks
+from signflow.core import notice, rounds, webhooks
 from signflow.core.identity import IdentityPolicy
 from signflow.core.states import NoticeStatus, RoundStatus, SignerStatus
 
@@ -209,7 +209,14 @@ NOTICE = obj({
     "takedown_date": DATE,
     "kept_at": {"type": "string"},
     "published_at": TIMESTAMP,
-})
+    "late": {"type": "boolean", "description": "published after the last day KL 8 kap. 12 § "
+                                               "allows (two days after the justering)"},
+    "board": {"type": ["string", "null"], "enum": [*notice.BOARD_STATES, None],
+              "description": "the API only, once published: whether a notice board has it "
+                             "(none: no webhook for notice.ready was registered)"},
+}, required=["round", "title", "state", "body", "organisation", "meeting_date",
+             "justering_date", "posting_date", "takedown_date", "kept_at", "published_at",
+             "late"])
 
 STRINGS = {"type": "array", "items": {"type": "string"}}
 EVIDENCE = obj({

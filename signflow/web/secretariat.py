@@ -138,9 +138,20 @@ def _round_page(round_: Round, status: int = 200, *, replace_form=None):
                            can_evidence=g.user.role in ("auditor", "admin"),
                            pending=round_.status == RoundStatus.PENDING.value,
                            open_states=manage.replaceable_states(round_),
-                           notice=session.get(Notice, round_.id),
+                           **_notice_facts(session, round_),
                            prepared=manage.prepared_document(session, round_.id),
                            ), status
+
+
+def _notice_facts(session, round_: Round) -> dict:
+    """The round page's notice of justering, where it is and whether it went up late."""
+    found = session.get(Notice, round_.id)
+    if found is None:
+        return {"notice": None}
+    facts = notice.notice_dict(found)
+    return {"notice": found, "notice_board": notice.board_state(session, found),
+            "notice_late": facts["late"],
+            "notice_due_by": notice.posting_window(found.justering_date)[1].isoformat()}
 
 
 @bp.get("/rounds/<round_id>")
@@ -296,5 +307,9 @@ def publish_notice(round_id: str):
         flash(_("The notice is already published."), "error")
         return redirect(f"/rounds/{round_id}", 303)
     session.commit()
-    flash(_("The notice is published on the notice board."), "ok")
+    if notice.board_state(session, notice.round_notice(session, g.user, round_id)) == "none":
+        flash(_("The notice is published, but no notice board is connected: put it up "
+                "yourself."), "error")
+    else:
+        flash(_("The notice is published and on its way to the notice board."), "ok")
     return redirect(f"/rounds/{round_id}", 303)
