@@ -386,6 +386,11 @@ def _verify(args, settings: Settings) -> int:
     if report.indication is None:  # no signatures: nothing to verify
         print(f"unusable input: {'; '.join(report.problems)}", file=sys.stderr)
         return EXIT_USAGE
+    if report.audit_trail is not None and report.audit_trail.matches_trail is False:
+        # the auditor asked for the file to be held to this trail: a script must see it fail
+        print("failed: the audit trail supplied does not match the one the file commits to",
+              file=sys.stderr)
+        return EXIT_FAIL
     return VERIFY_EXIT[report.indication]
 
 

@@ -112,9 +112,11 @@ def test_an_auditor_holds_the_pdf_to_a_trail_offline(completed_round, client, au
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps({**audit, "events": rewritten(
         audit["events"], 1, title="Ett annat protokoll")}))
-    assert cli.main(["verify", str(path), "--audit", str(changed), "--json"]) == 0
-    verdict = json.loads(capsys.readouterr().out)
+    assert cli.main(["verify", str(path), "--audit", str(changed), "--json"]) == 1
+    said = capsys.readouterr()
+    verdict = json.loads(said.out)
     assert verdict["audit_trail"]["matches_trail"] is False
+    assert "the audit trail supplied does not match" in said.err  # and a script sees exit 1
     assert verdict["audit_trail"]["seq"] == seq
     # a change after the committed head (the completion's own event) is not the PDF's to judge
     later = tmp_path / "later.json"
