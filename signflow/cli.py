@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from signflow.config import Settings, ensure_secret_key, load_settings
+from signflow.config import Settings, configured, ensure_secret_key, load_settings
 from signflow.errors import ConfigError, SignflowError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -25,8 +25,11 @@ VERIFY_EXIT = {"TOTAL-PASSED": EXIT_OK, "TOTAL-FAILED": EXIT_FAIL,
 
 
 def _settings(args) -> Settings:
-    """The environment's settings, over the command's own defaults (serve: dev mode)."""
-    return ensure_secret_key(load_settings(defaults=getattr(args, "setting_defaults", None)))
+    """The environment's settings, over the command's own defaults (serve: dev mode);
+    with a secret key, made once, for the commands that use one (not ``verify``,
+    which runs on machines that never saw the service and writes nothing there)."""
+    settings = load_settings(defaults=getattr(args, "setting_defaults", None))
+    return ensure_secret_key(settings) if getattr(args, "secret", True) else settings
 
 
 @contextmanager
@@ -352,7 +355,9 @@ def _verify(args, settings: Settings) -> int:
         at = _moment(args.at)
     except ValueError:
         return _unusable(args, "usage", f"--at wants an ISO date, not {args.at!r}")
-    trust = trust_settings(settings, args.trust or ())
+    # the keys dir's root only when the keys dir is set: not a ./keys that came with the file
+    own_keys = configured("keys_dir")
+    trust = trust_settings(settings, args.trust or (), keys_dir=own_keys)
     keys = _evidence_keys(args.evidence_key or (), args.evidence_key_password)
     xml = None
     try:
@@ -386,6 +391,10 @@ def _verify(args, settings: Settings) -> int:
     if report.indication is None:  # no signatures: nothing to verify
         print(f"unusable input: {'; '.join(report.problems)}", file=sys.stderr)
         return EXIT_USAGE
+    local_root = settings.keys_dir / "root-ca.pem"
+    if report.indication == "INDETERMINATE" and not own_keys and local_root.exists():
+        print(f"note: {local_root} was not trusted (SIGNFLOW_KEYS_DIR is not set); if it is "
+              f"your own service's root, run again with --trust {local_root}", file=sys.stderr)
     if report.audit_trail is not None and report.audit_trail.matches_trail is False:
         # the auditor asked for the file to be held to this trail: a script must see it fail
         print("failed: the audit trail supplied does not match the one the file commits to",
@@ -733,8 +742,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--json", action="store_true")
     s.add_argument("--trust", action="append", metavar="ROOT.pem",
-                   help="extra trusted root (PEM), besides the keys dir's and "
-                   "SIGNFLOW_TRUST_ROOTS; repeatable")
+                   help="extra trusted root (PEM), besides SIGNFLOW_TRUST_ROOTS and the "
+                   "root in SIGNFLOW_KEYS_DIR (only when that is set); repeatable")
     s.add_argument("--pdf", metavar="REPORT.pdf", help="also write a one-page PDF report")
     s.add_argument("--etsi", metavar="REPORT.xml", help="also write the ETSI TS 119 102-2 "
                    "validation report (XML); '-': to standard output, instead of the text")
@@ -751,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "file commits to it (the evidence ZIP's own trail is used without this)")
     s.add_argument("--evidence-key-password", metavar="PASSWORD",
                    help="password of the --evidence-key file(s)")
-    s.set_defaults(func=cmd_verify)
+    s.set_defaults(func=cmd_verify, secret=False)
     audit = sub.add_parser("audit").add_subparsers(dest="audit_command", required=True)
     s = audit.add_parser("verify", help="re-check a round's hash chain")
     s.add_argument("round_id")

@@ -346,6 +346,12 @@ def misspelled(settings: Settings) -> list[str]:
     return found
 
 
+def configured(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the setting *name* (``keys_dir``) is set in the environment, not
+    left at its default: ``signflow verify`` trusts a keys dir only when told."""
+    return PREFIX + name.upper() in (os.environ if environ is None else environ)
+
+
 def ensure_secret_key(settings: Settings) -> Settings:
     """Return settings with a secret key, generating one into the data dir once."""
     if settings.secret_key:

@@ -37,27 +37,33 @@ class TrustSettings:
     provider_roots: tuple[x509.Certificate, ...]
 
 
-def trust_settings(settings: Settings, extra_anchors: Sequence[str] = ()) -> TrustSettings:
+def trust_settings(settings: Settings, extra_anchors: Sequence[str] = (), *,
+                   keys_dir: bool = True) -> TrustSettings:
     """The trust settings of *settings*, plus the roots in the PEM files *extra_anchors*.
+
+    *keys_dir* False leaves out the keys dir's roots (the service's own and the
+    simulator's): ``signflow verify`` with the keys dir only at its default,
+    ``./keys``, where whoever handed over a folder with the PDF could have put
+    a root of their own.
 
     :raises ConfigError: a configured or given certificate file cannot be read.
     """
-    root = load_root_certificate(settings.keys_dir)
+    root = load_root_certificate(settings.keys_dir) if keys_dir else None
     anchors = [root] if root is not None else []
     for path in [settings.trust_roots, *extra_anchors]:
         if path:
             anchors.extend(read_pem_certs(path))
-    return TrustSettings(_unique(anchors), _unique(_provider_roots(settings)))
+    return TrustSettings(_unique(anchors), _unique(_provider_roots(settings, keys_dir)))
 
 
-def _provider_roots(settings: Settings) -> list[x509.Certificate]:
+def _provider_roots(settings: Settings, keys_dir: bool = True) -> list[x509.Certificate]:
     roots: list[x509.Certificate] = []
     if settings.bankid_root:
         roots.extend(read_pem_certs(settings.bankid_root))
     else:  # BankID's public production and test roots, shipped with signflow
         roots.extend(shipped_certs(BANKID_PRODUCTION_ROOT) + shipped_certs(BANKID_TEST_ROOT))
         simulator = settings.keys_dir / f"{FILES['bankid_sim']}.pem"
-        if settings.dev_mode and simulator.exists():
+        if keys_dir and settings.dev_mode and simulator.exists():
             roots.extend(read_pem_certs(str(simulator)))
     if settings.freja_jws_cert:
         roots.extend(read_pem_certs(settings.freja_jws_cert))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 from dataclasses import replace
 
@@ -259,3 +260,27 @@ def test_metadata_that_inflates_past_the_bound_is_not_read(protocol_pdf):
         reader = PdfFileReader(io.BytesIO(out.getvalue()))
         mark = trail_mark.read(reader, reader.xrefs.total_revisions - 1)
         assert (mark is not None) == fits
+
+
+def test_a_keys_folder_found_beside_the_file_is_not_trusted_and_nothing_is_written(
+        completed_round, tmp_path, keys_dir, monkeypatch, capsys):
+    """The archivist's review: `signflow verify` in a folder that came with the PDF
+    trusted the keys/root-ca.pem in it, so whoever handed over the folder chose the
+    root; and it left an instance/secret_key behind on the auditor's machine."""
+    _, pdf = completed_round
+    handed_over = tmp_path / "handed-over"
+    shutil.copytree(keys_dir, handed_over / "keys")  # a root "of the sender's"
+    (handed_over / "signed.pdf").write_bytes(pdf)
+    monkeypatch.chdir(handed_over)
+    for name in ("SIGNFLOW_KEYS_DIR", "SIGNFLOW_DATA_DIR", "SIGNFLOW_TRUST_ROOTS"):
+        monkeypatch.delenv(name, raising=False)
+    before = sorted(p.relative_to(handed_over) for p in handed_over.rglob("*"))
+
+    assert cli.main(["verify", "signed.pdf"]) == 3  # cannot be determined: no anchor
+    said = capsys.readouterr()
+    assert "keys/root-ca.pem was not trusted" in said.err and "--trust" in said.err
+    assert cli.main(["verify", "signed.pdf", "--trust", "keys/root-ca.pem"]) == 0
+    assert sorted(p.relative_to(handed_over) for p in handed_over.rglob("*")) == before
+    # the operator's own keys dir, set in the environment, is trusted as before
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(keys_dir))
+    assert cli.main(["verify", "signed.pdf"]) == 0
