@@ -234,3 +234,22 @@ def test_a_reservation_too_small_for_the_signature_is_refused(prepared):
                              signer_name="Anna", reason="Justerat", signed_at=SIGNED_AT,
                              dss=Dss(), reserved=64, sign=lambda digest: bytes(65),
                              font_name=FONT)
+
+
+def test_a_certificate_name_verifiers_cannot_compare_is_indeterminate_not_failed(
+        works, prepared, monkeypatch):
+    """signflow no longer writes such names (pki.name_safe), but a file from
+    elsewhere may hold one: pyHanko cannot prepare the name (RFC 4518), which
+    says nothing of the file being changed, so the verdict is "cannot be
+    determined", not "failed"."""
+    from signflow.pdf import pki
+    from signflow.pdf.verify import verify_pdf
+
+    monkeypatch.setattr(pki, "name_safe", lambda text, limit=64: text[:limit])
+    signed = works.sign_field(prepared, block=block(1, name="Anna 🙂 Andersson"),
+                              language="sv", evidence={})
+    report = verify_pdf(signed, [works.pki.root.cert])
+    [approval] = [s for s in report.signatures if s.field == "Underskrift1"]
+    assert approval.indication == "INDETERMINATE", approval
+    assert approval.sub_indication == "CERTIFICATE_CHAIN_GENERAL_FAILURE"
+    assert "RFC 4518" in " ".join(approval.problems)

@@ -323,3 +323,25 @@ def test_a_crl_is_the_same_all_period_and_new_after(keys_dir):
     assert issued.last_update_utc == start - CRL_SKEW
     assert issued.next_update_utc - issued.last_update_utc == timedelta(days=7)
     assert issued.is_signature_valid(pki.signer_ca.cert.public_key())
+
+
+def test_text_a_certificate_name_cannot_hold_still_gives_a_valid_file(
+        client, auth, runtime, settings, protocol_pdf):
+    """The race review: an emoji in a title, "₹" or a U+FFFD from a bad copy-paste
+    in an organisation went into the signer's certificate as given; verifiers
+    refuse such a name (RFC 4518 string preparation), and pyHanko then failed
+    every signature of the untouched file, for good.  The certificate gets the
+    text without those characters; the signature page keeps what was given."""
+    from tests.conftest import create_round, sign_all, signers_spec, wait_for_status
+
+    signers = signers_spec()
+    signers[0]["title"] = "Kommunsekreterare 🙂"
+    signers[1]["organisation"] = "Örkelljunga kommun \ufffd ₹"
+    resp = create_round(client, auth, protocol_pdf, signers=signers)
+    assert resp.status_code == 201, resp.get_json()
+    sign_all(client, runtime, settings, signers)
+    body = wait_for_status(client, auth, resp.get_json()["id"], "completed")
+    pdf = client.get(f"/api/v1/rounds/{body['id']}/document", headers=auth).data
+    report = verify_api(client, pdf, auth)
+    assert report["valid"] is True, report
+    assert all(s["indication"] == "TOTAL-PASSED" for s in report["signatures"]), report

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import stringprep
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -242,10 +244,10 @@ def issue_signer_certificate(
     key = ec.generate_private_key(ec.SECP256R1())
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "SE")]
     if organisation:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation[:64]))
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, name_safe(organisation)))
     if title:
-        attrs.append(x509.NameAttribute(NameOID.TITLE, title[:64]))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, name[:64]))
+        attrs.append(x509.NameAttribute(NameOID.TITLE, name_safe(title)))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, name_safe(name)))
     b = (
         _builder(x509.Name(attrs), pki.signer_ca, key.public_key(), SIGNER_CERT_VALIDITY.days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -257,6 +259,45 @@ def issue_signer_certificate(
         )
     )
     return KeyPair(b.sign(pki.signer_ca.key, hashes.SHA256()), key)
+
+
+def name_safe(text: str, limit: int = 64) -> str:
+    """*text* (at most *limit* characters) as a certificate name attribute that
+    every verifier can compare.
+
+    Verifiers compare names after RFC 4518's string preparation (asn1crypto, and
+    so pyHanko, does), which refuses code points unassigned in Unicode 3.2 (an
+    emoji, "₹"), private use, non-characters, U+FFFD, and left-to-right letters
+    mixed with right-to-left ones.  One such attribute in a signer's certificate
+    made pyHanko fail every signature of the file, for good.  The signature page
+    and the evidence keep the text as given; the certificate gets it without
+    those characters (mixed directions: without the right-to-left letters;
+    failing all else: its ASCII letters).
+    """
+    kept = "".join(c for c in text[:limit] if not _unpreparable(c)).strip()
+    if not _prepares(kept):
+        kept = " ".join("".join(c for c in kept if not stringprep.in_table_d1(c)).split())
+    if not _prepares(kept):
+        kept = unicodedata.normalize("NFKD", kept).encode("ascii", "ignore").decode().strip()
+    return kept or "-"
+
+
+def _unpreparable(char: str) -> bool:
+    return char == "\ufffd" or any(test(char) for test in (
+        stringprep.in_table_a1, stringprep.in_table_c3, stringprep.in_table_c4,
+        stringprep.in_table_c5, stringprep.in_table_c8))
+
+
+def _prepares(text: str) -> bool:
+    """Whether verifiers can compare *text* as a name (asn1crypto's own preparation)."""
+    from asn1crypto import x509 as asn1_x509
+
+    value = asn1_x509.DirectoryString(name="utf8_string", value=text)
+    try:
+        prepared = asn1_x509.NameTypeAndValue({"type": "common_name", "value": value})
+        return isinstance(prepared.prepped_value, str)  # raises ValueError if it cannot
+    except ValueError:
+        return False
 
 
 def _der_utf8(text: str) -> bytes:

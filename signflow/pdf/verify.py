@@ -536,8 +536,16 @@ def _judge(sig, roots: list, context: _FileContext) -> SignatureReport:
         return _judge_signature(sig, field, kind, roots, context)
     except Exception as exc:  # a hostile file must yield a verdict, never a crash
         log.info("signature %s could not be validated: %s", field, exc)
+        finding = _Finding(TOTAL_FAILED, "FORMAT_FAILURE",
+                           f"the signature cannot be validated: {exc}")
+        if isinstance(exc, ValueError) and str(exc).startswith("X.509 Name"):
+            # a name RFC 4518 cannot prepare (an emoji, U+FFFD): the verifier's limit,
+            # not a sign of a changed file, so not "failed"
+            finding = _Finding(INDETERMINATE, "CERTIFICATE_CHAIN_GENERAL_FAILURE",
+                               "a certificate's name holds characters that names cannot be "
+                               f"compared with (RFC 4518): {' '.join(str(exc).split())}")
         return _signature_report(
-            [_Finding(TOTAL_FAILED, "FORMAT_FAILURE", f"the signature cannot be validated: {exc}")],
+            [finding],
             field=field, kind=kind, signer="", signer_subject="", signing_time=None,
             timestamp_time=None, intact=False, trusted=False, modification_level=None,
             coverage=None, docmdp_ok=None, transaction_id=None)
