@@ -476,3 +476,29 @@ def test_the_new_round_form_asks_for_the_notices_facts(client, settings, runtime
         round_ = s.get(Round, round_id)
         assert (round_.body, round_.meeting_date, round_.kept_at) == (
             "Kommunstyrelsen", d("2026-11-25"), "Stadshuset")
+
+
+def test_the_scheduler_looks_at_the_posting_day_again_once_it_holds_the_round(
+        protokoll_round, runtime):
+    """The secretariat moved the day on while the scheduler waited for the round:
+    the notice went up on the old day all the same (the race review)."""
+    from signflow.core import notice as notice_module
+    from signflow.core.notice import publish_due_notices
+    from tests.test_round_locks import while_the_round_is_held
+
+    with runtime.sessions() as s:
+        found = s.get(Notice, protokoll_round)
+        justering = found.justering_date
+        found.posting_date = justering
+        s.commit()
+    noon = datetime.combine(justering, datetime.min.time(), tzinfo=SWEDEN).replace(hour=12)
+
+    def move_on(session, round_):
+        session.get(Notice, round_.id).posting_date = justering + timedelta(days=2)
+
+    published = while_the_round_is_held(
+        runtime, protokoll_round, notice_module, move_on,
+        lambda s: publish_due_notices(s, runtime.services, noon))
+    assert published == []
+    with runtime.sessions() as s:
+        assert s.get(Notice, protokoll_round).status == "prepared"

@@ -95,6 +95,10 @@ OWN = {
                          "again."),
     "rejected": ("Du avböjde att signera. Försök igen om du vill signera.",
                  "You declined to sign. Try again if you want to sign."),
+    "orderSuperseded": ("Den här signeringen gäller inte längre, så ingenting signerades. "
+                        "Ladda om sidan.",
+                        "This signing no longer applies, so nothing was signed. Reload the "
+                        "page."),
 }
 
 

@@ -21,7 +21,13 @@ from signflow.core.models import Document, Round, Signer
 from signflow.core.notice import publish_due_notices
 from signflow.core.orders import end_open_orders
 from signflow.core.ports import Services
-from signflow.core.rounds import SYSTEM, forget_personal_numbers, invite, store_document
+from signflow.core.rounds import (
+    SYSTEM,
+    forget_personal_numbers,
+    invite,
+    signed_by_all,
+    store_document,
+)
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.db import try_lock
 
@@ -91,7 +97,9 @@ def expire_due(session: Session, svc: Services, now: datetime | None = None) -> 
         round_ = lock_round(session, round_id)
         if round_.status != RoundStatus.PENDING.value:
             continue  # completed, cancelled or declined since the list was read
-        if all(s.status == SignerStatus.SIGNED.value for s in round_.signers):
+        if round_.expires_at >= now:
+            continue  # the deadline was moved while we waited for the lock
+        if signed_by_all(round_):
             continue  # signed by all; only PDF work is left, which resume_stalled restarts
         transition(round_, RoundStatus.EXPIRED)
         expired.append(round_id)

@@ -196,6 +196,9 @@ def publish_due_notices(session: Session, svc: Services, now: datetime) -> list[
         notice = session.get(Notice, round_id)
         if notice is None or notice.status != NoticeStatus.PREPARED.value:
             continue  # published by the secretariat since the list was read
+        session.refresh(notice)  # read again under the lock: the day may have been moved
+        if notice.posting_date > today:
+            continue
         publish(session, svc, notice, actor=SYSTEM, now=now)
         published.append(round_id)
     return published

@@ -388,10 +388,12 @@ def decline(session: Session, svc: Services, signer: Signer, reason: object) -> 
         raise InvalidInput("say why you decline", code="reason_required", field="reason")
     round_ = lock_round(session, signer.round_id)
     require_can_sign(signer)
-    end_open_orders(session, svc, [signer])
+    goes_on = round_.on_decline == "replace"
+    # the round ends: nobody's open order may go on (BankID would refuse the
+    # person's next order elsewhere as alreadyInProgress)
+    end_open_orders(session, svc, [signer] if goes_on else round_.signers)
     transition(signer, SignerStatus.DECLINED)
     signer.decline_reason = reason
-    goes_on = round_.on_decline == "replace"
     data: dict[str, Any] = {"signer": signer.id, "reason": reason}
     if goes_on:
         data["round_continues"] = True
@@ -435,6 +437,11 @@ def cancel(session: Session, svc: Services, user: User, round_id: str,
     require_manager(user)
     reason = _reason(reason)
     round_ = lock_round(session, round_.id)
+    if round_.status == RoundStatus.PENDING.value and signed_by_all(round_):
+        # only the sealing is left (a job): cancelling now would throw away signatures
+        # all of them gave, and tell them their signature will not be used
+        raise IllegalTransition("everyone has signed; the protocol is being sealed",
+                                code="all_signed")
     if not transition(round_, RoundStatus.CANCELLED):
         return round_  # cancelled already: nothing more to do or record
     told = [s for s in round_.signers
@@ -451,6 +458,11 @@ def cancel(session: Session, svc: Services, user: User, round_id: str,
             title=round_.title, reason=reason, signed=s.status == SignerStatus.SIGNED.value),
             round_id=round_.id, on_sent={"signer": s.id, "kind": "cancellation"})
     return round_
+
+
+def signed_by_all(round_: Round) -> bool:
+    """Whether every place of *round_* is signed: only the PDF work is left."""
+    return all(s.status == SignerStatus.SIGNED.value for s in round_.signers)
 
 
 def remind(session: Session, svc: Services, user: User, round_id: str) -> list[Signer]:

@@ -142,6 +142,13 @@ def record_signature(
     if signer.status == SignerStatus.SIGNED.value and signer.transaction_id == result.order_ref:
         return None  # a repeated completion of the same order records one signature
     require_can_sign(signer)
+    if signer.pending_order_ref != result.order_ref:
+        # the place was given to someone else, or another tab started a newer order,
+        # while this one was collected: it signs nothing for whoever holds the place now
+        append_event(session, round_, EventType.IDENTITY_FAILED, f"signer:{signer.id}", {
+            "signer": signer.id, "provider": round_.provider, "order_ref": result.order_ref,
+            "hint_code": "orderSuperseded"})
+        return "orderSuperseded"
     check = check_for(round_.identity_policy, signer.personal_number_given)
     if _evidence_refused(signer, result):
         signer.pending_order_ref = None

@@ -165,7 +165,8 @@ def round_paths() -> dict[str, dict[str, Schema]]:
             tag="rounds", params=rid)},
         "/rounds/{round_id}/cancel": {"post": operation(
             "cancel", "Cancel the round (again: no change); those sent a link are told, "
-            "with the reason if one is given", dict(ROUND), "400", "404", "409",
+            "with the reason if one is given. 409 `all_signed` once everyone has signed "
+            "(only the sealing is left)", dict(ROUND), "400", "404", "409",
             tag="rounds", params=rid, body=json_request("Cancellation", required=False))},
         "/rounds/{round_id}/signers/{signer_id}/replace": {"post": operation(
             "replaceSigner", "Another person in the place of a signer who has not signed",

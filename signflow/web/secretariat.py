@@ -185,9 +185,11 @@ def cancel(round_id: str):
     try:
         rounds.cancel(session, runtime().services, g.user, round_id,
                       (request.form.get("reason") or "")[:2000])
-    except IllegalTransition:
+    except IllegalTransition as exc:
         session.rollback()
-        flash(_("The round has already ended and cannot be cancelled."), "error")
+        flash(_("Everyone has signed, and the protocol is being sealed: it can no longer be "
+                "cancelled.") if exc.code == "all_signed" else
+              _("The round has already ended and cannot be cancelled."), "error")
         return redirect(f"/rounds/{round_id}", 303)
     session.commit()
     flash(_("The round is cancelled. The signing links no longer work, and those who had "
