@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from signflow.core.ports import Mail
+
+SWEDEN = ZoneInfo("Europe/Stockholm")
 
 _INVITE = {
     "sv": (
@@ -21,6 +26,15 @@ _INVITE = {
 _REMIND_PREFIX = {"sv": "Påminnelse: ", "en": "Reminder: "}
 #: The last line of a mail to the secretariat: where the round's page is.
 _SEE_ROUND = {"sv": "Se signeringen: {link}\n", "en": "See the round: {link}\n"}
+
+
+def deadline(moment: datetime, lang: str) -> str:
+    """A deadline as a mail gives it: the Swedish date and time, said to be Swedish
+    (a date alone reads as "the whole day", and in UTC it can be the day before)."""
+    local = moment.astimezone(SWEDEN)
+    if lang == "sv":
+        return f"{local:%Y-%m-%d} kl. {local:%H.%M} (svensk tid)"
+    return f"{local:%Y-%m-%d}, {local:%H:%M} (Swedish time)"
 
 
 def round_page(base_url: str, round_id: str) -> str:
@@ -146,11 +160,13 @@ def cancelled(lang: str, *, to: str, name: str, org: str, title: str, reason: st
 
 _MISMATCH = {
     "sv": ("Fel person försökte signera: {title}",
-           "Någon annan än {name} ({role}) legitimerade sig på {name}s länk för \"{title}\".\n"
+           "Någon annan än {name} ({role}) legitimerade sig med länken till {name} för "
+           "\"{title}\".\n"
            "{what}\nIngenting signerades, och länken gäller fortfarande för {name}.\n"
            "Kontakta {name} om länken kan ha vidarebefordrats.\n"),
     "en": ("The wrong person tried to sign: {title}",
-           "Someone other than {name} ({role}) identified on {name}'s link for \"{title}\".\n"
+           "Someone other than {name} ({role}) identified with the link sent to {name} for "
+           "\"{title}\".\n"
            "{what}\nNothing was signed, and the link still works for {name}.\n"
            "Contact {name} if the link may have been forwarded.\n"),
 }

@@ -41,6 +41,25 @@ def role_label(role: str, language: str) -> str:
     return role.replace("_", " ").capitalize()
 
 
+def in_a_sentence(label: str) -> str:
+    """A role label inside a sentence: "som justerare", "as chair" (an
+    abbreviation such as "KS-ordförande" keeps its capitals)."""
+    if len(label) > 1 and label[0].isupper() and label[1].islower():
+        return label[0].lower() + label[1:]
+    return label
+
+
+#: The identification method as stored (the provider's Swedish name, which the
+#: API returns) in another language, where it has a name of its own there.
+_METHODS = {"Mobilt BankID": {"en": "Mobile BankID"}}
+
+
+def method_in(method: str, language: str) -> str:
+    """The identification method in *language*: BankID calls Mobilt BankID
+    "Mobile BankID" in English."""
+    return _METHODS.get(method, {}).get(language, method)
+
+
 def role_in(label: str, language: str) -> str:
     """A role as a signature page labels it (in either language), in *language*;
     a role signflow does not know is left as it stands."""

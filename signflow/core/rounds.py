@@ -30,7 +30,13 @@ from signflow.core.links import (  # noqa: F401  (hash_token, signer_for_token: 
 )
 from signflow.core.models import AuditEvent, Document, Round, Signer, User, new_id
 from signflow.core.orders import end_open_orders
-from signflow.core.people import canonical_role, normalize_personal_number, role_label
+from signflow.core.people import (
+    canonical_role,
+    in_a_sentence,
+    method_in,
+    normalize_personal_number,
+    role_label,
+)
 from signflow.core.ports import Services, SignerBlock
 from signflow.core.states import RoundStatus, SignerStatus, transition
 from signflow.core.workflows import workflow_named
@@ -303,7 +309,7 @@ def signer_block(signer: Signer, language: str) -> SignerBlock:
         name=signer.verified_name or signer.name,
         organisation=signer.organisation,
         title=signer.title,
-        method=signer.method or "",
+        method=method_in(signer.method or "", language),
         signed_at=signer.signed_at,
         transaction_id=signer.transaction_id or "",
         identity_checked=signer.identity_check != IdentityCheck.NONE.value,
@@ -352,9 +358,9 @@ def invite(
     mail = messages.invitation(
         round_.language, to=signer.email, name=signer.name,
         org=round_.organisation.name, title=round_.title,
-        role=role_label(signer.role, round_.language), message=round_.message,
+        role=in_a_sentence(role_label(signer.role, round_.language)), message=round_.message,
         link=f"{svc.base_url}/sign/{token}",
-        expires=round_.expires_at.strftime("%Y-%m-%d"), reminder=reminder,
+        expires=messages.deadline(round_.expires_at, round_.language), reminder=reminder,
     )
     outbox.send_mail(session, svc, mail, round_id=round_.id, on_sent={
         "signer": signer.id, "kind": "reminder" if reminder else "invitation"})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from signflow.core.people import role_in
+from signflow.core.people import method_in, role_in
 from signflow.pdf.trail_mark import TrailReport
 from signflow.pdf.verdict_text import (
     ADVICE,
@@ -290,7 +290,7 @@ def identity_words(e: EvidenceReport, language: str = "sv") -> str | None:
 def evidence_state(e: EvidenceReport, language: str = "sv") -> str:
     """The identity evidence's state: this document's, sealed, opened, the provider's check."""
     w = EVIDENCE_WORDS[language_of(language)]
-    provider = e.provider or "BankID"
+    provider = method_in(e.provider or "BankID", language_of(language))
     parts = [w["for_this"] if e.matches_document else w["for_other"]]
     if e.sealed:
         parts.append(w["sealed"] if e.sealed_intact else w["sealed_broken"])

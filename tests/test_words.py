@@ -1,0 +1,63 @@
+"""Words people read in mails and on the signature page (the language review)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from signflow.core import messages
+from signflow.core.people import in_a_sentence, method_in, role_label
+from signflow.pdf.verdict_words import evidence_state
+from signflow.pdf.verify_evidence import EvidenceReport
+
+
+def test_a_deadline_in_a_mail_is_the_swedish_day_and_time():
+    """23:30 UTC on the 17th is half past midnight on the 18th in Sweden: the mail
+    said 'gäller till 2026-12-17' while the signing page said the 18th."""
+    late = datetime(2026, 12, 17, 23, 30, tzinfo=UTC)
+    assert messages.deadline(late, "sv") == "2026-12-18 kl. 00.30 (svensk tid)"
+    assert messages.deadline(late, "en") == "2026-12-18, 00:30 (Swedish time)"
+    summer = datetime(2027, 6, 30, 21, 59, tzinfo=UTC)  # UTC+2
+    assert messages.deadline(summer, "sv") == "2027-06-30 kl. 23.59 (svensk tid)"
+
+
+def test_roles_inside_a_sentence_are_not_capitalised_but_abbreviations_are_kept():
+    assert in_a_sentence(role_label("justerare", "sv")) == "justerare"
+    assert in_a_sentence(role_label("ordforande", "en")) == "chair"
+    assert in_a_sentence("KS-ordförande") == "KS-ordförande"
+
+
+def test_mobilt_bankid_is_mobile_bankid_in_english():
+    assert method_in("Mobilt BankID", "en") == "Mobile BankID"
+    assert method_in("Mobilt BankID", "sv") == "Mobilt BankID"
+    assert method_in("Freja eID+", "en") == "Freja eID+"
+    evidence = EvidenceReport(provider="Mobilt BankID", order_ref="x", completed_at=None,
+                              document_sha256=None, matches_document=True,
+                              provider_signature_valid=True, problems=(),
+                              identity_check=None, sealed=False, sealed_intact=None,
+                              opened=False)
+    assert "the signature from Mobile BankID holds" in evidence_state(evidence, "en")
+    # no genitive to get wrong on names ending in s ("Freja eID+s")
+    assert "underskriften från Mobilt BankID håller" in evidence_state(evidence, "sv")
+
+
+def test_the_mismatch_mail_needs_no_genitive_of_the_name():
+    """'legitimerade sig på Karin Laxs länk': a Swedish genitive on a name ending in
+    s or x is wrong whichever way it is made, so the sentence has none."""
+    mail = messages.identity_mismatch("sv", to="s@example.se", name="Karin Lax",
+                                      role="Justerare", title="P", reported="Ola",
+                                      by_personal_number=False)
+    assert "legitimerade sig med länken till Karin Lax för" in mail.body
+    assert "Laxs" not in mail.body
+
+
+def test_the_invitation_gives_the_deadline_in_swedish_time_and_the_role_in_lower_case(
+        client, auth, protocol_pdf, settings):
+    from tests.conftest import create_round, signers_spec, wait_for_mail
+
+    signers = signers_spec()
+    resp = create_round(client, auth, protocol_pdf, signers=signers)
+    assert resp.status_code == 201, resp.get_json()
+    [mail] = wait_for_mail(settings, lambda m: m["to"] == signers[1]["email"])
+    expires = datetime.fromisoformat(resp.get_json()["expires_at"].replace("Z", "+00:00"))
+    assert f"gäller till {messages.deadline(expires, 'sv')}." in mail["body"]
+    assert 'som justerare.' in mail["body"]
