@@ -28,9 +28,11 @@ NARROWEST = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 
 
-def phone_page(browser, *, user_agent: str | None = IPHONE, viewport: dict | None = None):
+def phone_page(browser, *, user_agent: str | None = IPHONE, viewport: dict | None = None,
+               has_touch: bool = False):
     """A 390 px wide page; the BankID app link is caught (204: the browser stays put)."""
-    context = browser.new_context(viewport=viewport or PHONE, user_agent=user_agent)
+    context = browser.new_context(viewport=viewport or PHONE, user_agent=user_agent,
+                                  has_touch=has_touch)
     page = context.new_page()
     launched: list[str] = []
 

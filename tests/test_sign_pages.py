@@ -297,7 +297,7 @@ def test_the_pages_are_served_as_pictures_of_the_current_document(client, new_ro
     imgs = re.findall(r'<img class="page"[^>]*>', html)
     assert len(imgs) >= 2  # the protocol's pages and the signature page
     assert all('loading="lazy"' in i for i in imgs)
-    assert f'alt="Sida 1 av {len(imgs)}"' in imgs[0]
+    assert f'alt="Sida 1 av {len(imgs)}. Texten finns i PDF:en (Öppna PDF)."' in imgs[0]
     assert "Zooma in" in html and "Zooma ut" in html and "Öppna PDF" in html
     assert "<iframe" not in html
     resp = client.get(f"/sign/{tokens[0]}/pages/1.png")

@@ -31,7 +31,9 @@
   // the page's own calls name our origin (the server refuses other origins); the document's
   // no-referrer policy alone would make the browser send "Origin: null"
   const SAME = {referrerPolicy: "same-origin", credentials: "same-origin", cache: "no-store"};
-  const phone = cfg.phone || window.matchMedia("(max-width: 40rem)").matches;
+  // a phone the server did not know by its user agent: narrow and touched, not a
+  // computer's window at 200 % zoom (as narrow, but with a mouse) that wants the QR code
+  const phone = cfg.phone || window.matchMedia("(max-width: 40rem) and (pointer: coarse)").matches;
   $("start-phone").hidden = !phone;
   $("start-computer").hidden = phone;
   let qrTimer = null, pollTimer = null, open = false, flow = "qr", launching = false;
@@ -39,7 +41,9 @@
   const RETRY_CAP_MS = 8000, GIVE_UP_MS = 180000;  // a BankID order lives three minutes
 
   function stop() { clearInterval(qrTimer); clearTimeout(pollTimer); qrTimer = pollTimer = null; }
-  function show(msg) { $("message").textContent = msg; $("message").hidden = !msg; }
+  // the region stays in the page, empty when there is nothing to say: one that appears
+  // with its text at once is often not read out
+  function show(msg) { $("message").textContent = msg || ""; }
   // the open order's own controls exist only while it is open, and only for its flow
   function controls(visible) {
     $("qr-part").hidden = !(visible && flow === "qr");
