@@ -56,6 +56,10 @@ def test_invitations_go_out_over_smtp(smtp_server, settings, protocol_pdf, worke
     assert "Mobilt BankID" in body
     page = msg.get_body(("html",)).get_content()  # the same words, the link a link
     assert '<a href="' + settings.base_url + "/sign/" in page and "Mobilt BankID" in page
+    # an answer reaches the secretariat who started the round, not the service's address;
+    # and a mail reader (and its screen reader) knows the language
+    assert msg["Reply-To"] == "smtp@example.se"
+    assert msg["Content-Language"] == "sv" and '<html lang="sv">' in page
 
 
 def test_everyone_gets_the_signed_protocol_attached_in_text_and_html(

@@ -62,8 +62,12 @@ def _message(mail: Mail, sender: str) -> tuple[EmailMessage, dict[bytes, bytes]]
     msg["Subject"] = mail.subject
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg["Message-ID"] = email.utils.make_msgid(domain="signflow")
+    if mail.reply_to:
+        msg["Reply-To"] = mail.reply_to
     msg.set_content(mail.body)
-    msg.add_alternative(html_of(mail.subject, mail.body), subtype="html")
+    msg.add_alternative(html_of(mail.subject, mail.body, mail.language), subtype="html")
+    if mail.language:  # (set_content clears the Content-* headers before it)
+        msg["Content-Language"] = mail.language
     spliced: dict[bytes, bytes] = {}
     for part in mail.attachments:
         maintype, _, subtype = part.content_type.partition("/")
@@ -117,7 +121,7 @@ def wire(msg: EmailMessage, spliced: dict[bytes, bytes], *, utf8: bool = False) 
 _URL = re.compile(r"https?://[^\s<>\"]+")
 
 
-def html_of(subject: str, text: str) -> str:
+def html_of(subject: str, text: str, language: str = "") -> str:
     """The text as a plain HTML page: paragraphs kept, addresses as links."""
     paragraphs = []
     for block in text.strip().split("\n\n"):
@@ -132,7 +136,8 @@ def html_of(subject: str, text: str) -> str:
             pieces.append(html.escape(line[last:]))
             lines.append("".join(pieces))
         paragraphs.append("<p>" + "<br>\n".join(lines) + "</p>")
-    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+    lang = f' lang="{html.escape(language)}"' if language else ""
+    return (f"<!doctype html>\n<html{lang}><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(subject)}</title></head>\n"
             "<body style=\"font-family: sans-serif; line-height: 1.5; max-width: 40em\">\n"
             + "\n".join(paragraphs) + "\n</body></html>\n")
@@ -149,6 +154,7 @@ class OutboxMailer:
         self.directory.mkdir(parents=True, exist_ok=True)
         record = {"from": self.sender, "to": mail.to, "subject": mail.subject,
                   "body": mail.body, "at": utcnow().isoformat(),
+                  "reply_to": mail.reply_to, "language": mail.language,
                   "attachments": [{"filename": a.filename, "content_type": a.content_type,
                                    "size": len(a.data),
                                    "sha256": hashlib.sha256(a.data).hexdigest()}

@@ -64,14 +64,15 @@ _DECLINED = {
 
 def invitation(
     lang: str, *, to: str, name: str, org: str, title: str, role: str, message: str,
-    link: str, expires: str, reminder: bool = False,
+    link: str, expires: str, reminder: bool = False, reply_to: str = "",
 ) -> Mail:
     subject, body = _INVITE[lang]
     msg = f"{message.strip()}\n\n" if message.strip() else ""
     prefix = _REMIND_PREFIX[lang] if reminder else ""
     fields = dict(name=name, org=org, title=title, role=role, message=msg, link=link,
                   expires=expires)
-    return Mail(to=to, subject=prefix + subject.format(**fields), body=body.format(**fields))
+    return Mail(language=lang, to=to, subject=prefix + subject.format(**fields),
+                body=body.format(**fields), reply_to=reply_to)
 
 
 _SIGNED_COPY = {
@@ -86,17 +87,19 @@ _SIGNED_COPY = {
 }
 
 
-def signed_copy(lang: str, *, to: str, name: str, title: str, link: str, verify: str) -> Mail:
+def signed_copy(lang: str, *, to: str, name: str, title: str, link: str, verify: str,
+                reply_to: str = "") -> Mail:
     """To a signer: everyone has signed; *link* fetches the signed protocol."""
     subject, body = _SIGNED_COPY[lang]
     fields = dict(name=name, title=title, link=link, verify=verify)
-    return Mail(to=to, subject=subject.format(**fields), body=body.format(**fields))
+    return Mail(language=lang, to=to, subject=subject.format(**fields),
+                body=body.format(**fields), reply_to=reply_to)
 
 
 def completed(lang: str, *, to: str, title: str, link: str) -> Mail:
     """To the secretariat: everyone has signed; *link* is the round's page (:func:`round_page`)."""
     subject, body = _COMPLETED[lang]
-    return Mail(to=to, subject=subject.format(title=title),
+    return Mail(language=lang, to=to, subject=subject.format(title=title),
                 body=body.format(title=title, link=link))
 
 
@@ -108,7 +111,7 @@ def declined(lang: str, *, to: str, title: str, name: str, role: str, reason: st
     fields = dict(title=title, name=name, role=role, reason=reason or "-")
     if replace:
         body += _REPLACE_DECLINED[lang]
-    return Mail(to=to, subject=subject.format(**fields),
+    return Mail(language=lang, to=to, subject=subject.format(**fields),
                 body=body.format(**fields) + _see_round(lang, link))
 
 
@@ -131,7 +134,7 @@ _EXPIRED = {
 def expired(lang: str, *, to: str, title: str, unsigned: list[str], link: str = "") -> Mail:
     """To the secretariat: the deadline passed; *link*: the round's page."""
     subject, body = _EXPIRED[lang]
-    return Mail(to=to, subject=subject.format(title=title),
+    return Mail(language=lang, to=to, subject=subject.format(title=title),
                 body=body.format(title=title, unsigned=", ".join(unsigned) or "-")
                 + _see_round(lang, link))
 
@@ -150,12 +153,13 @@ _CANCELLED_REASON = {"sv": "\nSkäl: {reason}\n", "en": "\nReason: {reason}\n"}
 
 
 def cancelled(lang: str, *, to: str, name: str, org: str, title: str, reason: str,
-              signed: bool) -> Mail:
+              signed: bool, reply_to: str = "") -> Mail:
     """To a signer who had their link: the secretariat cancelled the round."""
     subject, body = _CANCELLED[lang]
-    return Mail(to=to, subject=subject.format(title=title), body=body.format(
+    return Mail(language=lang, to=to, subject=subject.format(title=title), body=body.format(
         name=name, org=org, title=title, signed=_CANCELLED_SIGNED[lang] * signed,
-        reason=_CANCELLED_REASON[lang].format(reason=reason) if reason else ""))
+        reason=_CANCELLED_REASON[lang].format(reason=reason) if reason else ""),
+        reply_to=reply_to)
 
 
 _MISMATCH = {
@@ -186,6 +190,6 @@ def identity_mismatch(lang: str, *, to: str, title: str, name: str, role: str, r
     subject, body = _MISMATCH[lang]
     by_name, by_number = _MISMATCH_WHAT[lang]
     what = by_number if by_personal_number else by_name.format(reported=reported)
-    return Mail(to=to, subject=subject.format(title=title),
+    return Mail(language=lang, to=to, subject=subject.format(title=title),
                 body=body.format(title=title, name=name, role=role, what=what)
                 + _see_round(lang, link))

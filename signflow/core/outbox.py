@@ -58,6 +58,9 @@ def send_mail(session: Session, svc: Services, mail: Mail, *, round_id: str | No
     """
     payload: dict[str, Any] = {"mail": {"to": mail.to, "subject": mail.subject,
                                         "body": mail.body}}
+    for optional in ("reply_to", "language"):
+        if getattr(mail, optional):
+            payload["mail"][optional] = getattr(mail, optional)
     if on_sent is not None:
         payload["on_sent"] = dict(on_sent)
     if attach is not None:

@@ -109,6 +109,10 @@ class Mail:
     #: The text; the mailers add an HTML part made from it.
     body: str
     attachments: tuple[Attachment, ...] = ()
+    #: Where an answer goes (the secretariat, not the service's own address).
+    reply_to: str = ""
+    #: ``sv`` or ``en``: the mail's Content-Language and its HTML part's lang.
+    language: str = ""
 
 
 @dataclass(frozen=True)

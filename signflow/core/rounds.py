@@ -361,6 +361,7 @@ def invite(
         role=in_a_sentence(role_label(signer.role, round_.language)), message=round_.message,
         link=f"{svc.base_url}/sign/{token}",
         expires=messages.deadline(round_.expires_at, round_.language), reminder=reminder,
+        reply_to=round_.created_by.email,  # a signer's answer reaches the secretariat
     )
     outbox.send_mail(session, svc, mail, round_id=round_.id, on_sent={
         "signer": signer.id, "kind": "reminder" if reminder else "invitation"})
@@ -461,7 +462,8 @@ def cancel(session: Session, svc: Services, user: User, round_id: str,
     for s in told:
         outbox.send_mail(session, svc, messages.cancelled(
             round_.language, to=s.email, name=s.name, org=round_.organisation.name,
-            title=round_.title, reason=reason, signed=s.status == SignerStatus.SIGNED.value),
+            title=round_.title, reason=reason, signed=s.status == SignerStatus.SIGNED.value,
+            reply_to=round_.created_by.email),
             round_id=round_.id, on_sent={"signer": s.id, "kind": "cancellation"})
     return round_
 

@@ -369,10 +369,13 @@ def _signed_copies(svc: Services, round_: Round) -> list[messages.Mail]:
     """Each signer's mail with the way to the signed protocol: their own link,
     which after completion offers the signed PDF (links.may_fetch_signed_copy)."""
     mails = []
+    # the verify page speaks Swedish unless asked: an English mail asks for English
+    verify = f"{svc.base_url}/verify" + ("?lang=en" if round_.language == "en" else "")
     for s in round_.signers:
         token = kept_token(svc, s)
         if token:  # links from before tokens were kept sealed cannot be resent
             mails.append(messages.signed_copy(
                 round_.language, to=s.email, name=s.name, title=round_.title,
-                link=f"{svc.base_url}/sign/{token}/signed.pdf", verify=f"{svc.base_url}/verify"))
+                link=f"{svc.base_url}/sign/{token}/signed.pdf", verify=verify,
+                reply_to=round_.created_by.email))
     return mails
