@@ -558,3 +558,27 @@ def test_a_signer_not_yet_invited_is_replaced_without_a_mail(client, settings, r
         signer = s.get(Signer, waiting)
         assert (signer.name, signer.status) == ("Nils Nilsson", "waiting")
         assert round_events(s, body["id"])[-1]["type"] == "signer.replaced"
+
+
+def test_a_staff_page_that_says_its_user_is_there_keeps_the_session(client, settings,
+                                                                    runtime):
+    """/account/alive (static/staff.js): 401 for nobody; for a signed-in user the
+    idle limit and a CSRF token for the page's forms, with no caching."""
+    import uuid
+
+    from tests.conftest import make_user
+    from tests.staff_kit import sign_in_client
+
+    nobody = client.application.test_client().get("/account/alive")
+    assert nobody.status_code == 401 and nobody.get_json()["error"]["code"] == "signed_out"
+    email = f"alive-{uuid.uuid4().hex[:6]}@example.se"
+    make_user(runtime, email)
+    sign_in_client(client, settings, runtime, email)
+    resp = client.get("/account/alive")
+    assert resp.status_code == 200
+    assert resp.get_json()["idle_seconds"] == settings.session_idle_minutes * 60
+    assert len(resp.get_json()["csrf_token"]) > 20
+    assert "no-store" in resp.headers["Cache-Control"]
+    page = client.get("/rounds").get_data(as_text=True)
+    assert f'data-session-idle="{settings.session_idle_minutes * 60}"' in page
+    assert "/static/staff.js" in page

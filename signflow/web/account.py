@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, flash, g, redirect, render_template, request
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request
 from flask_babel import gettext as _
 
 from signflow.core import accounts
 from signflow.errors import InvalidInput
 from signflow.web import db, runtime
-from signflow.web.staff import staff_page
+from signflow.web.staff import current_staff, staff_page
 
 log = logging.getLogger(__name__)
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -62,3 +62,19 @@ def revoke(token_id: int):
     flash(_("The token %(name)s was revoked: it no longer works.",
             name=row.name or _("(no name)")), "ok")
     return redirect("/account/tokens")
+
+
+@bp.get("/alive")
+def alive():
+    """A staff page still open says its user is there: the session goes on (the
+    page calls this while people type, and when they press "stay signed in").
+    Answers how long the session now lasts idle and a CSRF token for the page's
+    forms: after signing in again in another tab, the old page's forms would
+    otherwise be refused, and what was typed into them lost.  401 without a
+    session."""
+    from flask_wtf.csrf import generate_csrf
+
+    if current_staff() is None:
+        return jsonify(error={"code": "signed_out", "message": "not signed in"}), 401
+    idle = int(current_app.permanent_session_lifetime.total_seconds())
+    return jsonify(idle_seconds=idle, csrf_token=generate_csrf())
