@@ -253,3 +253,46 @@ def test_a_certificate_name_verifiers_cannot_compare_is_indeterminate_not_failed
     assert approval.indication == "INDETERMINATE", approval
     assert approval.sub_indication == "CERTIFICATE_CHAIN_GENERAL_FAILURE"
     assert "RFC 4518" in " ".join(approval.problems)
+
+
+def test_a_long_line_is_cut_with_an_ellipsis_not_shrunk_out_of_sight():
+    """The race review: a 200-character organisation (the API allows it) shrank the
+    whole block to about 3 pt.  The block shrinks to 3/4 at most; a line longer
+    still ends in "…"."""
+    from signflow.pdf.approval import MIN_SCALE, appearance
+
+    lines = ["Namn: Anna Andersson", "Organisation: " + "Samordningsförbundet " * 10]
+    ops = appearance(lines, 475, 100)
+    scale = float(ops.split(b" ")[1])
+    assert scale == MIN_SCALE
+    assert b"Namn: Anna Andersson" in ops
+    organisation = ops.split(b"T* (")[1].split(b") Tj")[0]
+    assert organisation.startswith(b"Organisation: Samordningsf") and organisation.endswith(
+        " …".encode("cp1252"))
+    # a block that fits is left at full size, untouched
+    assert appearance(["Namn: Bo"], 475, 100).split(b" ")[1] == b"1.0000"
+
+
+def test_a_long_title_wraps_inside_the_margins_of_the_signature_page(works):
+    from signflow.pdf.pages import MARGIN, text_width
+    from signflow.pdf.prepare import title_lines
+
+    title = "Protokoll från kommunstyrelsens arbetsutskott, sammanträde 2026-11-25, " * 5
+    lines = title_lines("Dokument: " + title)
+    assert len(lines) == 3 and lines[-1].endswith(" …")
+    assert all(text_width(line, 10) <= 595 - 2 * MARGIN for line in lines)
+    short = title_lines("Dokument: Protokoll nr 2 2026")
+    assert short == ["Dokument: Protokoll nr 2 2026"]  # no "…" on a title that fits
+    blocks = [SignerBlock(1, "Underskrift1", "Justerare")]
+    data = works.prepare(sample_protocol(), round_id="r-2", title=title[:300], language="sv",
+                         blocks=blocks).data
+    if shutil.which("pdftotext"):
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "p.pdf").write_bytes(data)
+            text = subprocess.run(["pdftotext", "-layout", str(Path(tmp) / "p.pdf"), "-"],
+                                  capture_output=True, text=True, check=True).stdout
+        assert "Dokument: Protokoll från kommunstyrelsens arbetsutskott" in text
+        assert "Dokument-ID: r-2" in text

@@ -63,13 +63,32 @@ def _pdf_date(moment: datetime) -> bytes:
     return _pdf_string(moment.astimezone(UTC).strftime("D:%Y%m%d%H%M%SZ"))
 
 
+#: The least a block's text is shrunk to fit its longest line (9 pt × 0.75: still
+#: readable in print); a line longer still ends in "…".
+MIN_SCALE = 0.75
+
+
 def appearance(lines: Sequence[str], width: float, height: float) -> bytes:
-    """Left-aligned lines in the embedded WinAnsi font, centred vertically, shrunk to fit."""
+    """Left-aligned lines in the embedded WinAnsi font, centred vertically, shrunk to
+    fit, but never below :data:`MIN_SCALE`: a 200-character organisation had shrunk
+    the whole block to 3 pt, unreadable; such a line is cut, with "…", instead (the
+    whole value stays in the signature's /Name, the API and the trail)."""
     widths = font_data(False).widths
+
+    def points(raw: bytes) -> float:
+        return sum(widths[c - 32] if 32 <= c < 256 else 500 for c in raw) * FONT_SIZE / 1000
+
+    room = width - 2 * MARGIN_X
     encoded = [line.encode("cp1252", errors="replace") for line in lines]
-    longest = max((sum(widths[c - 32] if 32 <= c < 256 else 500 for c in raw)
-                   for raw in encoded), default=0) * FONT_SIZE / 1000
-    scale = min(1.0, (width - 2 * MARGIN_X) / longest) if longest else 1.0
+    longest = max((points(raw) for raw in encoded), default=0)
+    scale = max(MIN_SCALE, min(1.0, room / longest)) if longest else 1.0
+    ellipsis = "…".encode("cp1252")
+    for i, raw in enumerate(encoded):
+        if points(raw) * scale > room:
+            while raw and points(raw.rstrip() + b" " + ellipsis) * scale > room:
+                raw = raw[:-1]
+            encoded[i] = raw.rstrip() + b" " + ellipsis
+    lines = [raw.decode("cp1252") for raw in encoded]
     block = (len(lines) - 1) * LEADING
     top = height / 2 + scale * (block / 2 - 3)
     ops = [b"q %.4f 0 0 %.4f %d %.2f cm BT /F1 %d Tf %d TL 0 0 Td"

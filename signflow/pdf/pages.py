@@ -225,3 +225,35 @@ def sample_protocol() -> bytes:
     buf = io.BytesIO()
     pdf.save(buf)
     return buf.getvalue()
+
+
+def text_width(text: str, size: float, bold: bool = False) -> float:
+    """Width of *text* in points in the pages' font (cp1252, as the page encodes it)."""
+    widths = font_data(bold).widths
+    raw = text.encode("cp1252", errors="replace")
+    return sum(widths[b - 32] for b in raw if b >= 32) * size / 1000
+
+
+def fit(text: str, size: float, bold: bool = False, width: float = A4[0] - 2 * MARGIN) -> list[str]:
+    """*text* as lines no wider than *width*: broken at spaces, and inside a word
+    (a hash, an address) only when the word alone is too wide."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        for piece in _pieces(word, size, bold, width):
+            candidate = f"{line} {piece}" if line else piece
+            if line and text_width(candidate, size, bold) > width:
+                lines.append(line)
+                line = piece
+            else:
+                line = candidate
+    return [*lines, line]
+
+
+def _pieces(word: str, size: float, bold: bool, width: float) -> list[str]:
+    pieces = [""]
+    for char in word:
+        if pieces[-1] and text_width(pieces[-1] + char, size, bold) > width:
+            pieces.append("")
+        pieces[-1] += char
+    return pieces

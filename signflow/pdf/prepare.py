@@ -21,7 +21,16 @@ from pikepdf import Name
 from signflow.core.ports import SignerBlock
 from signflow.errors import UnsupportedDocument
 from signflow.pdf import hostile
-from signflow.pdf.pages import A4, MARGIN, Text, add_footer, add_text_page, font_data
+from signflow.pdf.pages import (
+    A4,
+    MARGIN,
+    Text,
+    add_footer,
+    add_text_page,
+    fit,
+    font_data,
+    text_width,
+)
 
 BLOCKS_PER_PAGE = 5
 BLOCK_HEIGHT = 128.0
@@ -269,6 +278,25 @@ def prepare_clean(
         return CleanDocument(buf.getvalue(), len(pdf.pages), tuple(fields))
 
 
+#: The most lines the document's title takes on the signature page (the first
+#: block begins below them; a title of 300 characters needs about three).
+TITLE_LINES = 3
+
+
+def title_lines(text: str, size: float = 10) -> list[str]:
+    """*text* in lines inside the margins, at most :data:`TITLE_LINES`, the last
+    ending in "…" when the title is longer still (it was cut at 90 characters, past
+    the right margin, with no mark that it had been)."""
+    width = A4[0] - 2 * MARGIN
+    lines = fit(text, size, width=width)
+    if len(lines) <= TITLE_LINES:
+        return lines
+    last = lines[TITLE_LINES - 1]
+    while last and text_width(last + " …", size) > width:
+        last = last[:-1]
+    return [*lines[:TITLE_LINES - 1], last.rstrip() + " …"]
+
+
 def _signature_pages(
     pdf: pikepdf.Pdf, round_id: str, title: str, language: str,
     blocks: Sequence[SignerBlock], first_index: int,
@@ -277,10 +305,11 @@ def _signature_pages(
     for start in range(0, len(blocks), BLOCKS_PER_PAGE):
         chunk = blocks[start:start + BLOCKS_PER_PAGE]
         page_index = first_index + start // BLOCKS_PER_PAGE
+        heading = title_lines(f"{DOC_LABEL[language]}: {title}")
         items = [
             Text(MARGIN, 780, HEADINGS[language], 20, True),
-            Text(MARGIN, 756, f"{DOC_LABEL[language]}: {title[:90]}", 10),
-            Text(MARGIN, 742, f"{ID_LABEL[language]}: {round_id}", 10),
+            *(Text(MARGIN, 756 - 12 * n, line, 10) for n, line in enumerate(heading)),
+            Text(MARGIN, 742 - 12 * (len(heading) - 1), f"{ID_LABEL[language]}: {round_id}", 10),
         ]
         frames = []
         for i, block in enumerate(chunk):

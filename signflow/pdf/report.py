@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 
 import pikepdf
 
-from signflow.pdf.pages import A4, MARGIN, Text, add_text_page, font_data
+from signflow.pdf.pages import (  # noqa: F401  (fit, text_width: used from here too)
+    A4,
+    MARGIN,
+    Text,
+    add_text_page,
+    fit,
+    font_data,
+    text_width,
+)
 from signflow.pdf.verdict_words import (
     SignatureWords,
     describe,
@@ -99,33 +107,3 @@ def _signature_lines(s: SignatureWords, t: dict[str, str]) -> list[tuple[str, fl
     return lines
 
 
-def text_width(text: str, size: float, bold: bool = False) -> float:
-    """Width of *text* in points in the report's font (cp1252, as the page encodes it)."""
-    widths = font_data(bold).widths
-    raw = text.encode("cp1252", errors="replace")
-    return sum(widths[b - 32] for b in raw if b >= 32) * size / 1000
-
-
-def fit(text: str, size: float, bold: bool = False, width: float = LINE_WIDTH) -> list[str]:
-    """*text* as lines no wider than *width*: broken at spaces, and inside a word
-    (a hash, an address) only when the word alone is too wide."""
-    lines: list[str] = []
-    line = ""
-    for word in text.split():
-        for piece in _pieces(word, size, bold, width):
-            candidate = f"{line} {piece}" if line else piece
-            if line and text_width(candidate, size, bold) > width:
-                lines.append(line)
-                line = piece
-            else:
-                line = candidate
-    return [*lines, line]
-
-
-def _pieces(word: str, size: float, bold: bool, width: float) -> list[str]:
-    pieces = [""]
-    for char in word:
-        if pieces[-1] and text_width(pieces[-1] + char, size, bold) > width:
-            pieces.append("")
-        pieces[-1] += char
-    return pieces
