@@ -345,3 +345,25 @@ def test_text_a_certificate_name_cannot_hold_still_gives_a_valid_file(
     report = verify_api(client, pdf, auth)
     assert report["valid"] is True, report
     assert all(s["indication"] == "TOTAL-PASSED" for s in report["signatures"]), report
+
+
+def test_judged_past_its_validation_data_a_file_says_why_it_cannot_be_settled(
+        completed_round, keys_dir):
+    """The archivist's review: the copy mailed at completion, checked offline two
+    years on, was "cannot be determined" with no word of why or what to do."""
+    from datetime import UTC, datetime
+
+    from signflow.pdf.pki import load_root_certificate
+    from signflow.pdf.verdict_words import plain_problem
+    from signflow.pdf.verify import verify_pdf
+
+    _, pdf = completed_round
+    root = load_root_certificate(keys_dir)
+    now = verify_pdf(pdf, [root])
+    assert now.valid and not any("validation data" in p for p in now.problems)
+    later = verify_pdf(pdf, [root], at=datetime(2031, 1, 1, tzinfo=UTC))
+    assert later.indication == "INDETERMINATE"
+    [said] = [p for p in later.problems if p.startswith("the validation data in the file")]
+    day = re.search(r"reaches to (\d{4}-\d{2}-\d{2})", said).group(1)
+    assert "2026-12-01" < day < "2031-01-01" and "signflow lta renew" in said
+    assert plain_problem(said, "sv").startswith(f"Valideringsuppgifterna i filen räcker till {day}")

@@ -229,6 +229,14 @@ PROBLEMS: tuple[tuple[str, dict[str, str]], ...] = tuple(
          "A signature in the file is malformed and cannot be checked."),
         ("the file has no signatures", "Filen saknar underskrifter.",
          "The file has no signatures."),
+        ("the validation data in the file reaches to",
+         "Valideringsuppgifterna i filen räcker till {date}: bedömd senare kan den inte avgöra "
+         "underskrifterna. Det kan en kopia med nyare dokumenttidsstämpel från tjänsten som "
+         "utfärdade den (signflow lta renew), eller en kontroll som hämtar aktuella "
+         "spärruppgifter.",
+         "The validation data in the file reaches to {date}: judged later, it cannot settle "
+         "the signatures. A copy with a newer document timestamp from the issuing service "
+         "(signflow lta renew), or a verifier that fetches current revocation data, can."),
         ("the identity evidence in the signature cannot be read",
          "Identitetsbeviset i underskriften kan inte läsas.",
          "The identity evidence in the signature cannot be read."),

@@ -11,6 +11,7 @@ a personal number: the report carries none.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -277,7 +278,8 @@ def plain_problem(text: str, language: str = "sv") -> str:
     lang = language_of(language)
     for start, words in PROBLEMS:
         if text.startswith(start):
-            return words[lang]
+            day = re.search(r"\d{4}-\d{2}-\d{2}", text)  # a date the words name again
+            return words[lang].replace("{date}", day.group(0) if day else "")
     return text
 
 

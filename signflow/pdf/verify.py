@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.x509 import ocsp
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure
@@ -268,14 +269,47 @@ def verify_pdf(
                            ades_results, _lta_spec(roots), at or datetime.now(UTC))
     reports = _judge_all(sigs, roots, context, workers)
     indication, sub_indication = overall_indication(reports)
+    problems: tuple[str, ...] = () if reports else ("the file has no signatures",)
+    reach = _validation_data_reach(reader) if indication == INDETERMINATE else None
+    if reach is not None and context.moment > reach:
+        problems += (f"the validation data in the file reaches to {reach:%Y-%m-%d}: judged "
+                     "later, it cannot settle the signatures. A copy with a newer document "
+                     "timestamp from the issuing service (signflow lta renew), or a verifier "
+                     "that fetches current revocation data, can",)
     return VerificationReport(
         valid=indication == TOTAL_PASSED, signatures=reports, sha256=sha,
-        problems=() if reports else ("the file has no signatures",),
+        problems=problems,
         indication=indication, sub_indication=sub_indication,
         audit_trail=_audit_trail(reader, sigs, reports, roots, at),
         unsigned_fields=_unsigned_fields(reader) if reports else (),
         trailing_bytes=_trailing_bytes(data),
     )
+
+
+def _validation_data_reach(reader) -> datetime | None:
+    """The latest moment the revocation data in the file's DSS speaks for (the
+    last ``nextUpdate`` of its CRLs and OCSP answers); None without any.  Judged
+    after it, a long-term signature needs a newer document timestamp: an archived
+    copy read years later said only "cannot be determined", and not why."""
+    try:
+        dss = reader.root.get("/DSS")
+        dss = dss.get_object() if dss is not None else None
+        if dss is None:
+            return None
+        reach: list[datetime] = []
+        for ref in dss.get("/CRLs", ()):
+            crl = x509.load_der_x509_crl(ref.get_object().data)
+            if crl.next_update_utc is not None:
+                reach.append(crl.next_update_utc)
+        for ref in dss.get("/OCSPs", ()):
+            answer = ocsp.load_der_ocsp_response(ref.get_object().data)
+            if answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL \
+                    and answer.next_update_utc is not None:
+                reach.append(answer.next_update_utc)
+    except Exception as exc:  # a broken DSS: the signatures' own verdicts say enough
+        log.info("the DSS's revocation data cannot be read: %s", exc)
+        return None
+    return max(reach) if reach else None
 
 
 def _unsigned_fields(reader) -> tuple[UnsignedField, ...]:
