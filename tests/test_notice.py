@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
+import subprocess
 import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -340,6 +342,18 @@ def test_the_notice_pdf_is_sealed_by_the_service(protokoll_round, client, auth, 
 
     [certification] = PdfFileReader(io.BytesIO(resp.data)).embedded_signatures[:1]
     assert certification.sig_object["/Reason"] == "Anslag om justering utfärdat av signflow"
+    # before it is up, the sheet says it is a draft; once published, not
+    draft, path = tmp_path / "draft.pdf", tmp_path / "published.pdf"
+    draft.write_bytes(resp.data)
+    assert client.post(f"/api/v1/rounds/{protokoll_round}/notice/publish",
+                       headers=auth).status_code == 200
+    path.write_bytes(client.get(f"/api/v1/rounds/{protokoll_round}/notice.pdf",
+                                headers=auth).data)
+    if shutil.which("pdftotext"):
+        texts = [subprocess.run(["pdftotext", str(p), "-"], capture_output=True, text=True,
+                                check=True).stdout for p in (draft, path)]
+        assert "UTKAST – inte uppsatt på anslagstavlan" in texts[0]
+        assert "UTKAST" not in texts[1] and "har tillkännagetts genom anslag" in texts[1]
 
 
 def test_another_organisations_notice_is_not_found(protokoll_round, client, runtime):

@@ -41,6 +41,9 @@ class NoticeSheet:
     #: Who signs the notice: the service, by its seal.
     signed_by: str
     round_id: str
+    #: False while the notice is prepared, not yet up: the sheet then says it is a
+    #: draft (its lead would otherwise state as done what has not happened).
+    published: bool = True
 
 
 def _rows(sheet: NoticeSheet) -> list[tuple[str, str]]:
@@ -60,6 +63,12 @@ def notice_items(sheet: NoticeSheet) -> list[Text]:
     """The page's text, placed: heading, lead, the label/value rows, the note."""
     items = [Text(MARGIN, TOP, "Anslag/bevis om justering", 18, True)]
     y = TOP - 26
+    if not sheet.published:
+        for line in fit("UTKAST – inte uppsatt på anslagstavlan än. Datumen kan ändras fram "
+                        "till dess.", 11, True):
+            items.append(Text(MARGIN, y, line, 11, True))
+            y -= 11 * LEADING
+        y -= 4
     for line in fit(sheet.organisation, 11):
         items.append(Text(MARGIN, y, line, 11))
         y -= 11 * LEADING

@@ -39,7 +39,8 @@ def sealed_notice(found: Notice) -> bytes:
         organisation=facts["organisation"], body=facts["body"], title=facts["title"],
         meeting_date=facts["meeting_date"] or "–", justering_date=facts["justering_date"],
         posting_date=facts["posting_date"], takedown_date=facts["takedown_date"],
-        kept_at=facts["kept_at"], signed_by="signflow", round_id=found.round_id)
+        kept_at=facts["kept_at"], signed_by="signflow", round_id=found.round_id,
+        published=facts["state"] == "published")
     return runtime().services.pdf.seal_report(notice_pdf(sheet), "sv", kind="notice")
 
 
