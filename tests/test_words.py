@@ -35,9 +35,9 @@ def test_mobilt_bankid_is_mobile_bankid_in_english():
                               provider_signature_valid=True, problems=(),
                               identity_check=None, sealed=False, sealed_intact=None,
                               opened=False)
-    assert "the signature from Mobile BankID holds" in evidence_state(evidence, "en")
+    assert "the signature from Mobile BankID is valid" in evidence_state(evidence, "en")
     # no genitive to get wrong on names ending in s ("Freja eID+s")
-    assert "underskriften från Mobilt BankID håller" in evidence_state(evidence, "sv")
+    assert "underskriften från Mobilt BankID är giltig" in evidence_state(evidence, "sv")
 
 
 def test_the_mismatch_mail_needs_no_genitive_of_the_name():
@@ -61,3 +61,15 @@ def test_the_invitation_gives_the_deadline_in_swedish_time_and_the_role_in_lower
     expires = datetime.fromisoformat(resp.get_json()["expires_at"].replace("Z", "+00:00"))
     assert f"gäller till {messages.deadline(expires, 'sv')}." in mail["body"]
     assert 'som justerare.' in mail["body"]
+
+
+def test_the_seal_and_the_timestamp_are_not_called_signatures(completed_round, client):
+    """The verify page said "Underskriften håller" under the document timestamp."""
+    from tests.test_verify_page import post_verify, text_of
+
+    _, pdf = completed_round
+    sv = text_of(post_verify(client, pdf))
+    assert "Förseglingen är giltig" in sv and "Tidsstämpeln är giltig" in sv
+    assert "Underskriften är giltig" in sv and "håller" not in sv
+    en = text_of(post_verify(client, pdf, lang="en"))
+    assert "The seal is valid" in en and "The timestamp is valid" in en

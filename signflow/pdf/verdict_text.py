@@ -18,10 +18,22 @@ INDICATIONS = {
 }
 #: What an indication means when there is no sub-indication to say more.
 MEANINGS = {
-    "sv": {TOTAL_PASSED: "underskriften håller", TOTAL_FAILED: "underskriften håller inte",
+    "sv": {TOTAL_PASSED: "underskriften är giltig", TOTAL_FAILED: "underskriften är inte giltig",
            INDETERMINATE: "den kan varken bekräftas eller underkännas"},
-    "en": {TOTAL_PASSED: "the signature holds", TOTAL_FAILED: "the signature does not hold",
+    "en": {TOTAL_PASSED: "the signature is valid", TOTAL_FAILED: "the signature is not valid",
            INDETERMINATE: "it can be neither confirmed nor refuted"},
+}
+#: The same for the service's seal and the document timestamp, which are no one's
+#: signature (the page said "Underskriften håller" under a timestamp).
+KIND_MEANINGS = {
+    "sv": {"certification": {TOTAL_PASSED: "förseglingen är giltig",
+                             TOTAL_FAILED: "förseglingen är inte giltig"},
+           "timestamp": {TOTAL_PASSED: "tidsstämpeln är giltig",
+                         TOTAL_FAILED: "tidsstämpeln är inte giltig"}},
+    "en": {"certification": {TOTAL_PASSED: "the seal is valid",
+                             TOTAL_FAILED: "the seal is not valid"},
+           "timestamp": {TOTAL_PASSED: "the timestamp is valid",
+                         TOTAL_FAILED: "the timestamp is not valid"}},
 }
 #: The sub-indications signflow gives, in plain words; others show their name only.
 SUB_INDICATIONS = {
@@ -163,8 +175,8 @@ EVIDENCE_WORDS = {
            "for_other": "Identitetsbeviset gäller ett annat dokument",
            "sealed": "förseglat för revisorer och oförändrat",
            "sealed_broken": "förseglat, men inte det som underskriften omfattar",
-           "opened": "öppnat med nyckel", "provider_ok": "underskriften från {provider} håller",
-           "provider_bad": "underskriften från {provider} håller inte",
+           "opened": "öppnat med nyckel", "provider_ok": "underskriften från {provider} är giltig",
+           "provider_bad": "underskriften från {provider} är inte giltig",
            "provider_unchecked": "underskriften från {provider} kunde inte kontrolleras här",
            "identity_personal_number": "Identiteten kontrollerades mot inbjudan "
                                        "(personnummer).",
@@ -176,8 +188,8 @@ EVIDENCE_WORDS = {
            "for_other": "The identity evidence is for another document",
            "sealed": "sealed for auditors and unchanged",
            "sealed_broken": "sealed, but not what the signature covers",
-           "opened": "opened with a key", "provider_ok": "the signature from {provider} holds",
-           "provider_bad": "the signature from {provider} does not hold",
+           "opened": "opened with a key", "provider_ok": "the signature from {provider} is valid",
+           "provider_bad": "the signature from {provider} is not valid",
            "provider_unchecked": "the signature from {provider} could not be checked here",
            "identity_personal_number": "Identity checked against the invitation "
                                        "(personal number).",

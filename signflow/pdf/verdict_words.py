@@ -24,6 +24,7 @@ from signflow.pdf.verdict_text import (
     FILE_NOTES,
     HEADLINES,
     INDICATIONS,
+    KIND_MEANINGS,
     KIND_TITLES,
     MEANINGS,
     NUMBERS,
@@ -245,8 +246,9 @@ def signature_words(s: SignatureReport, language: str = "sv") -> SignatureWords:
     """One signature in plain words."""
     lang = language_of(language)
     who = s.signer if s.kind == "approval" else KIND_TITLES[lang][s.kind].format(signer=s.signer)
-    verdict = (meaning(s.indication, s.sub_indication, lang)
-               or MEANINGS[lang].get(s.indication, s.indication))
+    verdict = (meaning(s.indication, s.sub_indication, lang) if s.sub_indication else "") or (
+        KIND_MEANINGS[lang].get(s.kind, {}).get(s.indication)
+        or MEANINGS[lang].get(s.indication, s.indication))
     said = verdict[:1].upper() + verdict[1:] + "."
     problems = tuple(p for p in dict.fromkeys(plain_problem(p, lang) for p in s.problems)
                      if p != said)
