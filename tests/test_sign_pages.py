@@ -366,3 +366,19 @@ def test_json_nested_past_the_parser_is_a_400_not_a_500(client, new_round):
         resp = client.post(url, data=deep, content_type="application/json")
         assert resp.status_code < 500, (url, resp.status_code)
     assert client.get(f"/sign/{tokens[0]}").status_code == 200  # nothing happened
+
+
+def test_times_on_the_signing_page_say_they_are_swedish_and_an_expiry_reads_plainly(
+        client, runtime, new_round):
+    """The language review: 'Signera senast 2026-12-17 17:17' with no zone, and
+    'Sista dag för signering, …, passerade innan alla hade signerat.'"""
+    from signflow.core.housekeeping import expire_due
+
+    round_id, _, tokens = new_round()
+    assert "(svensk tid)" in page_text(client.get(f"/sign/{tokens[0]}"))
+    with runtime.sessions() as s:
+        assert expire_due(s, runtime.services, utcnow() + timedelta(days=31)) == [round_id]
+        s.commit()
+    text = page_text(client.get(f"/sign/{tokens[0]}"))
+    assert re.search(r"Tiden för signering gick ut \d{4}-\d{2}-\d{2} \d{2}:\d{2}, innan alla "
+                     r"hade signerat\.", text), text

@@ -73,3 +73,19 @@ def test_the_seal_and_the_timestamp_are_not_called_signatures(completed_round, c
     assert "Underskriften är giltig" in sv and "håller" not in sv
     en = text_of(post_verify(client, pdf, lang="en"))
     assert "The seal is valid" in en and "The timestamp is valid" in en
+
+
+def test_a_reminder_says_it_is_one_and_by_when():
+    """'Påminnelse: Signera: Protokoll nr 4 2026', and a text that never said it was
+    a reminder or how long the link works."""
+    when = "2026-12-18 kl. 00.30 (svensk tid)"
+    mail = messages.invitation("sv", to="a@example.se", name="Ann", org="Kommunen",
+                               title="Protokoll nr 4 2026", role="justerare", message="",
+                               link="https://x/sign/t", expires=when, reminder=True)
+    assert mail.subject == f'Påminnelse: signera "Protokoll nr 4 2026" senast {when}'
+    assert mail.body.startswith(f'Hej Ann,\n\nDu har ännu inte signerat "Protokoll nr 4 2026". '
+                                f"Länken slutar gälla {when}.")
+    first = messages.invitation("en", to="a@example.se", name="Ann", org="Kommunen",
+                                title="P", role="chair", message="", link="https://x/sign/t",
+                                expires="x")
+    assert first.subject == "Please sign: P" and "not signed" not in first.body

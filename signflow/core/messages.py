@@ -23,7 +23,14 @@ _INVITE = {
         "The link is personal and valid until {expires}.\n",
     ),
 }
-_REMIND_PREFIX = {"sv": "Påminnelse: ", "en": "Reminder: "}
+#: A reminder says it is one, and by when (the invitation's subject with a prefix
+#: read "Påminnelse: Signera: …", and its text never said it was a reminder).
+_REMIND = {
+    "sv": ("Påminnelse: signera \"{title}\" senast {expires}",
+           "Du har ännu inte signerat \"{title}\". Länken slutar gälla {expires}.\n\n"),
+    "en": ("Reminder: please sign \"{title}\" by {expires}",
+           "You have not signed \"{title}\" yet. The link stops working {expires}.\n\n"),
+}
 #: The last line of a mail to the secretariat: where the round's page is.
 _SEE_ROUND = {"sv": "Se signeringen: {link}\n", "en": "See the round: {link}\n"}
 
@@ -68,11 +75,15 @@ def invitation(
 ) -> Mail:
     subject, body = _INVITE[lang]
     msg = f"{message.strip()}\n\n" if message.strip() else ""
-    prefix = _REMIND_PREFIX[lang] if reminder else ""
     fields = dict(name=name, org=org, title=title, role=role, message=msg, link=link,
                   expires=expires)
-    return Mail(language=lang, to=to, subject=prefix + subject.format(**fields),
-                body=body.format(**fields), reply_to=reply_to)
+    text = body.format(**fields)
+    if reminder:
+        subject, first = _REMIND[lang]
+        greeting, _, rest = text.partition("\n\n")
+        text = f"{greeting}\n\n{first.format(**fields)}{rest}"
+    return Mail(language=lang, to=to, subject=subject.format(**fields), body=text,
+                reply_to=reply_to)
 
 
 _SIGNED_COPY = {
