@@ -356,6 +356,14 @@ def test_replacing_a_signer_kills_the_old_link_and_invites_the_new_person(
     assert bad.status_code == 400
     html = bad.get_data(as_text=True)
     assert re.search(rf'id="r-{target}-email"[^>]*aria-invalid="true"', html)
+    # said at once, and the focus on the field to mend (the language review: the page
+    # came back with the focus at its top and the errors inside a closed-looking form)
+    assert 'role="alert">Ingen byttes ut: rätta fälten som är markerade nedan.' in html
+    assert re.search(rf'id="r-{target}-email"[^>]*autofocus', html)
+    assert len(re.findall(r"\sautofocus[\s>]", html)) == 1
+    empty = action(client, body["id"], f"signers/{target}/replace", name="", email="")
+    assert "Ange undertecknarens e-postadress." in empty.get_data(as_text=True)
+    assert re.search(rf'id="r-{target}-name"[^>]*autofocus', empty.get_data(as_text=True))
     new_email = f"anna-{uuid.uuid4().hex[:6]}@example.se"
     form = client.get(f"/rounds/{body['id']}").get_data(as_text=True)
     # the place's organisation offered as it stands, the title left to fill in

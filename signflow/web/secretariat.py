@@ -215,9 +215,11 @@ def replace_signer(round_id: str, signer_id: str):
         session.rollback()
         form = forms.RoundForm(raw, [])
         at = f"r-{signer_id}-"
-        for key in ("name", "email"):
-            if not raw[key]:
-                form.error(at + key, forms.field_message(key, InvalidInput(key)))
+        missing = {"name": _("Give the signer's name."),
+                   "email": _("Give the signer's e-mail address.")}
+        for key, said in missing.items():
+            if not raw[key]:  # an empty address is missing, not "like name@example.se"
+                form.error(at + key, said)
         name = str(exc.fields.get("field", ""))
         form.error(at + (name if name in raw else "name"), forms.field_message(name, exc))
         return _round_page(rounds.visible_round(session, g.user, round_id), 400,
