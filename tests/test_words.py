@@ -89,3 +89,21 @@ def test_a_reminder_says_it_is_one_and_by_when():
                                 title="P", role="chair", message="", link="https://x/sign/t",
                                 expires="x")
     assert first.subject == "Please sign: P" and "not signed" not in first.body
+
+
+def test_page_titles_say_what_the_page_is(client, runtime, auth, protocol_pdf):
+    """Error pages were titled "404 – signflow"; an ended link only by the round's title."""
+    import re
+
+    from tests.conftest import create_round, links_in_outbox
+
+    def title(resp) -> str:
+        return re.search(r"<title>(.*?)</title>", resp.get_data(as_text=True), re.S).group(1)
+
+    page = client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert title(page) == "Sidan finns inte – signflow"
+    body = create_round(client, auth, protocol_pdf).get_json()
+    assert client.post(f"/api/v1/rounds/{body['id']}/cancel", headers=auth).status_code == 200
+    link = links_in_outbox(runtime.settings.data_dir / "outbox")[body["signers"][0]["email"]]
+    assert title(client.get(f"/sign/{link}")) == \
+        "Signeringen har avbrutits – Protokoll nr 2 2026 – signflow"
