@@ -87,7 +87,7 @@ def test_the_deliveries_table_at_phone_size(browser, live_app, secretary, protoc
     page = context.new_page()
     try:
         page.goto(f"{live_app.url}/account/webhooks")
-        page.locator("#deliveries").get_by_text("En signerare har signerat").wait_for()
+        page.locator("#deliveries").get_by_text("En undertecknare har signerat").wait_for()
         check_page(page, "webhooks-deliveries-sv-phone")
     finally:
         context.close()

@@ -43,7 +43,7 @@ def test_a_completed_round_s_log_has_every_event_in_both_times_and_no_secret(
 
     assert "Händelselogg" in text and body["id"] in text and "Protokoll nr 2 2026" in text
     assert "Familjen Helsingborg" in text and "Status: Klar" in text
-    assert "Granskningsloggen är hel" in text
+    assert "Händelseloggen är obruten" in text
     assert f"Kedjans huvud (den sista händelsens hash): {trail['head']}" in " ".join(text.split())
     assert f"Antal händelser: {len(trail['events'])}" in text
     assert HASH_LINE.findall(text) == [e["hash"] for e in trail["events"]]  # every one, in order
@@ -153,7 +153,7 @@ def test_a_broken_chain_is_said_so_with_its_problems():
     events[2] = {**events[2], "actor": "user:someone-else@example.se"}
     log = event_log(_facts("r1", "sv"), events, issued=datetime.now(UTC))
     assert not log.intact
-    assert log.chain[0].startswith("Granskningsloggen är INTE hel")
+    assert log.chain[0].startswith("Händelseloggen är INTE obruten")
     assert any("event 3" in p for p in log.chain[1:])
 
 

@@ -311,7 +311,7 @@ def test_the_round_page_shows_signers_and_a_timeline_in_words(client, settings, 
     assert "Inbjuden, har inte signerat" in html
     assert "Signeringen skapades" in html and "Carina Leffler bjöds in via e-post" in html
     assert "E-postmeddelandet till Carina Leffler skickades" in html  # delivered, not only due
-    assert "Granskningsloggen är hel" in html
+    assert "Händelseloggen är obruten" in html
     assert not re.search(r"\d{4}-\d\d-\d\dT", html)  # Stockholm wall time, not RFC 3339
     english = client.get(f"/rounds/{body['id']}?lang=en").get_data(as_text=True)
     assert "Chair" in english and "Carina Leffler was invited by e-mail" in english

@@ -86,7 +86,7 @@ def test_a_signed_round_is_valid_with_names_roles_times_and_transactions(
         assert stockholm_time(sig["timestamp_time"], seconds=True) in text
         assert sig["transaction_id"] in text
     assert text.count("Identiteten kontrollerades mot inbjudan (personnummer).") == 3
-    assert text.count("förseglat för revisorer och oförändrat") == 3
+    assert text.count("förseglat för granskare och oförändrat") == 3
     assert "Tjänstens försegling" in text and "Dokumentets tidsstämpel" in text
     assert "Tekniska detaljer" in text
     for person in PERSONAS:  # never a personal number, in any spelling

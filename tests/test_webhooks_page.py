@@ -118,7 +118,7 @@ def test_every_delivery_shows_its_state(client, settings, runtime, protocol_pdf,
         s.commit()
     html = client.get("/account/webhooks").get_data(as_text=True)
     deliveries = html[html.index('id="deliveries"'):]
-    assert deliveries.count("En signerare har signerat") == 4
+    assert deliveries.count("En undertecknare har signerat") == 4
     assert "Levererad" in deliveries and "Misslyckas" in deliveries and "Väntar" in deliveries
     assert "Skickades inte: webhooken togs bort" in deliveries
     assert "Senaste svar: HTTP 503." in deliveries

@@ -146,7 +146,7 @@ def test_a_declined_place_goes_to_another_person_and_the_round_goes_on(
     old_token = links_in_outbox(settings.data_dir / "outbox")[secretary]
     page = client.get(f"/sign/{old_token}")
     assert page.status_code == 200
-    assert "Omgången fortsätter om du nekar" in page.get_data(as_text=True)
+    assert "Signeringen fortsätter om du nekar" in page.get_data(as_text=True)
     assert "avslutas signeringen för alla" not in page.get_data(as_text=True)
     declined = client.post(f"/sign/{old_token}/decline", json={"reason": "Sjuk"})
     assert declined.status_code == 200, declined.get_json()

@@ -173,7 +173,7 @@ KIND_TITLES = {
 EVIDENCE_WORDS = {
     "sv": {"for_this": "Identitetsbeviset gäller det här dokumentet",
            "for_other": "Identitetsbeviset gäller ett annat dokument",
-           "sealed": "förseglat för revisorer och oförändrat",
+           "sealed": "förseglat för granskare och oförändrat",
            "sealed_broken": "förseglat, men inte det som underskriften omfattar",
            "opened": "öppnat med nyckel", "provider_ok": "underskriften från {provider} är giltig",
            "provider_bad": "underskriften från {provider} är inte giltig",
