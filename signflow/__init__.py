@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, runtime=None) -> Flask:
         + 1024 * 1024,
         TESTING=settings.testing,
         JSON_SORT_KEYS=False,
+        SIGNFLOW_ACCESSIBILITY_URL=settings.accessibility_url,
     )
     app.extensions["signflow"] = runtime
     logs.init_app(app)  # first: every response, refused ones too, gets a request ID

@@ -34,6 +34,9 @@ class Settings:
     rq_queue: str = "signflow"
     #: Public URL used in e-mailed links and in certificates' CRL pointers.
     base_url: str = "http://127.0.0.1:5000"
+    #: The operator's accessibility statement (tillgänglighetsredogörelse, DOS-lagen
+    #: 12 §), linked from every page's footer; empty: no link.
+    accessibility_url: str = ""
     #: Session / token secret; empty means generated once into the data dir.
     secret_key: str = ""
     #: Seal key, CAs, TSA key.
@@ -287,7 +290,8 @@ _FILES = ("bankid_cert", "bankid_key", "bankid_ca", "bankid_root", "freja_cert",
           "freja_ca", "freja_jws_cert", "seal_cert", "seal_key", "trust_roots",
           "evidence_certs", "evidence_key")
 #: Settings that hold a URL, with the schemes each may have.
-_URLS = (("base_url", ("http", "https")), ("tsa_url", ("http", "https")),
+_URLS = (("base_url", ("http", "https")), ("accessibility_url", ("http", "https")),
+         ("tsa_url", ("http", "https")),
          ("bankid_url", ("http", "https")), ("freja_url", ("http", "https")),
          ("oidc_issuer", ("http", "https")), ("redis_url", ("redis", "rediss", "unix")))
 

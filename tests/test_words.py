@@ -107,3 +107,25 @@ def test_page_titles_say_what_the_page_is(client, runtime, auth, protocol_pdf):
     link = links_in_outbox(runtime.settings.data_dir / "outbox")[body["signers"][0]["email"]]
     assert title(client.get(f"/sign/{link}")) == \
         "Signeringen har avbrutits – Protokoll nr 2 2026 – signflow"
+
+
+def test_the_accessibility_statement_is_linked_from_every_page(settings, tmp_path):
+    """DOS-lagen 12 §: a public service links its accessibility statement; the
+    signing and verify pages are public services."""
+    from signflow import create_app
+    from signflow.config import value_problems
+    from signflow.runtime import build_runtime
+
+    url = "https://www.kommun.se/tillganglighet"
+    with_link = settings.with_overrides(accessibility_url=url)
+    rt = build_runtime(with_link)
+    try:
+        client = create_app(with_link, rt).test_client()
+        page = client.get("/verify?lang=sv").get_data(as_text=True)
+        assert f'<a href="{url}">Tillgänglighetsredogörelse</a>' in page
+        missing = client.get("/sign/" + "x" * 43).get_data(as_text=True)
+        assert f'href="{url}"' in missing
+    finally:
+        rt.close()
+    assert any("SIGNFLOW_ACCESSIBILITY_URL must be" in p
+               for p in value_problems(settings.with_overrides(accessibility_url="kommun.se")))
