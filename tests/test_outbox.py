@@ -390,3 +390,32 @@ def test_sealed_downloads_while_the_timestamp_service_is_down_say_come_back(
         assert len(events["events"]) == events_before  # no evidence.downloaded recorded
     finally:
         runtime.close()
+
+
+def test_a_long_delivered_message_keeps_that_it_went_out_but_not_what_it_said(
+        client, auth, runtime, protocol_pdf, settings):
+    """The archivist's review: every mail ever sent (names, addresses, signing
+    links) was kept, sealed, for good.  After outbox.KEEP_DELIVERED only that it
+    went out, when and after how many tries is kept."""
+    from signflow.core.housekeeping import tick
+
+    body = create_round(client, auth, protocol_pdf).get_json()
+    round_id = body["id"]
+    deadline = time.monotonic() + 30
+    while True:  # the invitations go out just after the answer
+        with runtime.sessions() as s:
+            rows = s.scalars(select(OutboxMessage).where(OutboxMessage.round_id == round_id,
+                                                         OutboxMessage.kind == "mail")).all()
+            if rows and all(r.delivered_at for r in rows):
+                sent = {r.id for r in rows}
+                break
+        assert time.monotonic() < deadline, "the invitations never went out"
+        time.sleep(0.1)
+    later = utcnow() + outbox.KEEP_DELIVERED + timedelta(days=1)
+    with runtime.sessions() as s:
+        assert outbox.forget_delivered(s, utcnow()) == 0  # too new yet
+        assert tick(s, runtime.services, now=later).forgotten >= len(sent)
+        s.commit()
+    with runtime.sessions() as s:
+        kept = [s.get(OutboxMessage, i) for i in sent]
+        assert all(r is not None and r.payload_sealed == "" and r.delivered_at for r in kept)

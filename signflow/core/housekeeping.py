@@ -164,13 +164,16 @@ class Tick:
     renewing: list[str] = field(default_factory=list)
     #: Rounds whose notice of justering went up on the notice board.
     notices: list[str] = field(default_factory=list)
+    #: Delivered messages whose content was cleared (outbox.KEEP_DELIVERED).
+    forgotten: int = 0
 
 
 def tick(session: Session, svc: Services, *, renew: bool = False,
          now: datetime | None = None) -> Tick:
     """One round of housekeeping: restart stalled PDF work, expire rounds past
     their deadline, send the reminders due, publish the notices of justering
-    whose posting day has come and, with *renew*, queue archive renewals.
+    whose posting day has come, clear the content of long-delivered messages
+    and, with *renew*, queue archive renewals.
 
     Several schedulers may run: one lock per tick lets one of them act and the
     others skip (PostgreSQL), so nothing is enqueued twice by them.
@@ -182,6 +185,7 @@ def tick(session: Session, svc: Services, *, renew: bool = False,
                 expired=expire_due(session, svc, now))
     done.reminded = remind_due(session, svc, now)  # after expiry: none to an ended round
     done.notices = publish_due_notices(session, svc, now)
+    done.forgotten = outbox.forget_delivered(session, now)
     if renew:
         done.renewing = rounds_due_for_renewal(session, now - RENEW_AFTER)
         for round_id in done.renewing:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from signflow.core.audit import EventType, append_event, lock_round
@@ -89,6 +89,26 @@ def record(session: Session, svc: Services, kind: str, payload: dict[str, Any],
     if nudge is not None:  # by ref: the row may be expired (and unloadable) by then
         after_commit(session, lambda: nudge([ref], kind))
     return row
+
+
+#: How long a delivered message keeps its content (a mail's text: names, addresses,
+#: the signing link), for a support question soon after; then only that it went out,
+#: when and how often it was tried are kept.
+KEEP_DELIVERED = timedelta(days=30)
+
+
+def forget_delivered(session: Session, now: datetime) -> int:
+    """Clear the sealed content of messages delivered over :data:`KEEP_DELIVERED`
+    ago (the archivist's review: every mail ever sent was kept, sealed, for good).
+    Returns how many were cleared."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.delivered_at.is_not(None),
+               OutboxMessage.delivered_at < now - KEEP_DELIVERED,
+               OutboxMessage.payload_sealed != "")
+        .values(payload_sealed="")
+        .execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def backoff(attempts: int, jitter: Callable[[], float] = random.random) -> timedelta:
