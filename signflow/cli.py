@@ -358,7 +358,8 @@ def _verify(args, settings: Settings) -> int:
     # the keys dir's root only when the keys dir is set: not a ./keys that came with the file
     own_keys = configured("keys_dir")
     trust = trust_settings(settings, args.trust or (), keys_dir=own_keys)
-    keys = _evidence_keys(args.evidence_key or (), args.evidence_key_password)
+    keys = _evidence_keys(args.evidence_key or (), args.evidence_key_password,
+                          args.evidence_key_password_file)
     xml = None
     try:
         completions, zipped_trail = (_evidence_zip(args.evidence_zip) if args.evidence_zip
@@ -466,18 +467,36 @@ def _audit_trail(path: str | None, from_zip: Any, zip_path: str | None) -> dict 
     return body
 
 
-def _evidence_keys(paths, password: str | None) -> list[bytes]:
+def _evidence_keys(paths, password: str | None, password_file: str | None = None
+                   ) -> list[bytes]:
     """The ``--evidence-key`` files as unencrypted PEM, for the verifying child process.
 
     They are opened here, so a wrong path or password is a usage error, and the
-    password never travels further.
+    password never travels further.  The password comes from
+    ``--evidence-key-password-file`` (its first line), ``--evidence-key-password``
+    (which others on the machine can read in the process list), or, at a
+    terminal, a prompt that does not echo.
     """
     from signflow.pdf.envelope import EnvelopeError, unlocked_key_pem
 
-    try:
-        return [unlocked_key_pem(Path(path), password or "") for path in paths]
-    except EnvelopeError as exc:
-        raise ConfigError(str(exc)) from None
+    if password_file:
+        lines = Path(password_file).read_text(encoding="utf-8").splitlines()
+        password = lines[0] if lines else ""
+    keys = []
+    for path in paths:
+        try:
+            keys.append(unlocked_key_pem(Path(path), password or ""))
+        except EnvelopeError as exc:
+            if password is not None or not sys.stdin.isatty():
+                raise ConfigError(str(exc)) from None
+            import getpass
+
+            password = getpass.getpass(f"password of {path}: ")
+            try:
+                keys.append(unlocked_key_pem(Path(path), password))
+            except EnvelopeError as again:
+                raise ConfigError(str(again)) from None
+    return keys
 
 
 def _print_report(report) -> None:
@@ -759,7 +778,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the round's audit trail (the API's /audit answer): checks that the "
                    "file commits to it (the evidence ZIP's own trail is used without this)")
     s.add_argument("--evidence-key-password", metavar="PASSWORD",
-                   help="password of the --evidence-key file(s)")
+                   help="password of the --evidence-key file(s); others on this machine "
+                   "can read it in the process list: prefer the file, or the prompt that "
+                   "a terminal gets without either")
+    s.add_argument("--evidence-key-password-file", metavar="FILE",
+                   help="a file whose first line is the --evidence-key password")
     s.set_defaults(func=cmd_verify, secret=False)
     audit = sub.add_parser("audit").add_subparsers(dest="audit_command", required=True)
     s = audit.add_parser("verify", help="re-check a round's hash chain")

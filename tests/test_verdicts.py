@@ -316,6 +316,18 @@ def test_evidence_keys_given_on_the_command_line_reach_the_verifier(
     assert code == 0, report
     approvals = [s for s in report["signatures"] if s["kind"] == "approval"]
     assert approvals and all(s["evidence"]["opened"] for s in approvals)
+    # the password from a file, out of the process list; and at a terminal, asked for
+    secret = tmp_path / "password"
+    secret.write_text("hemligt\n", encoding="utf-8")
+    code, report = verify_json(capsys, str(demo_run.path), "--evidence-key", str(locked),
+                               "--evidence-key-password-file", str(secret))
+    assert code == 0 and all(s["evidence"]["opened"] for s in report["signatures"]
+                             if s["kind"] == "approval")
+    asked = []
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or "hemligt")
+    code, _ = verify_json(capsys, str(demo_run.path), "--evidence-key", str(locked))
+    assert code == 0 and asked == [f"password of {locked}: "]
 
 
 # --- helpers -----------------------------------------------------------------------------
