@@ -393,7 +393,9 @@ def _verify(args, settings: Settings) -> int:
         print(f"unusable input: {'; '.join(report.problems)}", file=sys.stderr)
         return EXIT_USAGE
     local_root = settings.keys_dir / "root-ca.pem"
-    if report.indication == "INDETERMINATE" and not own_keys and local_root.exists():
+    given = {Path(t).resolve() for t in args.trust or ()}
+    if report.indication == "INDETERMINATE" and not own_keys and local_root.exists() \
+            and local_root.resolve() not in given:
         print(f"note: {local_root} was not trusted (SIGNFLOW_KEYS_DIR is not set); if it is "
               f"your own service's root, run again with --trust {local_root}", file=sys.stderr)
     if report.audit_trail is not None and report.audit_trail.matches_trail is False:

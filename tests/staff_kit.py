@@ -22,15 +22,17 @@ def cookie_name(settings) -> str:
     return "__Host-signflow" if settings.base_url.startswith("https://") else "signflow"
 
 
-def session_cookie(settings, user_id: int, *, method: str = "bankid", epoch: int = 0) -> str:
-    """The value of the session cookie of a user who has just signed in."""
+def session_cookie(settings, user_id: int, *, method: str = "bankid", epoch: int = 0,
+                   idle_for: int = 0) -> str:
+    """The value of the session cookie of a user who has just signed in (and, with
+    *idle_for*, has done nothing for that many seconds since)."""
     app = Flask("staff-kit")
     app.secret_key = settings.secret_key
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)
     assert serializer is not None
     now = int(time.time())
-    return serializer.dumps({USER: user_id, SIGNED_IN: now, SEEN: now, METHOD: method,
-                             EPOCH: epoch, "_permanent": True})
+    return serializer.dumps({USER: user_id, SIGNED_IN: now - idle_for, SEEN: now - idle_for,
+                             METHOD: method, EPOCH: epoch, "_permanent": True})
 
 
 def user_id(runtime, email: str) -> int:

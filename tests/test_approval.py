@@ -268,7 +268,7 @@ def test_a_long_line_is_cut_with_an_ellipsis_not_shrunk_out_of_sight():
     assert b"Namn: Anna Andersson" in ops
     organisation = ops.split(b"T* (")[1].split(b") Tj")[0]
     assert organisation.startswith(b"Organisation: Samordningsf") and organisation.endswith(
-        " …".encode("cp1252"))
+        "…".encode("cp1252"))
     # a block that fits is left at full size, untouched
     assert appearance(["Namn: Bo"], 475, 100).split(b" ")[1] == b"1.0000"
 
@@ -279,7 +279,7 @@ def test_a_long_title_wraps_inside_the_margins_of_the_signature_page(works):
 
     title = "Protokoll från kommunstyrelsens arbetsutskott, sammanträde 2026-11-25, " * 5
     lines = title_lines("Dokument: " + title)
-    assert len(lines) == 3 and lines[-1].endswith(" …")
+    assert len(lines) == 3 and lines[-1].endswith("…")
     assert all(text_width(line, 10) <= 595 - 2 * MARGIN for line in lines)
     short = title_lines("Dokument: Protokoll nr 2 2026")
     assert short == ["Dokument: Protokoll nr 2 2026"]  # no "…" on a title that fits
@@ -296,3 +296,18 @@ def test_a_long_title_wraps_inside_the_margins_of_the_signature_page(works):
                                   capture_output=True, text=True, check=True).stdout
         assert "Dokument: Protokoll från kommunstyrelsens arbetsutskott" in text
         assert "Dokument-ID: r-2" in text
+
+
+@pytest.mark.parametrize("given,kept", [
+    ("Kommunsekreterare 🙂", "Kommunsekreterare"),
+    ("Örkelljunga kommun \ufffd ₹", "Örkelljunga kommun"),
+    ("محمد (2)", "محمد"), ("שלום.", "שלום"), ("محمدٌ", "محمد"),
+    ("עיריית תל אביב-יפו 2026", "עיריית תל אביב-יפו"), ("Ali محمد", "Ali"),
+    ("Dvořák Łódź Şeyma", "Dvořák Łódź Şeyma"), ("🙂", "-")])
+def test_a_certificate_name_keeps_what_verifiers_can_compare(given, kept):
+    """Right-to-left text that ended in a digit or a stop lost all its letters
+    (the review of pki.name_safe): now only what stands outside them goes."""
+    from signflow.pdf.pki import _prepares, name_safe
+
+    assert name_safe(given) == kept and _prepares(kept)
+    assert len(name_safe("Å" * 100)) == 64

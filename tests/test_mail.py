@@ -100,6 +100,7 @@ def test_everyone_gets_the_signed_protocol_attached_in_text_and_html(
     for msg in done:
         assert msg.get_body(("plain",)).get_content().strip()
         assert "<p>" in msg.get_body(("html",)).get_content()
+        assert msg["Content-Language"] == "sv"  # on the whole mail, attachment and all
         [pdf] = list(msg.iter_attachments())
         assert pdf.get_content_type() == "application/pdf"
         assert pdf.get_filename() == "Protokoll-nr-2-2026-signerat.pdf"

@@ -479,7 +479,7 @@ def test_the_new_round_form_asks_for_the_notices_facts(client, settings, runtime
     assert refused.status_code == 400
     assert re.search(r'id="body-error" >Ange vilket organ', html), html
     assert re.search(r'id="meeting_date-error" >Ange sammanträdesdatum', html)
-    assert re.search(r'id="kept_at-error" >Ange var protokollet förvaras', html)
+    assert re.search(r'id="kept_at-error" >Ange var protokollet förvaras \(det ska stå', html)
     made = client.post("/rounds/new", data=form_data(
         csrf(client), protocol_pdf, workflow="protokoll", body="Kommunstyrelsen",
         meeting_date="2026-11-25", kept_at="Stadshuset", **rows),
@@ -516,3 +516,28 @@ def test_the_scheduler_looks_at_the_posting_day_again_once_it_holds_the_round(
     assert published == []
     with runtime.sessions() as s:
         assert s.get(Notice, protokoll_round).status == "prepared"
+
+
+def test_a_notice_whose_boards_webhook_was_removed_before_it_arrived_says_so(
+        protokoll_round, client, auth, runtime):
+    """The review of board_state: a notice.ready delivery dropped because its
+    webhook was removed read "no webhook takes notice.ready"; it is 'dropped'."""
+    from sqlalchemy import select
+
+    from signflow.core.models import OutboxMessage, WebhookDelivery
+
+    hook = client.post("/api/v1/webhooks", headers=auth, json={
+        "url": "https://anslagstavla.invalid/hook", "events": ["notice.ready"]}).get_json()
+    url = f"/api/v1/rounds/{protokoll_round}/notice"
+    assert client.post(f"{url}/publish", headers=auth).get_json()["board"] in (
+        "pending", "failing")
+    assert client.delete(f"/api/v1/webhooks/{hook['id']}", headers=auth).status_code in (
+        200, 204)
+    with runtime.sessions() as s:  # as deliver() ends it once it sees the webhook gone
+        delivery = s.scalars(select(WebhookDelivery).where(
+            WebhookDelivery.round_id == protokoll_round)).one()
+        row = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.ref == delivery.outbox_ref)).one()
+        row.delivered_at, delivery.last_status = datetime.now(UTC), None
+        s.commit()
+    assert client.get(url, headers=auth).get_json()["board"] == "dropped"

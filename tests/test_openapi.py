@@ -144,15 +144,19 @@ def test_json_nested_past_the_parsers_depth_is_refused_as_described(client, auth
 
 @pytest.mark.parametrize("url", ["https://[", "http://[::1/", "https://example.se:99999/",
                                  "https://xn--/x", "https://a..b/", "https://-x.se/",
-                                 f"https://{'a' * 64}.se/"])
+                                 f"https://{'a' * 64}.se/", "https://☃.net/h"])
 def test_a_webhook_url_python_cannot_split_is_refused_as_described(client, auth, url):
     """Hosts no DNS could hold are refused too: their deliveries would fail for ever."""
     resp = client.post("/api/v1/webhooks", headers=auth, json={"url": url})
     assert resp.status_code == 400 and resp.get_json()["error"]["field"] == "url"
 
 
-def test_a_webhook_on_a_host_name_in_swedish_letters_is_taken(client, auth):
-    resp = client.post("/api/v1/webhooks", headers=auth, json={"url": "https://åre.se/hook"})
+@pytest.mark.parametrize("url", ["https://åre.se/hook", "https://straße.de/hook",
+                                 "https://xn--strae-oqa.de/hook"])
+def test_a_webhook_on_a_host_name_in_other_letters_is_taken_as_requests_sends_it(
+        client, auth, url):
+    """IDNA 2008, as requests encodes a host: "☃.net" (above) it cannot send to."""
+    resp = client.post("/api/v1/webhooks", headers=auth, json={"url": url})
     assert resp.status_code == 201, resp.get_json()
 
 

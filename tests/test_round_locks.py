@@ -487,6 +487,19 @@ def test_a_round_everyone_has_signed_cannot_be_cancelled(runtime, round_id, clie
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "all_signed"
     with runtime.sessions() as s:
         assert s.get(Round, round_id).status == "pending"
+    # the round page offers no cancelling then, and a form sent before says why not
+    from tests.staff_kit import sign_in_client
+    from tests.test_secretariat_pages import csrf
+
+    with runtime.sessions() as s:
+        email = s.get(Round, round_id).created_by.email
+    page_client = client.application.test_client()
+    sign_in_client(page_client, runtime.settings, runtime, email)
+    page = page_client.get(f"/rounds/{round_id}").get_data(as_text=True)
+    assert "Avbryt signeringen" not in page and "Alla har signerat; protokollet förseglas." in page
+    sent = page_client.post(f"/rounds/{round_id}/cancel", data={"csrf_token": csrf(page_client)},
+                            follow_redirects=True).get_data(as_text=True)
+    assert "Alla har signerat och protokollet förseglas" in sent
 
 
 def while_the_round_is_held(runtime, round_id: str, module, change, act):

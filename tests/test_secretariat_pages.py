@@ -587,6 +587,17 @@ def test_a_staff_page_that_says_its_user_is_there_keeps_the_session(client, sett
     assert resp.get_json()["idle_seconds"] == settings.session_idle_minutes * 60
     assert len(resp.get_json()["csrf_token"]) > 20
     assert "no-store" in resp.headers["Cache-Control"]
+    # a page about to warn only asks how long is left, and keeps nothing going
+    from tests.staff_kit import cookie_name, session_cookie, user_id
+
+    client.set_cookie(cookie_name(settings), session_cookie(
+        settings, user_id(runtime, email), idle_for=600))
+    peeked = client.get("/account/alive?peek=1").get_json()
+    assert "csrf_token" not in peeked
+    assert settings.session_idle_minutes * 60 - 600 - 5 <= peeked["seconds_left"] \
+        <= settings.session_idle_minutes * 60 - 600
+    assert client.get("/account/alive?peek=1").get_json()["seconds_left"] <= \
+        peeked["seconds_left"]  # still counting down: the peek kept nothing going
     page = client.get("/rounds").get_data(as_text=True)
     assert f'data-session-idle="{settings.session_idle_minutes * 60}"' in page
     assert "/static/staff.js" in page

@@ -367,3 +367,7 @@ def test_judged_past_its_validation_data_a_file_says_why_it_cannot_be_settled(
     day = re.search(r"reaches to (\d{4}-\d{2}-\d{2})", said).group(1)
     assert "2026-12-01" < day < "2031-01-01" and "signflow lta renew" in said
     assert plain_problem(said, "sv").startswith(f"Valideringsuppgifterna i filen räcker till {day}")
+    # a root unknown here is the reason then, not the data: no note sends anyone to renew
+    stranger = verify_pdf(pdf, [], at=datetime(2031, 1, 1, tzinfo=UTC))
+    assert stranger.sub_indication == "NO_CERTIFICATE_CHAIN_FOUND"
+    assert not any("validation data" in p for p in stranger.problems)

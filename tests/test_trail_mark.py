@@ -284,3 +284,21 @@ def test_a_keys_folder_found_beside_the_file_is_not_trusted_and_nothing_is_writt
     # the operator's own keys dir, set in the environment, is trusted as before
     monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(keys_dir))
     assert cli.main(["verify", "signed.pdf"]) == 0
+
+
+def test_no_note_to_trust_a_root_that_was_trusted(completed_round, tmp_path, keys_dir,
+                                                  monkeypatch, capsys):
+    """Judged past its validation data with --trust keys/root-ca.pem, the file is
+    INDETERMINATE for that reason; the note must not say to add that --trust."""
+    _, pdf = completed_round
+    here = tmp_path / "here"
+    shutil.copytree(keys_dir, here / "keys")
+    (here / "signed.pdf").write_bytes(pdf)
+    monkeypatch.chdir(here)
+    for name in ("SIGNFLOW_KEYS_DIR", "SIGNFLOW_DATA_DIR", "SIGNFLOW_TRUST_ROOTS"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["verify", "signed.pdf", "--at", "2031-01-01",
+                     "--trust", "keys/root-ca.pem"]) == 3
+    said = capsys.readouterr()
+    assert "was not trusted" not in said.err
+    assert "the validation data in the file reaches to" in said.out

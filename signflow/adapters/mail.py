@@ -66,8 +66,6 @@ def _message(mail: Mail, sender: str) -> tuple[EmailMessage, dict[bytes, bytes]]
         msg["Reply-To"] = mail.reply_to
     msg.set_content(mail.body)
     msg.add_alternative(html_of(mail.subject, mail.body, mail.language), subtype="html")
-    if mail.language:  # (set_content clears the Content-* headers before it)
-        msg["Content-Language"] = mail.language
     spliced: dict[bytes, bytes] = {}
     for part in mail.attachments:
         maintype, _, subtype = part.content_type.partition("/")
@@ -75,6 +73,8 @@ def _message(mail: Mail, sender: str) -> tuple[EmailMessage, dict[bytes, bytes]]
         msg.add_attachment(stand_in, maintype=maintype, subtype=subtype,
                            filename=part.filename)
         spliced[base64.b64encode(stand_in)] = _base64_lines(part.data)
+    if mail.language:  # last: set_content and add_attachment move Content-* headers inward
+        msg["Content-Language"] = mail.language
     return msg, spliced
 
 

@@ -29,7 +29,7 @@ _REMIND = {
     "sv": ("Påminnelse: signera \"{title}\" senast {expires}",
            "Du har ännu inte signerat \"{title}\". Länken slutar gälla {expires}.\n\n"),
     "en": ("Reminder: please sign \"{title}\" by {expires}",
-           "You have not signed \"{title}\" yet. The link stops working {expires}.\n\n"),
+           "You have not signed \"{title}\" yet. The link works until {expires}.\n\n"),
 }
 #: The last line of a mail to the secretariat: where the round's page is.
 _SEE_ROUND = {"sv": "Se signeringen: {link}\n", "en": "See the round: {link}\n"}

@@ -196,8 +196,7 @@ def publish_due_notices(session: Session, svc: Services, now: datetime) -> list[
         notice = session.get(Notice, round_id)
         if notice is None or notice.status != NoticeStatus.PREPARED.value:
             continue  # published by the secretariat since the list was read
-        session.refresh(notice)  # read again under the lock: the day may have been moved
-        if notice.posting_date > today:
+        if notice.posting_date > today:  # (lock_round re-read it) moved on meanwhile
             continue
         publish(session, svc, notice, actor=SYSTEM, now=now)
         published.append(round_id)
@@ -228,8 +227,9 @@ def publish(session: Session, svc: Services, notice: Notice, *, actor: str,
 
 
 #: Where a published notice is: no notice board was connected when it was
-#: published, it is on its way to one (``pending``, ``failing``), or one has it.
-BOARD_STATES = ("none", "pending", "failing", "delivered")
+#: published; its board's webhook was removed before the notice reached it
+#: (``dropped``); it is on its way to one (``pending``, ``failing``); or one has it.
+BOARD_STATES = ("none", "dropped", "pending", "failing", "delivered")
 
 
 def board_state(session: Session, notice: Notice) -> str | None:
@@ -239,7 +239,7 @@ def board_state(session: Session, notice: Notice) -> str | None:
         return None
     states = {d["state"] for d in webhooks.round_deliveries(session, notice.round_id,
                                                             "notice.ready")}
-    for state in ("delivered", "failing", "pending"):
+    for state in ("delivered", "failing", "pending", "dropped"):
         if state in states:
             return state
     return "none"

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -93,13 +94,22 @@ def add_webhook(session: Session, svc: Services, organisation: Organisation, url
 
 def _host_ok(host: str) -> bool:
     """Whether *host* is a name DNS could hold or an address: ``urlsplit`` takes
-    "xn--" or "a..b" as a host, and the deliveries would fail for ever."""
+    "xn--" or "a..b" as a host, and the deliveries would fail for ever.
+
+    Checked as requests will send it: a host in other letters through IDNA 2008
+    (UTS 46), as requests encodes it ("straße.de" yes, "☃.net" no); an ASCII
+    host as it stands, its punycode labels decodable."""
     if ":" in host:
         return bool(_ADDRESS.fullmatch(host))
     try:
-        ascii_host = host.encode("idna").decode("ascii")  # "åre.se" -> "xn--re-roa.se"
-        ascii_host.encode("ascii").decode("idna")  # a label "xn--" that decodes to nothing
-    except UnicodeError:
+        if host.isascii():
+            ascii_host = host
+            for label in host.split("."):
+                if label.lower().startswith("xn--"):
+                    idna.decode(label)
+        else:
+            ascii_host = idna.encode(host, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         return False
     labels = ascii_host.removesuffix(".").split(".")
     return len(ascii_host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)

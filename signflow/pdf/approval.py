@@ -85,9 +85,9 @@ def appearance(lines: Sequence[str], width: float, height: float) -> bytes:
     ellipsis = "…".encode("cp1252")
     for i, raw in enumerate(encoded):
         if points(raw) * scale > room:
-            while raw and points(raw.rstrip() + b" " + ellipsis) * scale > room:
+            while raw and points(raw.rstrip() + ellipsis) * scale > room:
                 raw = raw[:-1]
-            encoded[i] = raw.rstrip() + b" " + ellipsis
+            encoded[i] = raw.rstrip() + ellipsis
     lines = [raw.decode("cp1252") for raw in encoded]
     block = (len(lines) - 1) * LEADING
     top = height / 2 + scale * (block / 2 - 3)

@@ -268,18 +268,24 @@ def name_safe(text: str, limit: int = 64) -> str:
     Verifiers compare names after RFC 4518's string preparation (asn1crypto, and
     so pyHanko, does), which refuses code points unassigned in Unicode 3.2 (an
     emoji, "₹"), private use, non-characters, U+FFFD, and left-to-right letters
-    mixed with right-to-left ones.  One such attribute in a signer's certificate
-    made pyHanko fail every signature of the file, for good.  The signature page
-    and the evidence keep the text as given; the certificate gets it without
-    those characters (mixed directions: without the right-to-left letters;
-    failing all else: its ASCII letters).
+    mixed with right-to-left ones, or right-to-left text that does not begin and
+    end with a right-to-left letter ("محمد (2)").  One such attribute in a
+    signer's certificate made pyHanko fail every signature of the file, for
+    good.  The signature page and the evidence keep the text as given; the
+    certificate gets it without those characters: right-to-left text without
+    what stands before its first letter and after its last; both directions
+    mixed, without the right-to-left letters; failing all else, its ASCII letters.
     """
     kept = "".join(c for c in text[:limit] if not _unpreparable(c)).strip()
-    if not _prepares(kept):
-        kept = " ".join("".join(c for c in kept if not stringprep.in_table_d1(c)).split())
+    if not _prepares(kept) and any(map(stringprep.in_table_d1, kept)):
+        if not any(map(stringprep.in_table_d2, kept)):  # right to left only: trim its ends
+            letters = [i for i, c in enumerate(kept) if stringprep.in_table_d1(c)]
+            kept = kept[letters[0]:letters[-1] + 1]
+        else:
+            kept = " ".join("".join(c for c in kept if not stringprep.in_table_d1(c)).split())
     if not _prepares(kept):
         kept = unicodedata.normalize("NFKD", kept).encode("ascii", "ignore").decode().strip()
-    return kept or "-"
+    return kept[:limit].strip() or "-"
 
 
 def _unpreparable(char: str) -> bool:

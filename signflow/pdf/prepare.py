@@ -292,9 +292,9 @@ def title_lines(text: str, size: float = 10) -> list[str]:
     if len(lines) <= TITLE_LINES:
         return lines
     last = lines[TITLE_LINES - 1]
-    while last and text_width(last + " …", size) > width:
+    while last and text_width(last + "…", size) > width:
         last = last[:-1]
-    return [*lines[:TITLE_LINES - 1], last.rstrip() + " …"]
+    return [*lines[:TITLE_LINES - 1], last.rstrip() + "…"]
 
 
 def _signature_pages(

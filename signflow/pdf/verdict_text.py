@@ -242,10 +242,10 @@ PROBLEMS: tuple[tuple[str, dict[str, str]], ...] = tuple(
         ("the file has no signatures", "Filen saknar underskrifter.",
          "The file has no signatures."),
         ("the validation data in the file reaches to",
-         "Valideringsuppgifterna i filen räcker till {date}: bedömd senare kan den inte avgöra "
-         "underskrifterna. Det kan en kopia med nyare dokumenttidsstämpel från tjänsten som "
-         "utfärdade den (signflow lta renew), eller en kontroll som hämtar aktuella "
-         "spärruppgifter.",
+         "Valideringsuppgifterna i filen räcker till {date}: kontrolleras filen efter det "
+         "datumet går underskrifterna inte att avgöra. Det går med en kopia med nyare "
+         "dokumenttidsstämpel från tjänsten som utfärdade den (signflow lta renew), eller med "
+         "en kontroll som hämtar aktuella spärruppgifter.",
          "The validation data in the file reaches to {date}: judged later, it cannot settle "
          "the signatures. A copy with a newer document timestamp from the issuing service "
          "(signflow lta renew), or a verifier that fetches current revocation data, can."),

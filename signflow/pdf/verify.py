@@ -270,7 +270,9 @@ def verify_pdf(
     reports = _judge_all(sigs, roots, context, workers)
     indication, sub_indication = overall_indication(reports)
     problems: tuple[str, ...] = () if reports else ("the file has no signatures",)
-    reach = _validation_data_reach(reader) if indication == INDETERMINATE else None
+    # (not for a root unknown here: that is the reason then, and renewing mends nothing)
+    reach = (_validation_data_reach(reader) if indication == INDETERMINATE
+             and sub_indication != "NO_CERTIFICATE_CHAIN_FOUND" else None)
     if reach is not None and context.moment > reach:
         problems += (f"the validation data in the file reaches to {reach:%Y-%m-%d}: judged "
                      "later, it cannot settle the signatures. A copy with a newer document "
@@ -290,7 +292,11 @@ def _validation_data_reach(reader) -> datetime | None:
     """The latest moment the revocation data in the file's DSS speaks for (the
     last ``nextUpdate`` of its CRLs and OCSP answers); None without any.  Judged
     after it, a long-term signature needs a newer document timestamp: an archived
-    copy read years later said only "cannot be determined", and not why."""
+    copy read years later said only "cannot be determined", and not why.
+
+    The latest, not the one a given chain needed: a rough bound (a signer CA's
+    CRL runs out within days, the root's after 400; only past the last of them
+    is the file certainly out of data), which is why the note is only a note."""
     try:
         dss = reader.root.get("/DSS")
         dss = dss.get_object() if dss is not None else None

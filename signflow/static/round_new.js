@@ -16,7 +16,8 @@
   var drop = document.getElementById("dropzone");
   var thumbs = document.getElementById("thumbs");
   var thumbsStatus = document.getElementById("thumbs-status");
-  var csrf = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
+  // read when sent: static/staff.js renews it after the person signs in again
+  function csrf() { return (document.querySelector("meta[name=csrf-token]") || {}).content || ""; }
   var fileOk = null;  // null: not checked yet; true/false: the server's answer
   form.noValidate = true;
 
@@ -186,7 +187,7 @@
     var data = new FormData();
     data.append("document", file);
     fetch("/rounds/new/thumbnails", {method: "POST", body: data, credentials: "same-origin",
-                                     headers: {"X-CSRFToken": csrf}})
+                                     headers: {"X-CSRFToken": csrf()}})
       .then(function (resp) { return resp.json().then(function (b) { return [resp.ok, b]; }); })
       .then(function (r) {
         if (r[0]) { fileOk = true; showThumbs(r[1]); }

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from signflow.core import accounts
 from signflow.errors import InvalidInput
 from signflow.web import db, runtime
-from signflow.web.staff import current_staff, staff_page
+from signflow.web.staff import current_staff, seconds_left, staff_page
 
 log = logging.getLogger(__name__)
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -68,13 +68,18 @@ def revoke(token_id: int):
 def alive():
     """A staff page still open says its user is there: the session goes on (the
     page calls this while people type, and when they press "stay signed in").
-    Answers how long the session now lasts idle and a CSRF token for the page's
-    forms: after signing in again in another tab, the old page's forms would
-    otherwise be refused, and what was typed into them lost.  401 without a
+    Answers how long the session now lasts idle, how long it has left, and a CSRF
+    token for the page's forms: after signing in again in another tab, the old
+    page's forms would otherwise be refused, and what was typed into them lost.
+    ``?peek=1`` only asks how long is left (a page about to warn: another tab may
+    have kept the session going), and does not keep it going.  401 without a
     session."""
     from flask_wtf.csrf import generate_csrf
 
+    g.peek = request.args.get("peek") == "1"
     if current_staff() is None:
         return jsonify(error={"code": "signed_out", "message": "not signed in"}), 401
     idle = int(current_app.permanent_session_lifetime.total_seconds())
-    return jsonify(idle_seconds=idle, csrf_token=generate_csrf())
+    if g.peek:
+        return jsonify(idle_seconds=idle, seconds_left=seconds_left())
+    return jsonify(idle_seconds=idle, seconds_left=seconds_left(), csrf_token=generate_csrf())

@@ -137,6 +137,7 @@ def _round_page(round_: Round, status: int = 200, *, replace_form=None):
                            can_manage=g.user.role in MANAGERS,
                            can_evidence=g.user.role in ("auditor", "admin"),
                            pending=round_.status == RoundStatus.PENDING.value,
+                           all_signed=rounds.signed_by_all(round_),
                            open_states=manage.replaceable_states(round_),
                            **_notice_facts(session, round_),
                            prepared=manage.prepared_document(session, round_.id),

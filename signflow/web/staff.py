@@ -77,10 +77,21 @@ def current_staff() -> User | None:
     if user is None or session.get(EPOCH, 0) != user.session_epoch:
         session.clear()
         return None
-    if idle > 30:
+    if idle > 30 and not g.get("peek"):  # (a page asking how long it has left is no use)
         session[SEEN] = now  # writing the cookie on every request would be noise
     g.staff = user
     return user
+
+
+def seconds_left() -> int:
+    """How long the signed-in session lasts if nothing more happens: idle or
+    whole-session limit, whichever comes first."""
+    now = int(time.time())
+    idle_left = current_app.permanent_session_lifetime.total_seconds() - (
+        now - int(session.get(SEEN, 0)))
+    age_left = current_app.config["SIGNFLOW_SESSION_MAX_SECONDS"] - (
+        now - int(session.get(SIGNED_IN, 0)))
+    return max(0, int(min(idle_left, age_left)))
 
 
 def staff_page(*roles: str) -> Callable:
