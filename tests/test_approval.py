@@ -159,7 +159,8 @@ def test_unusual_names_survive_in_the_dictionary_and_the_stamp(works, prepared, 
         (tmp_path / "s.pdf").write_bytes(signed)
         text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "s.pdf"), "-"],
                               capture_output=True, text=True, check=True).stdout
-        assert "Namn: Åsa (Öst) \\ Ünal-?ukasz" in text  # Ł is outside the page font
+        # Ł is no Windows-1252 letter: the page font's extra letters (pages.EXTRA) have it
+        assert "Namn: Åsa (Öst) \\ Ünal-Łukasz" in text
         assert "Transaktions-ID: tx-1" in text
 
 
@@ -311,3 +312,32 @@ def test_a_certificate_name_keeps_what_verifiers_can_compare(given, kept):
 
     assert name_safe(given) == kept and _prepares(kept)
     assert len(name_safe("Å" * 100)) == 64
+
+
+def test_names_in_letters_windows_1252_lacks_are_printed_not_question_marks(
+        works, prepared, tmp_path):
+    """The race review: "Łukasz Wiśniewski", "Ayşe Yıldız" and Sami "Ŋuolja-Čuđe"
+    came out "?ukasz Wi?niewski" on the signature page, the legal record.  The
+    pages' font now carries the letters of pages.EXTRA on 1252's free codes."""
+    from signflow.pdf.approval import appearance
+    from signflow.pdf.pages import EXTRA, pdf_string
+
+    name = "Łukasz Wiśniewski"
+    title = "Befattning " + EXTRA
+    signed = works.sign_field(prepared, block=SignerBlock(
+        1, "Underskrift1", "Justerare", name=name, organisation="Gironi suohkan / Čohkkiras",
+        title=title, method="Mobilt BankID", signed_at=datetime.now(UTC), transaction_id="tx-1"),
+        language="sv", evidence={})
+    _, st = status(works, signed, "Underskrift1")
+    assert st.intact and st.valid
+    if shutil.which("pdftotext"):
+        (tmp_path / "s.pdf").write_bytes(signed)
+        text = subprocess.run(["pdftotext", str(tmp_path / "s.pdf"), "-"],
+                              capture_output=True, text=True, check=True).stdout
+        assert f"Namn: {name}" in text and "Gironi suohkan / Čohkkiras" in text
+        assert EXTRA in text.replace("Befattning ", "").replace("\n", "")
+    # the codes below 32 are written as octal escapes (a raw CR would be read as LF)
+    assert pdf_string("Ł\r") == b"(\\001?)"
+    # a document prepared before the font had them: "?" as then, not some other glyph
+    old = appearance(["Namn: Łukasz"], 475, 100, extended=False)
+    assert b"(Namn: ?ukasz)" in old

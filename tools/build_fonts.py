@@ -3,7 +3,9 @@
     apt-get install fonts-dejavu-core && .venv/bin/python tools/build_fonts.py
 
 Subsets DejaVu Sans (regular, bold) to the Windows-1252 repertoire (Swedish
-and the rest of western Europe), scales it to 1000 units per em (pyHanko
+and the rest of western Europe) and the letters ``signflow.pdf.pages.EXTRA``
+adds to it (Polish, Turkish, Bosnian/Croatian/Serbian, Sami, Romanian names),
+scales it to 1000 units per em (pyHanko
 0.38 spaces 2048-unit fonts wrongly) and renames it "SignflowSans", as the
 Bitstream Vera licence asks of modified versions.
 """
@@ -17,10 +19,14 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 from fontTools.ttLib.scaleUpem import scale_upem
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from signflow.pdf.pages import EXTRA  # noqa: E402
+
 SOURCE = Path("/usr/share/fonts/truetype/dejavu")
 OUT = Path(__file__).resolve().parent.parent / "signflow" / "fonts"
 CHARS = {bytes([b]).decode("cp1252") for b in range(0x20, 0x100)
-         if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)} | {"\u2013", "\u2014", "\u00b7", "\u2026"}
+         if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)} | {"\u2013", "\u2014", "\u00b7", "\u2026"} \
+    | set(EXTRA)
 
 
 def build(src: str, dest: str, style: str) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ParamSpec
 
-from signflow.pdf.pages import font_data, pdf_string
+from signflow.pdf.pages import encode, font_data, pdf_string, string_of
 from signflow.pdf.rawpdf import Dict, RawPdf, RawPdfError, Ref
 
 FONT_SIZE = 9
@@ -68,33 +68,40 @@ def _pdf_date(moment: datetime) -> bytes:
 MIN_SCALE = 0.75
 
 
-def appearance(lines: Sequence[str], width: float, height: float) -> bytes:
-    """Left-aligned lines in the embedded WinAnsi font, centred vertically, shrunk to
+def appearance(lines: Sequence[str], width: float, height: float,
+               extended: bool = True) -> bytes:
+    """Left-aligned lines in the page's embedded font, centred vertically, shrunk to
     fit, but never below :data:`MIN_SCALE`: a 200-character organisation had shrunk
     the whole block to 3 pt, unreadable; such a line is cut, with "…", instead (the
-    whole value stays in the signature's /Name, the API and the trail)."""
-    widths = font_data(False).widths
+    whole value stays in the signature's /Name, the API and the trail).
+
+    *extended*: the page's font has the letters of :data:`~signflow.pdf.pages.EXTRA`
+    (documents prepared before it did print them as "?")."""
+    font = font_data(False)
 
     def points(raw: bytes) -> float:
-        return sum(widths[c - 32] if 32 <= c < 256 else 500 for c in raw) * FONT_SIZE / 1000
+        return font.width(raw) * FONT_SIZE / 1000
+
+    def in_font(line: str) -> bytes:
+        raw = encode(line)
+        return raw if extended else bytes(63 if b < 0x20 else b for b in raw)
 
     room = width - 2 * MARGIN_X
-    encoded = [line.encode("cp1252", errors="replace") for line in lines]
+    encoded = [in_font(line) for line in lines]
     longest = max((points(raw) for raw in encoded), default=0)
     scale = max(MIN_SCALE, min(1.0, room / longest)) if longest else 1.0
-    ellipsis = "…".encode("cp1252")
+    ellipsis = encode("…")
     for i, raw in enumerate(encoded):
         if points(raw) * scale > room:
             while raw and points(raw.rstrip() + ellipsis) * scale > room:
                 raw = raw[:-1]
             encoded[i] = raw.rstrip() + ellipsis
-    lines = [raw.decode("cp1252") for raw in encoded]
-    block = (len(lines) - 1) * LEADING
+    block = (len(encoded) - 1) * LEADING
     top = height / 2 + scale * (block / 2 - 3)
     ops = [b"q %.4f 0 0 %.4f %d %.2f cm BT /F1 %d Tf %d TL 0 0 Td"
            % (scale, scale, MARGIN_X, top, FONT_SIZE, LEADING)]
-    for i, line in enumerate(lines):
-        ops.append((b"T* " if i else b"") + pdf_string(line) + b" Tj")
+    for i, raw in enumerate(encoded):
+        ops.append((b"T* " if i else b"") + string_of(raw) + b" Tj")
     ops.append(b"ET Q")
     return b" ".join(ops)
 
@@ -213,6 +220,9 @@ class FieldTarget:
     font: Ref
     #: the first free object number: the last trailer's /Size
     first_free: int
+    #: that font's encoding has the extra letters (pages.EXTRA): not in documents
+    #: prepared before it did
+    extended: bool = True
 
 
 def locate_field(pdf: RawPdf, field_name: str, font_name: str) -> FieldTarget:
@@ -230,7 +240,10 @@ def locate_field(pdf: RawPdf, field_name: str, font_name: str) -> FieldTarget:
     size = pdf.trailer.get("/Size")
     if not isinstance(size, int) or size <= 0 or pdf.exists(size):
         raise ApprovalError("the trailer's /Size does not match the document's objects")
-    return FieldTarget(root_ref, root, field_ref, field, width, height, font, size)
+    font_dict = pdf.resolve(font)
+    encoding = pdf.resolve(font_dict.get("/Encoding")) if isinstance(font_dict, Dict) else None
+    extended = isinstance(encoding, Dict) and encoding.get("/Differences") is not None
+    return FieldTarget(root_ref, root, field_ref, field, width, height, font, size, extended)
 
 
 @dataclass(frozen=True)
@@ -262,7 +275,7 @@ def write_signature(
     """Append the appearance, the signature dictionary with blanks, and the field's /V."""
     ap_ref, sig_ref = update.new_ref(), update.new_ref()
     width, height = _num(target.width), _num(target.height)
-    update.stream(ap_ref, appearance(lines, target.width, target.height),
+    update.stream(ap_ref, appearance(lines, target.width, target.height, target.extended),
                   b"/Type /XObject /Subtype /Form /BBox [0 0 %s %s] "
                   b"/Resources << /Font << /F1 %s >> >> " % (width, height, target.font.pdf()))
     body_start = update.obj(sig_ref, b"".join([

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import unicodedata
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,9 +32,59 @@ class Text:
     bold: bool = False
 
 
+#: Letters of names common in Sweden that Windows-1252 lacks (Polish, Turkish,
+#: Bosnian/Croatian/Serbian, Sami, Romanian): the pages' simple font gives them the
+#: codes 1252 leaves free, through its encoding's /Differences.  Printed as "?"
+#: before ("Łukasz Wiśniewski" came out "?ukasz Wi?niewski" on the signature page).
+EXTRA = "ŁłŚśĆćŃńŹźŻżĄąĘęŞşĞğİıČčĐđŊŋŦŧȘșȚțĂă"
+#: The codes 1252 does not use (the control codes but NUL, DEL, and its five holes).
+_FREE = (*range(0x01, 0x20), 0x7F, 0x81, 0x8D, 0x8F, 0x90, 0x9D)
+assert len(EXTRA) <= len(_FREE)
+EXTRA_CODES = {char: code for char, code in zip(EXTRA, _FREE, strict=False)}
+#: The font's first code: 1, as the extra letters start there.
+FIRST_CHAR = 0x01
+
+
+def encode(text: str) -> bytes:
+    """*text* in the pages' font encoding: Windows-1252 and :data:`EXTRA`; "?" for
+    anything else (composed first: "s" + a combining acute is "ś")."""
+    out = bytearray()
+    for char in unicodedata.normalize("NFC", text):
+        code = EXTRA_CODES.get(char)
+        if code is None:
+            try:
+                code = char.encode("cp1252")[0] if len(char.encode("cp1252")) == 1 else 63
+            except UnicodeEncodeError:
+                code = 63
+            if code < 0x20:  # a control character given as text: not one of our letters
+                code = 63
+        out.append(code)
+    return bytes(out)
+
+
+def decode(raw: bytes) -> str:
+    """The inverse of :func:`encode` (for cutting a line to fit)."""
+    letters = {code: char for char, code in EXTRA_CODES.items()}
+    return "".join(letters.get(b) or bytes([b]).decode("cp1252", errors="replace") for b in raw)
+
+
 def pdf_string(text: str) -> bytes:
-    raw = text.encode("cp1252", errors="replace")
-    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
+    """*text* as a PDF literal string in the pages' font encoding; control bytes as
+    octal escapes (a raw CR in a string would be read as LF)."""
+    return string_of(encode(text))
+
+
+def string_of(raw: bytes) -> bytes:
+    """Bytes already in the font encoding as a PDF literal string."""
+    out = bytearray(b"(")
+    for b in raw:
+        if b in (0x28, 0x29, 0x5C):
+            out += b"\\" + bytes([b])
+        elif b < 0x20 or b == 0x7F:
+            out += b"\\%03o" % b
+        else:
+            out.append(b)
+    return bytes(out + b")")
 
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
@@ -46,11 +97,16 @@ class FontData:
 
     name: str
     data: bytes
+    #: From :data:`FIRST_CHAR` to 255: ``widths[code - FIRST_CHAR]``; see :meth:`width`.
     widths: tuple[int, ...]
     bbox: tuple[int, int, int, int]
     ascent: int
     descent: int
     cap_height: int
+
+    def width(self, raw: bytes) -> int:
+        """The width of encoded text in thousandths of the font size."""
+        return sum(self.widths[b - FIRST_CHAR] if b >= FIRST_CHAR else 0 for b in raw)
 
 
 @functools.cache
@@ -61,9 +117,11 @@ def font_data(bold: bool) -> FontData:
     tt = TTFont(path)
     scale = 1000 / tt["head"].unitsPerEm
     cmap, hmtx = tt.getBestCmap(), tt["hmtx"]
+    letters = {code: char for char, code in EXTRA_CODES.items()}
     widths = []
-    for code in range(32, 256):
-        char = bytes([code]).decode("cp1252", errors="ignore")
+    for code in range(FIRST_CHAR, 256):
+        char = letters.get(code) or (bytes([code]).decode("cp1252", errors="ignore")
+                                     if code >= 0x20 else "")
         glyph = cmap.get(ord(char)) if char else None
         widths.append(round(hmtx[glyph][0] * scale) if glyph else 0)
     head, hhea = tt["head"], tt["hhea"]
@@ -86,9 +144,23 @@ def _font(pdf: pikepdf.Pdf, bold: bool) -> pikepdf.Object:
     ))
     return pdf.make_indirect(Dictionary(
         Type=Name.Font, Subtype=Name.TrueType, BaseFont=Name("/" + f.name),
-        FirstChar=32, LastChar=255, Widths=list(f.widths),
-        Encoding=Name.WinAnsiEncoding, FontDescriptor=descriptor,
+        FirstChar=FIRST_CHAR, LastChar=255, Widths=list(f.widths),
+        Encoding=_encoding(), FontDescriptor=descriptor,
     ))
+
+
+def _encoding() -> Dictionary:
+    """WinAnsi with :data:`EXTRA` on the free codes, by names that map to Unicode
+    (``uniXXXX``), which viewers look up in the font's Unicode cmap."""
+    differences: list = []
+    last = None
+    for char, code in EXTRA_CODES.items():
+        if code != last:
+            differences.append(code)
+        differences.append(Name(f"/uni{ord(char):04X}"))
+        last = code + 1
+    return Dictionary(Type=Name.Encoding, BaseEncoding=Name.WinAnsiEncoding,
+                      Differences=differences)
 
 
 def _fonts(pdf: pikepdf.Pdf) -> tuple[pikepdf.Object, pikepdf.Object]:
@@ -228,10 +300,8 @@ def sample_protocol() -> bytes:
 
 
 def text_width(text: str, size: float, bold: bool = False) -> float:
-    """Width of *text* in points in the pages' font (cp1252, as the page encodes it)."""
-    widths = font_data(bold).widths
-    raw = text.encode("cp1252", errors="replace")
-    return sum(widths[b - 32] for b in raw if b >= 32) * size / 1000
+    """Width of *text* in points in the pages' font, as the page encodes it."""
+    return font_data(bold).width(encode(text)) * size / 1000
 
 
 def fit(text: str, size: float, bold: bool = False, width: float = A4[0] - 2 * MARGIN) -> list[str]:
