@@ -72,8 +72,10 @@ def open_upload(data: bytes, *, max_bytes: int, max_pages: int) -> pikepdf.Pdf:
     except (pikepdf.PdfError, ValueError, RecursionError) as exc:
         raise UnsupportedDocument(f"the PDF cannot be read: {_why(exc)}",
                                   code="unparsable") from None
-    if "/Size" not in pdf.trailer or any("can't find startxref" in w
-                                         for w in pdf.get_warnings()):
+    # a PDF ends with %%EOF (readers look for it in the last 1024 bytes): a file cut
+    # anywhere but after it has none, even where qpdf finds the objects all the same
+    if b"%%EOF" not in data[-1024:] or "/Size" not in pdf.trailer or any(
+            "can't find startxref" in w for w in pdf.get_warnings()):
         # qpdf rebuilt it from what was there: a file cut short may lack pages or text,
         # and what it writes then pyHanko cannot read (no /Size in its trailer)
         pdf.close()
