@@ -1,5 +1,7 @@
 """Keeping signed documents verifiable: LTA renewal."""
 
+import hashlib
+
 from sqlalchemy import select
 
 from signflow import cli
@@ -16,9 +18,14 @@ def test_lta_renew_adds_a_document_timestamp(completed_round, client, auth, runt
     monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(settings.keys_dir))
     monkeypatch.setenv("SIGNFLOW_BASE_URL", settings.base_url)
     monkeypatch.setenv("SIGNFLOW_DEV_MODE", "true")  # the dev TSA renews
+    monkeypatch.setenv("SIGNFLOW_SECRET_KEY", settings.secret_key)  # as the service's
     if SERVICES:
         monkeypatch.setenv("SIGNFLOW_REDIS_URL", settings.redis_url)
         monkeypatch.setenv("SIGNFLOW_RQ_QUEUE", settings.rq_queue)
+    from tests.test_webhooks import Receiver, as_described, register
+
+    receiver = Receiver()  # an archive that wants the renewed copy
+    register(client, auth, receiver.url, events=["document.renewed"])
     # nothing is due yet
     assert cli.main(["lta", "renew", "--days", "30"]) == 0
     assert "0 document(s)" in capsys.readouterr().out
@@ -43,6 +50,15 @@ def test_lta_renew_adds_a_document_timestamp(completed_round, client, auth, runt
         kinds = [d.kind for d in s.scalars(select(Document).where(
             Document.round_id == body["id"]))]
     assert kinds.count("final") == 2
+    try:  # the archive is told, with where to fetch it
+        receiver.wait_for(1)
+        [told] = [as_described(g["body"]) for g in receiver.got]
+        assert told["event"] == "document.renewed"
+        assert told["data"]["sha256"] == hashlib.sha256(after).hexdigest()
+        assert told["data"]["previous_sha256"] == hashlib.sha256(before).hexdigest()
+        assert told["data"]["document"].endswith(f"/api/v1/rounds/{body['id']}/document")
+    finally:
+        receiver.server.shutdown()
 
 
 def test_renewal_due_after_the_window(completed_round, runtime):

@@ -50,6 +50,11 @@ def renew_archive(session: Session, svc: Services, round_id: str) -> None:
     round_.current_document_id = doc.id
     append_event(session, round_, EventType.DOCUMENT_RENEWED, SYSTEM,
                  {"previous_sha256": previous.sha256, "sha256": doc.sha256})
+    # an archive holding the copy mailed at completion can fetch this one: judged years
+    # on, that copy's validation data may have run out, this one's not
+    webhooks.emit(session, svc, round_, "document.renewed", {
+        "previous_sha256": previous.sha256, "sha256": doc.sha256,
+        "document": f"{svc.base_url}/api/v1/rounds/{round_.id}/document"})
 
 
 def rounds_due_for_renewal(session: Session, older_than: datetime) -> list[str]:

@@ -45,7 +45,7 @@ from signflow.errors import InvalidInput, NotFound
 
 #: The events a webhook may ask for.
 EVENTS = ("round.completed", "round.declined", "round.expired", "round.cancelled",
-          "signer.signed", "signer.declined", "notice.ready")
+          "signer.signed", "signer.declined", "notice.ready", "document.renewed")
 #: How old a signature's timestamp a receiver should accept, in seconds.
 TOLERANCE = 300
 #: One label of a host name (RFC 1123; "_" as internal names use it).

@@ -24,6 +24,7 @@ EVENT_WORDS = {
     "round.expired": lambda: _("The deadline passed"),
     "round.cancelled": lambda: _("The round was cancelled"),
     "notice.ready": lambda: _("The notice of justering is published"),
+    "document.renewed": lambda: _("The archived document got a new timestamp"),
 }
 
 

@@ -166,6 +166,11 @@ EVENT_DATA: dict[str, Schema] = {
     "notice.ready": obj({"notice": ref("schemas", "Notice"),
                          "pdf": {"type": "string", "description": "the notice's PDF, its "
                                                                   "API URL"}}, closed=False),
+    "document.renewed": obj({"previous_sha256": HEX64, "sha256": HEX64,
+                             "document": {"type": "string", "description":
+                                          "the renewed PDF (a newer document timestamp), "
+                                          "its API URL: archives holding the earlier copy "
+                                          "fetch this one"}}, closed=False),
 }
 
 
