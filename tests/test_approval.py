@@ -341,3 +341,14 @@ def test_names_in_letters_windows_1252_lacks_are_printed_not_question_marks(
     # a document prepared before the font had them: "?" as then, not some other glyph
     old = appearance(["Namn: Łukasz"], 475, 100, extended=False)
     assert b"(Namn: ?ukasz)" in old
+
+
+def test_a_cut_line_keeps_a_last_letter_whose_code_is_a_control_code():
+    """The extra letters sit on codes 1-31; "Ź" is 0x09, which bytes.rstrip() took
+    for a tab and cut off before the "…"."""
+    from signflow.pdf.pages import decode, encode, font_data
+
+    font = font_data(False)
+    room = font.width(encode("abcŹ…"))
+    assert decode(font.cut(encode("abcŹdefghijkl"), room)) == "abcŹ…"
+    assert decode(font.cut(encode("ab  cdefghijkl"), font.width(encode("ab  …")))) == "ab…"

@@ -211,14 +211,14 @@ def publish(session: Session, svc: Services, notice: Notice, *, actor: str,
         return
     notice.published_at = now or svc.clock.now()
     today = notice.published_at.astimezone(SWEDEN).date()
-    planned, (_, due_by) = notice.posting_date, posting_window(notice.justering_date)
+    planned, last_day = notice.posting_date, due_by(notice)
     notice.posting_date, notice.takedown_date = today, takedown_date(today)
     round_ = notice.round
     data: dict[str, Any] = _dates_data(notice)
     if today != planned:
         data["planned_posting_date"] = planned.isoformat()
-    if today > due_by:
-        data.update(late=True, due_by=due_by.isoformat())
+    if today > last_day:
+        data.update(late=True, due_by=last_day.isoformat())
     sent = webhooks.emit(session, svc, round_, "notice.ready", {
         "notice": notice_dict(notice),
         "pdf": f"{svc.base_url}/api/v1/rounds/{round_.id}/notice.pdf"})
@@ -258,8 +258,18 @@ def notice_dict(notice: Notice) -> dict[str, Any]:
         "kept_at": round_.kept_at,
         "published_at": (notice.published_at.isoformat().replace("+00:00", "Z")
                          if notice.published_at else None),
-        "late": notice.posting_date > posting_window(notice.justering_date)[1],
+        "late": is_late(notice),
     }
+
+
+def due_by(notice: Notice) -> date:
+    """The last day KL 8 kap. 12 § allows *notice* to go up."""
+    return posting_window(notice.justering_date)[1]
+
+
+def is_late(notice: Notice) -> bool:
+    """Whether *notice* went up (or is planned) after :func:`due_by`."""
+    return notice.posting_date > due_by(notice)
 
 
 def notice_view(session: Session, notice: Notice) -> dict[str, Any]:

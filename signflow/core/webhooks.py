@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import idna
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from signflow.core import outbox
@@ -202,24 +202,29 @@ def deliver(session: Session, svc: Services, payload: Mapping[str, Any], now: da
 
 def deliveries(session: Session, organisation_id: int, limit: int = 100) -> list[dict[str, Any]]:
     """The organisation's latest deliveries with their progress, newest first."""
-    rows = session.execute(
-        select(WebhookDelivery, Webhook.url, OutboxMessage)
-        .join(Webhook, WebhookDelivery.webhook_id == Webhook.id)
-        .join(OutboxMessage, OutboxMessage.ref == WebhookDelivery.outbox_ref)
-        .where(Webhook.organisation_id == organisation_id)
-        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id).limit(limit))
-    return [_delivery_dict(d, url, row) for d, url, row in rows]
+    return _deliveries(session, _with_progress()
+                       .where(Webhook.organisation_id == organisation_id)
+                       .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id)
+                       .limit(limit))
 
 
 def round_deliveries(session: Session, round_id: str, event: str) -> list[dict[str, Any]]:
     """The deliveries of *event* about one round, as :func:`deliveries` shows them."""
-    rows = session.execute(
-        select(WebhookDelivery, Webhook.url, OutboxMessage)
-        .join(Webhook, WebhookDelivery.webhook_id == Webhook.id)
-        .join(OutboxMessage, OutboxMessage.ref == WebhookDelivery.outbox_ref)
-        .where(WebhookDelivery.round_id == round_id, WebhookDelivery.event == event)
-        .order_by(WebhookDelivery.created_at, WebhookDelivery.id))
-    return [_delivery_dict(d, url, row) for d, url, row in rows]
+    return _deliveries(session, _with_progress()
+                       .where(WebhookDelivery.round_id == round_id,
+                              WebhookDelivery.event == event)
+                       .order_by(WebhookDelivery.created_at, WebhookDelivery.id))
+
+
+def _with_progress() -> Select:
+    """Deliveries with their webhook's URL and their outbox row (the progress)."""
+    return (select(WebhookDelivery, Webhook.url, OutboxMessage)
+            .join(Webhook, WebhookDelivery.webhook_id == Webhook.id)
+            .join(OutboxMessage, OutboxMessage.ref == WebhookDelivery.outbox_ref))
+
+
+def _deliveries(session: Session, query: Select) -> list[dict[str, Any]]:
+    return [_delivery_dict(d, url, row) for d, url, row in session.execute(query)]
 
 
 def _delivery_dict(d: WebhookDelivery, url: str, row: OutboxMessage) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ParamSpec
 
-from signflow.pdf.pages import encode, font_data, pdf_string, string_of
+from signflow.pdf.pages import EXTRA_CODES, encode, font_data, pdf_string, string_of
 from signflow.pdf.rawpdf import Dict, RawPdf, RawPdfError, Ref
 
 FONT_SIZE = 9
@@ -84,18 +84,15 @@ def appearance(lines: Sequence[str], width: float, height: float,
 
     def in_font(line: str) -> bytes:
         raw = encode(line)
-        return raw if extended else bytes(63 if b < 0x20 else b for b in raw)
+        return raw if extended else bytes(63 if b in EXTRA_CODES.values() else b for b in raw)
 
     room = width - 2 * MARGIN_X
     encoded = [in_font(line) for line in lines]
     longest = max((points(raw) for raw in encoded), default=0)
     scale = max(MIN_SCALE, min(1.0, room / longest)) if longest else 1.0
-    ellipsis = encode("…")
     for i, raw in enumerate(encoded):
         if points(raw) * scale > room:
-            while raw and points(raw.rstrip() + ellipsis) * scale > room:
-                raw = raw[:-1]
-            encoded[i] = raw.rstrip() + ellipsis
+            encoded[i] = font.cut(raw, room / scale * 1000 / FONT_SIZE)
     block = (len(encoded) - 1) * LEADING
     top = height / 2 + scale * (block / 2 - 3)
     ops = [b"q %.4f 0 0 %.4f %d %.2f cm BT /F1 %d Tf %d TL 0 0 Td"

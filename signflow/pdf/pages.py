@@ -41,6 +41,7 @@ EXTRA = "ŁłŚśĆćŃńŹźŻżĄąĘęŞşĞğİıČčĐđŊŋŦŧȘșȚțĂ�
 _FREE = (*range(0x01, 0x20), 0x7F, 0x81, 0x8D, 0x8F, 0x90, 0x9D)
 assert len(EXTRA) <= len(_FREE)
 EXTRA_CODES = {char: code for char, code in zip(EXTRA, _FREE, strict=False)}
+_LETTERS = {code: char for char, code in EXTRA_CODES.items()}
 #: The font's first code: 1, as the extra letters start there.
 FIRST_CHAR = 0x01
 
@@ -52,20 +53,16 @@ def encode(text: str) -> bytes:
     for char in unicodedata.normalize("NFC", text):
         code = EXTRA_CODES.get(char)
         if code is None:
-            try:
-                code = char.encode("cp1252")[0] if len(char.encode("cp1252")) == 1 else 63
-            except UnicodeEncodeError:
-                code = 63
-            if code < 0x20:  # a control character given as text: not one of our letters
-                code = 63
+            byte = char.encode("cp1252", errors="replace")
+            # (a control character given as text is none of our letters)
+            code = byte[0] if len(byte) == 1 and byte[0] >= 0x20 else 63
         out.append(code)
     return bytes(out)
 
 
 def decode(raw: bytes) -> str:
-    """The inverse of :func:`encode` (for cutting a line to fit)."""
-    letters = {code: char for char, code in EXTRA_CODES.items()}
-    return "".join(letters.get(b) or bytes([b]).decode("cp1252", errors="replace") for b in raw)
+    """The inverse of :func:`encode`."""
+    return "".join(_LETTERS.get(b) or bytes([b]).decode("cp1252", errors="replace") for b in raw)
 
 
 def pdf_string(text: str) -> bytes:
@@ -108,6 +105,14 @@ class FontData:
         """The width of encoded text in thousandths of the font size."""
         return sum(self.widths[b - FIRST_CHAR] if b >= FIRST_CHAR else 0 for b in raw)
 
+    def cut(self, raw: bytes, room: float) -> bytes:
+        """Encoded text ending in "…", as much of it as fits in *room* (thousandths
+        of the font size) with that mark."""
+        ellipsis = encode("…")
+        while raw and self.width(raw.rstrip(b" ") + ellipsis) > room:
+            raw = raw[:-1]
+        return raw.rstrip(b" ") + ellipsis
+
 
 @functools.cache
 def font_data(bold: bool) -> FontData:
@@ -117,11 +122,10 @@ def font_data(bold: bool) -> FontData:
     tt = TTFont(path)
     scale = 1000 / tt["head"].unitsPerEm
     cmap, hmtx = tt.getBestCmap(), tt["hmtx"]
-    letters = {code: char for char, code in EXTRA_CODES.items()}
     widths = []
     for code in range(FIRST_CHAR, 256):
-        char = letters.get(code) or (bytes([code]).decode("cp1252", errors="ignore")
-                                     if code >= 0x20 else "")
+        char = _LETTERS.get(code) or (bytes([code]).decode("cp1252", errors="ignore")
+                                      if code >= 0x20 else "")
         glyph = cmap.get(ord(char)) if char else None
         widths.append(round(hmtx[glyph][0] * scale) if glyph else 0)
     head, hhea = tt["head"], tt["hhea"]

@@ -27,9 +27,10 @@ from signflow.pdf.pages import (
     Text,
     add_footer,
     add_text_page,
+    decode,
+    encode,
     fit,
     font_data,
-    text_width,
 )
 
 BLOCKS_PER_PAGE = 5
@@ -293,10 +294,8 @@ def title_lines(text: str, size: float = 10) -> list[str]:
     lines = fit(text, size, width=width)
     if len(lines) <= TITLE_LINES:
         return lines
-    last = lines[TITLE_LINES - 1]
-    while last and text_width(last + "…", size) > width:
-        last = last[:-1]
-    return [*lines[:TITLE_LINES - 1], last.rstrip() + "…"]
+    last = font_data(False).cut(encode(lines[TITLE_LINES - 1]), width * 1000 / size)
+    return [*lines[:TITLE_LINES - 1], decode(last)]
 
 
 def _signature_pages(
@@ -304,10 +303,10 @@ def _signature_pages(
     blocks: Sequence[SignerBlock], first_index: int,
 ) -> list[FieldPlacement]:
     fields: list[FieldPlacement] = []
+    heading = title_lines(f"{DOC_LABEL[language]}: {title}")  # the same on every page
     for start in range(0, len(blocks), BLOCKS_PER_PAGE):
         chunk = blocks[start:start + BLOCKS_PER_PAGE]
         page_index = first_index + start // BLOCKS_PER_PAGE
-        heading = title_lines(f"{DOC_LABEL[language]}: {title}")
         items = [
             Text(MARGIN, 780, HEADINGS[language], 20, True),
             *(Text(MARGIN, 756 - 12 * n, line, 10) for n, line in enumerate(heading)),

@@ -149,10 +149,9 @@ def _notice_facts(session, round_: Round) -> dict:
     found = session.get(Notice, round_.id)
     if found is None:
         return {"notice": None}
-    facts = notice.notice_dict(found)
     return {"notice": found, "notice_board": notice.board_state(session, found),
-            "notice_late": facts["late"],
-            "notice_due_by": notice.posting_window(found.justering_date)[1].isoformat()}
+            "notice_late": notice.is_late(found),
+            "notice_due_by": notice.due_by(found).isoformat()}
 
 
 @bp.get("/rounds/<round_id>")
