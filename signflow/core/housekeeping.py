@@ -177,8 +177,8 @@ def tick(session: Session, svc: Services, *, renew: bool = False,
          now: datetime | None = None) -> Tick:
     """One round of housekeeping: restart stalled PDF work, expire rounds past
     their deadline, send the reminders due, publish the notices of justering
-    whose posting day has come, clear the content of long-delivered messages
-    and, with *renew*, queue archive renewals.
+    whose posting day has come and, with *renew* (hourly), clear the content of
+    long-delivered messages and queue archive renewals.
 
     Several schedulers may run: one lock per tick lets one of them act and the
     others skip (PostgreSQL), so nothing is enqueued twice by them.
@@ -190,8 +190,9 @@ def tick(session: Session, svc: Services, *, renew: bool = False,
                 expired=expire_due(session, svc, now))
     done.reminded = remind_due(session, svc, now)  # after expiry: none to an ended round
     done.notices = publish_due_notices(session, svc, now)
-    done.forgotten = outbox.forget_delivered(session, now)
     if renew:
+        # hourly, not every tick: it reads the whole outbox, which only grows
+        done.forgotten = outbox.forget_delivered(session, now)
         done.renewing = rounds_due_for_renewal(session, now - RENEW_AFTER)
         for round_id in done.renewing:
             svc.jobs.enqueue("renew_archive", round_id)
