@@ -9,3 +9,7 @@ workers, threads) is on the command line: the Dockerfile's ``CMD``.
 from signflow.logs import gunicorn_logging
 
 logconfig_dict = gunicorn_logging()
+
+# Recent gunicorn releases open a control socket (reload, scale workers) in ~/.gunicorn: an
+# interface nothing here uses, written outside the container's volumes.  Off.
+control_socket_disable = True
