@@ -3,9 +3,9 @@
     .venv/bin/python tests/passes.py            # what `make test` runs after lint
 
 - **sqlite**: the suite on SQLite with jobs in-process, browser tests included;
-- **faults**: the fault tests and the compose rehearsal (``-m faults``), each of
-  which starts a deployment of its own (PostgreSQL, Redis, gunicorn, workers)
-  on free ports and breaks it;
+- **faults**: the fault tests, the compose rehearsal and compose on a real
+  Docker engine (``-m faults``), each of which starts a deployment of its own
+  (PostgreSQL, Redis, gunicorn, workers) and breaks it;
 - **services**: the suite again on the machine's PostgreSQL and Redis, jobs
   through RQ to a real worker (``tests/services.py`` says whether both answer;
   if not, this pass is skipped and says so).

@@ -1,9 +1,9 @@
 """``docker compose up`` rehearsed without Docker, from the files themselves.
 
-This machine and CI have the docker CLI but no engine, so docker-compose.yml has
-never run.  This module reads it as compose does and starts its services as
-compose would, as local processes, so that drift between compose, the
-Dockerfile, .env.example and the code fails CI:
+tests/test_compose_docker.py runs docker-compose.yml on a real engine where one
+can run (as root, with apt).  Where none can, this module still reads it as
+compose does and starts its services as compose would, as local processes, so
+that drift between compose, the Dockerfile, .env.example and the code fails:
 
 * compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR:?message}`` with
   .env.example as the ``.env`` (plus a generated ``SIGNFLOW_SECRET_KEY``, which
