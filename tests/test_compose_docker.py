@@ -16,8 +16,9 @@ module runs it as an operator does, wherever a Docker engine answers
 * the services run as the Dockerfile's user; no container collects zombies;
 * faults as Docker makes them: a worker killed (its restart policy brings it
   back), Redis restarted while signature jobs wait for a stopped worker (the
-  append-only file keeps them), and ``down`` then ``up`` (the volumes keep the
-  rounds, the keys and the signed PDF);
+  append-only file keeps them);
+* the README's backup, ``down -v`` and its restore: the rounds, the audit
+  chains, the keys and the signed PDF come back, and the next round signs;
 * no signing-link token and no personal number in any container's log.
 
 Images named by the compose file and the Dockerfile come from the local cache
@@ -232,10 +233,20 @@ class Deployment:
                 env += f"\n{key}={value}\n"
         (self.dir / ".env").write_text(env)
 
+    def containers(self) -> dict[str, str]:
+        """Service -> its container's id (not one-off ``run`` containers), from the
+        labels compose puts on them: the docker CLI, not compose's, which costs a
+        second of CPU a call in its Python form."""
+        listed = _run(["docker", "ps", "-a", "--filter",
+                       f"label=com.docker.compose.project={PROJECT}", "--filter",
+                       "label=com.docker.compose.oneoff=False", "--format",
+                       '{{.Label "com.docker.compose.service"}} {{.ID}}']).stdout
+        return dict(line.split() for line in sorted(listed.splitlines()) if line.strip())
+
     def container(self, service: str) -> str:
-        found = self.compose("ps", "-q", service).split()
-        assert found, f"no container for {service}"
-        return found[0]
+        found = self.containers().get(service)
+        assert found, f"no container for {service}: {self.containers()}"
+        return found
 
     def state(self, service: str) -> dict:
         return json.loads(_run(["docker", "inspect", "--format", "{{json .State}}",
@@ -248,22 +259,40 @@ class Deployment:
     def running(self) -> dict[str, str]:
         """Service -> its container's status (and health, where it has a check)."""
         out = {}
-        for service in self.compose("config", "--services").split():
-            ids = self.compose("ps", "-q", service).split()
-            if ids:
-                state = json.loads(_run(["docker", "inspect", "--format", "{{json .State}}",
-                                         ids[0]]).stdout)
-                health = (state.get("Health") or {}).get("Status")
-                out[service] = state["Status"] + (f"/{health}" if health else "")
+        for service, cid in self.containers().items():
+            state = json.loads(_run(["docker", "inspect", "--format", "{{json .State}}",
+                                     cid]).stdout)
+            health = (state.get("Health") or {}).get("Status")
+            out[service] = state["Status"] + (f"/{health}" if health else "")
         return out
 
+    def wait(self, check, timeout: float, what: str) -> None:
+        """wait_until, the services' states added to the message when it times out."""
+        try:
+            wait_until(check, timeout, what, every=1.0)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; services: {self.running()}") from None
+
     def wait_healthy(self, service: str, timeout: float = 180) -> None:
-        wait_until(lambda: (self.state(service).get("Health") or {}).get("Status")
-                   == "healthy", timeout, f"{service} never became healthy: {self.running()}",
-                   every=1.0)
+        self.wait(lambda: (self.state(service).get("Health") or {}).get("Status") == "healthy",
+                  timeout, f"{service} never became healthy")
 
     def exec(self, service: str, *argv: str, timeout: float = 120) -> str:
-        return self.compose("exec", "-T", service, *argv, timeout=timeout)
+        """*argv* in the service's running container (``docker exec``)."""
+        done = _run(["docker", "exec", self.container(service), *argv], timeout=timeout)
+        assert done.returncode == 0, f"{service}: {argv}: {done.stderr[-2000:]}"
+        return done.stdout
+
+    def piped(self, *args: str, into: Path | None = None, source: Path | None = None,
+              timeout: float = 300) -> None:
+        """``compose *args*`` with its output into a file or its input from one
+        (bytes, as the README's backup and restore lines pipe them)."""
+        with (into.open("wb") if into else source.open("rb")) as file:  # type: ignore[union-attr]
+            done = subprocess.run([*self.cli, "-p", PROJECT, *args], cwd=self.dir,
+                                  timeout=timeout, stderr=subprocess.PIPE,
+                                  **({"stdout": file} if into else {"stdin": file,
+                                                                     "stdout": subprocess.PIPE}))
+        assert done.returncode == 0, f"{' '.join(args)}: {done.stderr.decode()[-2000:]}"
 
     def up(self) -> Deployment:
         for image in public_images():
@@ -271,8 +300,9 @@ class Deployment:
         self.checkout()
         self.compose("up", "-d", "--build", timeout=1500)
         self.wait_healthy("web")
-        out = self.exec("web", "signflow", "users", "add", "sekretariatet@example.se",
-                        "--role", "secretariat", "--organisation", "Familjen Helsingborg")
+        out = self.compose("exec", "-T", "web", "signflow", "users", "add",
+                           "sekretariatet@example.se", "--role", "secretariat",
+                           "--organisation", "Familjen Helsingborg")
         self.token = out.strip().splitlines()[-1]
         return self
 
@@ -312,8 +342,8 @@ def complete(stack: Deployment, tag: str, pdf: bytes, timeout: float = 120):
     flight = launch(stack, tag, pdf)
     sign(stack, flight, 0, 1, 2)
     api = stack.api()
-    wait_until(lambda: api.round(flight.round_id)["status"] == "completed", timeout,
-               f"round {flight.round_id} never completed: {stack.running()}", every=1.0)
+    stack.wait(lambda: api.round(flight.round_id)["status"] == "completed", timeout,
+               f"round {flight.round_id} never completed")
     return flight
 
 
@@ -382,9 +412,9 @@ def test_a_killed_worker_comes_back_and_signs(deployment, signed_round, protocol
     host: ``docker kill`` is an operator's stop, which the policy honours)."""
     before = deployment.restarts("worker")
     os.kill(deployment.state("worker")["Pid"], 9)
-    wait_until(lambda: deployment.restarts("worker") > before
-               and deployment.state("worker")["Running"], 60,
-               "the worker's restart policy did not bring it back", every=1.0)
+    deployment.wait(lambda: deployment.restarts("worker") > before
+                    and deployment.state("worker")["Running"], 60,
+                    "the worker's restart policy did not bring it back")
     complete(deployment, "docker-killed", protocol)
 
 
@@ -399,18 +429,41 @@ def test_signature_jobs_survive_a_redis_restart(deployment, signed_round, protoc
     deployment.wait_healthy("redis", 60)
     deployment.compose("start", "worker")
     api = deployment.api()
-    wait_until(lambda: api.round(flight.round_id)["status"] == "completed", 120,
-               "the round never completed after Redis restarted", every=1.0)
+    deployment.wait(lambda: api.round(flight.round_id)["status"] == "completed", 120,
+                    "the round never completed after Redis restarted")
     assert_signed_once_each(api, deployment.smtp, flight)
 
 
-def test_down_and_up_keeps_rounds_keys_and_documents(deployment, signed_round):
-    api = deployment.api()
+def test_backup_then_restore_on_an_empty_host_as_the_readme_says(deployment, signed_round,
+                                                                  protocol):
+    """The README's backup (the database first, then the data and keys volumes,
+    and .env), ``down -v`` (nothing left), and its restore: the rounds, the audit
+    chains and the signed PDF are back byte for byte, and new rounds are signed
+    under the same root."""
+    api, backup = deployment.api(), deployment.dir / "backup"
     before = api.document(signed_round.round_id)
     root = deployment.exec("web", "cat", "/keys/root-ca.pem")
-    deployment.compose("down", timeout=300)
+    backup.mkdir()
+    deployment.piped("exec", "-T", "db", "pg_dump", "-U", "signflow", "-Fc", "signflow",
+                     into=backup / "signflow.dump")
+    deployment.piped("exec", "-T", "web", "tar", "-C", "/", "-cf", "-", "data", "keys",
+                     into=backup / "files.tar")
+    shutil.copy(deployment.dir / ".env", backup / ".env")
+    deployment.compose("down", "-v", timeout=300)
+
+    shutil.copy(backup / ".env", deployment.dir / ".env")
+    deployment.compose("up", "-d", "db", timeout=300)
+    deployment.wait_healthy("db", 120)
+    deployment.piped("run", "--rm", "--no-deps", "-T", "web", "tar", "-C", "/", "-xf", "-",
+                     source=backup / "files.tar")
+    deployment.piped("exec", "-T", "db", "pg_restore", "-U", "signflow", "-d", "signflow",
+                     "--clean", "--if-exists", "--no-owner", source=backup / "signflow.dump")
     deployment.compose("up", "-d", timeout=600)
     deployment.wait_healthy("web")
+
     assert deployment.exec("web", "cat", "/keys/root-ca.pem") == root
     assert api.round(signed_round.round_id)["status"] == "completed"
+    assert api.audit(signed_round.round_id)["intact"]
     assert api.document(signed_round.round_id) == before
+    complete(deployment, "docker-restored", protocol)
+
