@@ -120,7 +120,7 @@ def backoff(attempts: int, jitter: Callable[[], float] = random.random) -> timed
 
 def describe_error(exc: BaseException) -> str:
     """The exception's class and a short message, any link token redacted."""
-    message = _TOKEN_IN_PATH.sub("/sign/<token>", str(exc)).replace("\n", " ")
+    message = _TOKEN_IN_PATH.sub("/sign/[link]", str(exc)).replace("\n", " ")
     return f"{type(exc).__name__}: {message}"[:300]
 
 
