@@ -652,6 +652,26 @@ def test_the_compose_file_holds_together():
     start_order(services)  # no circle
 
 
+def test_a_dotenv_without_the_demo_lines_allows_no_stand_in():
+    """Fail closed: an .env written from scratch, or with the demo's lines left out
+    or blanked, allows no development stand-in and names no mail server (signflow
+    then refuses to start), and publishes nothing beyond this host."""
+    demo = ("SIGNFLOW_ALLOW_DEV_", "SIGNFLOW_SMTP_URL", "PUBLISH_ADDRESS")
+    for blank in (False, True):
+        env = {k: ("" if blank and k.startswith(demo) else v)
+               for k, v in read_dotenv(DOTENV).items() if blank or not k.startswith(demo)}
+        services = load_compose(COMPOSE, {**env, "SIGNFLOW_SECRET_KEY": "x"})["services"]
+        for name, svc in services.items():
+            if svc.get("build"):
+                settings = environment(svc)
+                assert {k: v for k, v in settings.items() if k.startswith(demo)} == {
+                    "SIGNFLOW_ALLOW_DEV_BANKID": "false", "SIGNFLOW_ALLOW_DEV_TSA": "false",
+                    "SIGNFLOW_ALLOW_DEV_SEAL": "false", "SIGNFLOW_ALLOW_DEV_SMTP": "false",
+                    "SIGNFLOW_SMTP_URL": ""}, name
+            for published in svc.get("ports", []):
+                assert str(published).startswith("127.0.0.1:"), (name, published)
+
+
 def test_migrate_exits_0_and_again_on_the_next_up(deployment):
     first = deployment.exits["migrate"][0]
     assert first.returncode == 0, first.stderr

@@ -370,12 +370,26 @@ def test_every_service_is_up_and_migrate_ran_once_to_success(deployment):
                       "worker": "running", "dispatcher": "running", "scheduler": "running"}
     ready = requests.get(f"{deployment.url}/readyz", timeout=10)
     assert ready.status_code == 200 and ready.json()["ready"], ready.text
+    for service, port in (("web", 8000), ("mailpit", 8025)):  # this host only
+        published = _run(["docker", "port", deployment.container(service), str(port)])
+        assert published.stdout.strip().startswith("127.0.0.1:"), published.stdout
 
 
 def test_three_signers_complete_a_round(deployment, signed_round):
     api = deployment.api()
     assert_signed_once_each(api, deployment.smtp, signed_round)
     assert api.audit(signed_round.round_id)["intact"]
+
+
+def test_the_service_verifies_its_pdf_in_its_sandbox_on_a_read_only_root(deployment,
+                                                                         signed_round):
+    """The verification's isolated child runs under the compose file's hardening
+    (read-only root, /tmp a tmpfs, no capabilities, no new privileges)."""
+    pdf = deployment.api().document(signed_round.round_id)
+    resp = requests.post(f"{deployment.url}/api/v1/verify", timeout=120,
+                         files={"document": ("signed.pdf", pdf, "application/pdf")})
+    assert resp.status_code == 200, resp.text[:500]
+    assert resp.json()["valid"] is True, resp.text[:1000]
 
 
 def test_the_signflow_services_run_as_the_dockerfiles_user_and_write_only_to_volumes(
