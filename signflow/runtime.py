@@ -38,7 +38,7 @@ from signflow.metrics import CountingProviders
 from signflow.pdf import speedups
 from signflow.pdf.keys import make_timestamper
 from signflow.pdf.pki import Pki, load_evidence_certificates, load_pki, named_base_url
-from signflow.pdf.seal import load_seal
+from signflow.pdf.seal import check_seal_chain, load_seal
 from signflow.pdf.service import PdfWorks
 from signflow.trust import TrustSettings, trust_settings
 
@@ -134,13 +134,15 @@ def build_runtime(settings: Settings) -> Runtime:
     providers.build("bankid")  # the default: fail now on bad BankID configuration
     # jobs run in this process use the services that hold their queue: bound just below
     in_process = jobs.InProcessRunner(sessions)
+    seal = load_seal(settings, pki)
+    check_seal_chain(seal, trust_settings(settings).anchors)
     services = Services(
         blobs=build_blob_store(settings, engine),
         pdf=PdfWorks(pki, make_timestamper(pki, settings.tsa_url), base_url=settings.base_url,
                      max_bytes=settings.max_upload_bytes, max_pages=settings.max_pages,
                      evidence_recipients=load_evidence_certificates(settings.keys_dir,
                                                                     settings.evidence_certs),
-                     seal=load_seal(settings, pki)),
+                     seal=seal),
         mailer=(SmtpMailer(settings.smtp_url, settings.mail_from) if settings.smtp_url
                 else OutboxMailer(settings.data_dir / "outbox", settings.mail_from)),
         jobs=_job_queue(settings, in_process),

@@ -191,3 +191,64 @@ def test_a_worker_reads_once_what_every_job_needs(runtime):
     assert font_data.cache_info().currsize == 2
     metrics.make_instruments()
     assert not metrics.ENABLED or "job" in metrics._instruments
+
+
+def _self_signed_seal(tmp_path):
+    """An operator's seal certificate of its own making (no CA of the service's)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Kommunen e-sigill"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Kommunen")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=900))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    key_path, cert_path = tmp_path / "kommun-seal.key", tmp_path / "kommun-seal.pem"
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def test_a_seal_chaining_to_no_trusted_root_is_refused_and_accepted_once_trusted(
+        settings, keys_dir, tmp_path, protocol_pdf, worker):
+    """The service's own /verify judged every document INDETERMINATE under an operator's
+    seal whose root it was not told: start-up now says where the root belongs."""
+    key, cert = _self_signed_seal(tmp_path)
+    own = settings.with_overrides(seal_key=str(key), seal_cert=str(cert))
+    with pytest.raises(ConfigError, match="chains to no trusted root.*SIGNFLOW_TRUST_ROOTS"):
+        build_runtime(own)
+    rt = build_runtime(own.with_overrides(trust_roots=str(cert)))
+    try:
+        prepared = rt.services.pdf.prepare(
+            protocol_pdf, round_id="seal", title="T", language="sv",
+            blocks=[SignerBlock(1, "Underskrift1", "Justerare")]).data
+        seal = verify_pdf(prepared, rt.trust_anchors()).signatures[0]
+        assert seal.kind == "certification" and seal.valid, seal.problems
+        assert seal.signer == "Kommunen e-sigill"
+    finally:
+        rt.close()
+
+
+def test_a_seal_key_the_process_cannot_read_is_named_so(settings, keys_dir, monkeypatch):
+    """Copied in as root with mode 0600 (docker compose cp), the key was reported as
+    'wrong password or format'."""
+    import signflow.pdf.seal as seal
+
+    unreadable = str(keys_dir / "seal.key")
+    real = seal.os.access
+    monkeypatch.setattr(seal.os, "access", lambda p, mode: str(p) != unreadable
+                        and real(p, mode))
+    with pytest.raises(ConfigError, match="SIGNFLOW_SEAL_KEY .*seal.key is not readable by "
+                                          "this process"):
+        build_runtime(settings.with_overrides(seal_key=unreadable,
+                                              seal_cert=str(keys_dir / "seal.pem")))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -38,6 +41,10 @@ def _file(settings: Settings, pki: Pki) -> signers.Signer:
     key = Path(settings.seal_key)
     if not key.is_file():
         raise ConfigError(f"SIGNFLOW_SEAL_KEY {key} does not exist")
+    for name, path in (("SIGNFLOW_SEAL_KEY", key), ("SIGNFLOW_SEAL_CERT", settings.seal_cert)):
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{name} {path} is not readable by this process (uid "
+                              f"{os.getuid()}): give it to that user, e.g. chown it")
     chain = [str(pki.keys_dir / "root-ca.pem")]
     quiet = logging.getLogger("pyhanko.sign.signers.pdf_cms")
     was, quiet.disabled = quiet.disabled, True  # it logs a traceback; we say it in a line
@@ -94,3 +101,31 @@ def _pkcs11(settings: Settings, pki: Pki) -> signers.Signer:
                         # EC: hash here and sign the digest on the token; CKM_ECDSA is
                         # what every token has (SoftHSM2 lacks CKM_ECDSA_SHA256)
                         use_raw_mechanism=cert is None or cert.public_key.algorithm == "ec")
+
+
+def check_seal_chain(signer: signers.Signer, anchors: Sequence[x509.Certificate]) -> None:
+    """Refuse a seal whose certificate chains to none of *anchors* (the roots the
+    service trusts and publishes at ``GET /api/v1/trust-anchors``): every document
+    would carry a seal that no verifier, the service's own included, can judge.
+
+    :raises ConfigError: naming ``SIGNFLOW_TRUST_ROOTS``, where its root belongs.
+    """
+    from pyhanko_certvalidator import CertificateValidator, ValidationContext
+    from pyhanko_certvalidator.errors import PathError, ValidationError
+
+    cert = signer.signing_cert
+    assert cert is not None
+    context = ValidationContext(trust_roots=[asn1_cert(a) for a in anchors],
+                                other_certs=list(signer.cert_registry or ()),
+                                allow_fetching=False, revocation_mode="soft-fail")
+    try:
+        asyncio.run(CertificateValidator(cert, validation_context=context)
+                    .async_validate_usage(set()))
+    except (PathError, ValidationError) as exc:
+        raise ConfigError(
+            f"the seal certificate ({cert.subject.human_friendly}, issued by "
+            f"{cert.issuer.human_friendly}) chains to no trusted root ({exc}): put its "
+            "root CA's certificate in SIGNFLOW_TRUST_ROOTS (PEM), which the service "
+            "trusts and publishes at /api/v1/trust-anchors; otherwise no verifier can "
+            "judge the seal of any document") from None
+
