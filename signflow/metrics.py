@@ -171,6 +171,21 @@ class _StateCollector:
             for status, count in rows:
                 rounds.add_metric([getattr(status, "value", str(status))], count)
         yield rounds
+        from signflow.core.models import utcnow
+        from signflow.core.outbox import waiting
+
+        with self.runtime.sessions() as session:
+            outbox = waiting(session, utcnow())
+        for name, key, what in (
+                ("signflow_outbox_waiting", "count", "Outbox rows not yet delivered."),
+                ("signflow_outbox_retrying", "retrying", "Undelivered rows that failed once."),
+                ("signflow_outbox_oldest_seconds", "oldest_seconds",
+                 "Age of the oldest undelivered row: alert when it grows (no dispatcher, or "
+                 "SMTP, a receiver or Redis down).")):
+            family = GaugeMetricFamily(name, what, labels=["kind"])
+            for kind in ("mail", "job", "webhook"):
+                family.add_metric([kind], outbox.get(kind, {}).get(key, 0))
+            yield family
         settings = self.runtime.settings
         if settings.redis_url:
             from redis import Redis

@@ -422,3 +422,27 @@ def test_a_long_delivered_message_keeps_that_it_went_out_but_not_what_it_said(
     with runtime.sessions() as s:
         kept = [s.get(OutboxMessage, i) for i in sent]
         assert all(r is not None and r.payload_sealed == "" and r.delivered_at for r in kept)
+
+
+def test_readyz_and_metrics_show_mail_waiting_in_the_outbox(client, auth, runtime,
+                                                             protocol_pdf, monkeypatch):
+    """A stopped dispatcher or a mail server down left /readyz 'ready' with nothing
+    to see: the outbox's waiting rows are shown (informational: this process still
+    serves) and exported for an alert on their age."""
+    from tests.test_production import _sample
+
+    _round_id, _signers, mailer = round_with_smtp_down(client, auth, runtime, protocol_pdf,
+                                                       monkeypatch)
+    body = client.get("/readyz").get_json()
+    assert body["ready"] is True
+    mail = body["checks"]["outbox"]["waiting"]["mail"]
+    assert mail["count"] == 3 and mail["retrying"] == 3 and mail["oldest_seconds"] >= 0
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert _sample(metrics, "signflow_outbox_waiting", kind="mail") == 3
+    assert _sample(metrics, "signflow_outbox_retrying", kind="mail") == 3
+
+    mailer.down = False
+    assert outbox.deliver_due(runtime.sessions, runtime.services, now=later()) == 3
+    assert "mail" not in client.get("/readyz").get_json()["checks"]["outbox"]["waiting"]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert _sample(metrics, "signflow_outbox_waiting", kind="mail") == 0

@@ -241,7 +241,7 @@ def test_healthz_and_readyz_when_all_is_well(client):
     body = resp.get_json()
     assert resp.status_code == 200, body
     assert body["ready"] is True and body["failing"] == []
-    assert set(body["checks"]) == {"database", "queue", "keys", "tsa"}
+    assert set(body["checks"]) == {"database", "queue", "outbox", "keys", "tsa"}
     assert "backlog" in body["checks"]["queue"] or body["checks"]["queue"]["mode"] == "in-process"
 
 

@@ -111,6 +111,27 @@ def forget_delivered(session: Session, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def waiting(session: Session, now: datetime) -> dict[str, dict[str, float]]:
+    """What waits to be delivered, by kind: how many rows, how many of them failed
+    at least once, and the oldest one's age in seconds.  Rows pile up here when no
+    dispatcher runs, or SMTP, a receiver or Redis stays down: what an operator
+    watches (``/readyz``, ``/metrics``)."""
+    from sqlalchemy import case, func
+
+    rows = session.execute(
+        select(OutboxMessage.kind, func.count(), func.min(OutboxMessage.created_at),
+               func.sum(case((OutboxMessage.attempts > 0, 1), else_=0)))
+        .where(OutboxMessage.delivered_at.is_(None)).group_by(OutboxMessage.kind))
+    found: dict[str, dict[str, float]] = {}
+    for kind, count, oldest, retrying in rows:
+        if oldest is not None and oldest.tzinfo is None:  # SQLite keeps no zone
+            oldest = oldest.replace(tzinfo=now.tzinfo)
+        found[kind] = {"count": int(count), "retrying": int(retrying or 0),
+                       "oldest_seconds": max(0.0, (now - oldest).total_seconds())
+                       if oldest is not None else 0.0}
+    return found
+
+
 def backoff(attempts: int, jitter: Callable[[], float] = random.random) -> timedelta:
     """The wait after the *attempts*-th failure: 2, 4, 8 … capped at :data:`MAX_DELAY`
     seconds, minus up to a quarter at random so that retries do not march in step."""

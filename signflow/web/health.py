@@ -43,6 +43,7 @@ def readyz():
     checks: dict[str, Check] = {
         "database": _guarded(lambda: _database(rt)),
         "queue": _guarded(lambda: _queue(rt)),
+        "outbox": _guarded(lambda: _outbox(rt)),
         "keys": _cached(("keys", str(rt.settings.keys_dir)), lambda: _keys(rt)),
         "tsa": _cached(("tsa", rt.settings.tsa_url), lambda: _tsa(rt)),
     }
@@ -95,6 +96,18 @@ def _queue(rt: Runtime) -> Check:
         conn.ping()
         backlog = Queue(rt.settings.rq_queue, connection=conn).count
     return {"ok": True, "mode": "redis", "backlog": backlog}
+
+
+def _outbox(rt: Runtime) -> Check:
+    """What waits in the outbox, by kind (mail, job, webhook): informational, never
+    failing, since this process serves requests all the same.  Alert on it instead
+    (``signflow_outbox_oldest_seconds``): rows only age when no dispatcher runs, or
+    SMTP, a receiver or Redis stays down."""
+    from signflow.core.models import utcnow
+    from signflow.core.outbox import waiting
+
+    with rt.sessions() as session:
+        return {"ok": True, "waiting": waiting(session, utcnow())}
 
 
 def _keys(rt: Runtime) -> Check:
