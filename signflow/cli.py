@@ -48,7 +48,7 @@ def _database(settings: Settings):
 def cmd_keys_init(args, settings: Settings) -> int:
     from signflow.pdf.pki import init_keys, load_pki, named_base_url
 
-    made = init_keys(settings.keys_dir, settings.base_url)
+    made = init_keys(settings.keys_dir, settings.base_url, settings.ca_organisation)
     print(f"{'created' if made else 'kept existing'} keys in {settings.keys_dir}")
     named = named_base_url(load_pki(settings.keys_dir))
     if named is not None and named != settings.base_url:
@@ -206,7 +206,7 @@ def cmd_serve(args, settings: Settings) -> int:
     if settings.dev_mode:
         print("development mode is on (SIGNFLOW_DEV_MODE=false turns it off): dev outbox, "
               "simulators, dev PKI and TSA")
-        if init_keys(settings.keys_dir, settings.base_url):
+        if init_keys(settings.keys_dir, settings.base_url, settings.ca_organisation):
             print(f"made a development PKI in {settings.keys_dir}")
     upgrade(settings)
     if settings.dev_mode:
@@ -671,7 +671,7 @@ def cmd_bankid_simulator(args, settings: Settings) -> int:
     from signflow.adapters.tls import server_context
     from signflow.pdf.pki import init_keys, load_pki
 
-    init_keys(settings.keys_dir, settings.base_url)
+    init_keys(settings.keys_dir, settings.base_url, settings.ca_organisation)
     pki = load_pki(settings.keys_dir)
     sim = Simulator(pki.bankid_sim)
     context = None

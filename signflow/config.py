@@ -37,6 +37,9 @@ class Settings:
     #: The operator's accessibility statement (tillgänglighetsredogörelse, DOS-lagen
     #: 12 §), linked from every page's footer; empty: no link.
     accessibility_url: str = ""
+    #: The organisation (O=) in the certificates ``signflow keys init`` makes: the
+    #: root auditors trust, the signer CA, the development seal.
+    ca_organisation: str = "signflow"
     #: Session / token secret; empty means generated once into the data dir.
     secret_key: str = ""
     #: Seal key, CAs, TSA key.

@@ -81,7 +81,7 @@ def run_demo(out: Path, *, keys_dir: Path, base_url: str,
     with tempfile.TemporaryDirectory(prefix="signflow-demo-") as tmp:
         settings = Settings(data_dir=Path(tmp), keys_dir=keys_dir, base_url=base_url,
                             secret_key="demo", dev_mode=True)  # simulator signers, dev TSA
-        if init_keys(keys_dir, settings.base_url):
+        if init_keys(keys_dir, settings.base_url, settings.ca_organisation):
             say(f"made a development PKI in {keys_dir}")
         upgrade(settings)
         runtime = build_runtime(settings)

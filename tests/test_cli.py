@@ -21,6 +21,25 @@ def env_for(monkeypatch, settings):
     monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(settings.keys_dir))
 
 
+def test_keys_init_names_the_root_for_the_organisation_not_for_development(tmp_path,
+                                                                            monkeypatch):
+    """The root keys init makes serves production (every signer's certificate chains
+    to it, auditors import it): it was "signflow Development Root CA"."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(tmp_path / "k"))
+    monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("SIGNFLOW_CA_ORGANISATION", "Familjen Helsingborg")
+    assert cli.main(["keys", "init"]) == 0
+    for stem in ("root-ca", "signer-ca"):
+        name = x509.load_pem_x509_certificate(
+            (tmp_path / "k" / f"{stem}.pem").read_bytes()).subject
+        assert name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == \
+            "Familjen Helsingborg"
+        assert "Development" not in name.rfc4514_string(), name
+
+
 def test_keys_init_is_idempotent(tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.setenv("SIGNFLOW_KEYS_DIR", str(tmp_path / "k"))
     monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path / "d"))

@@ -107,9 +107,10 @@ def _builder(subject: x509.Name, issuer: KeyPair | None, pub, days: int) -> x509
     return b
 
 
-def _ca(cn: str, parent: KeyPair | None, days: int, crl: str | None) -> KeyPair:
+def _ca(cn: str, parent: KeyPair | None, days: int, crl: str | None,
+        org: str = "signflow") -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
-    b = _builder(_name(cn), parent, key.public_key(), days)
+    b = _builder(_name(cn, org), parent, key.public_key(), days)
     b = b.add_extension(x509.BasicConstraints(ca=True, path_length=None if parent is None else 0),
                         critical=True)
     b = b.add_extension(_ku(cert_sign=True), critical=True)
@@ -132,11 +133,12 @@ def _crl_dp(url: str) -> x509.CRLDistributionPoints:
     ])
 
 
-def _leaf(cn: str, issuer: KeyPair, days: int, crl: str, eku=None, rsa_key=False) -> KeyPair:
+def _leaf(cn: str, issuer: KeyPair, days: int, crl: str, eku=None, rsa_key=False,
+          org: str = "signflow") -> KeyPair:
     # The dev TSA is RSA: pyHanko's in-process timestamper signs with RSA only.
     key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if rsa_key
            else ec.generate_private_key(ec.SECP256R1()))
-    b = _builder(_name(cn), issuer, key.public_key(), days)
+    b = _builder(_name(cn, org), issuer, key.public_key(), days)
     b = b.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     b = b.add_extension(_ku(signing=True), critical=True)
     b = b.add_extension(_crl_dp(crl), critical=False)
@@ -166,15 +168,21 @@ def keys_present(keys_dir: Path) -> bool:
 EVIDENCE = "evidence"
 
 
-def init_keys(keys_dir: Path, base_url: str) -> bool:
-    """Create the development PKI in *keys_dir*, what of it is missing. True if made."""
+def init_keys(keys_dir: Path, base_url: str, organisation: str = "signflow") -> bool:
+    """Create the service PKI in *keys_dir*, what of it is missing. True if made.
+
+    The root and the signer CA serve production too (every signer's certificate
+    chains to them), named for *organisation* (``SIGNFLOW_CA_ORGANISATION``); the
+    seal, the TSA and the BankID simulator's root are development stand-ins.
+    """
     made = _init_evidence_key(keys_dir)
     if keys_present(keys_dir):
         return made
     keys_dir.mkdir(parents=True, exist_ok=True)
-    root = _ca("signflow Development Root CA", None, 20 * 365, None)
-    signer_ca = _ca("signflow Signer CA", root, 10 * 365, crl_url(base_url, "root"))
-    seal = _leaf("signflow Service Seal", root, 5 * 365, crl_url(base_url, "root"))
+    org = name_safe(organisation).strip() or "signflow"
+    root = _ca("signflow Root CA", None, 20 * 365, None, org)
+    signer_ca = _ca("signflow Signer CA", root, 10 * 365, crl_url(base_url, "root"), org)
+    seal = _leaf("signflow Service Seal", root, 5 * 365, crl_url(base_url, "root"), org=org)
     tsa = _leaf("signflow Development TSA", root, 10 * 365, crl_url(base_url, "root"),
                 eku=[ExtendedKeyUsageOID.TIME_STAMPING], rsa_key=True)
     sim = _ca("BankID Simulator Root CA (test only)", None, 20 * 365, None)
