@@ -196,6 +196,34 @@ def _coerce(name: str, raw: str, kind: type) -> object:
 _KINDS = {"Path": Path, "int": int, "bool": bool, "str": str}
 
 
+#: ``SIGNFLOW_<NAME>_FILE``: the setting's value is that file's content (Docker and
+#: Kubernetes secrets), so that a secret is not in the environment ``docker
+#: inspect`` shows.
+FILE_SUFFIX = "_FILE"
+
+
+def _with_secret_files(env: Mapping[str, str]) -> Mapping[str, str]:
+    """*env* with each ``SIGNFLOW_X_FILE`` read into ``SIGNFLOW_X`` (a setting
+    given both ways is refused: which one was meant?)."""
+    known = {PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
+    files = {k: v for k, v in env.items()
+             if k.endswith(FILE_SUFFIX) and k[:-len(FILE_SUFFIX)] in known}
+    if not files:
+        return env
+    merged = dict(env)
+    for key, path in files.items():
+        name = key[:-len(FILE_SUFFIX)]
+        if name in env:
+            raise ConfigError(f"{name} and {key} are both set: set one")
+        try:
+            merged[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{key}: cannot read {path}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        del merged[key]
+    return merged
+
+
 def load_settings(environ: Mapping[str, str] | None = None, *,
                   defaults: Mapping[str, object] | None = None) -> Settings:
     """Build :class:`Settings` from the environment (``os.environ`` by default).
@@ -203,7 +231,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
     *defaults* replace the class's defaults for this process (``signflow serve``
     asks for development mode); a variable that is set still wins.
     """
-    env = os.environ if environ is None else environ
+    env = _with_secret_files(os.environ if environ is None else environ)
     values: dict[str, object] = dict(defaults or {})
     known = {PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
     values["extra"] = {k[len(PREFIX):].lower(): v for k, v in env.items()

@@ -203,6 +203,24 @@ def test_a_misspelled_setting_is_named_with_the_one_it_resembles(caplog):
         "SIGNFLOW_EVIDENCE_CERT is not a setting; did you mean SIGNFLOW_EVIDENCE_CERTS?"]
 
 
+def test_a_secret_comes_from_a_file_named_by_the_setting_with_file(tmp_path):
+    """Docker and Kubernetes secrets: SIGNFLOW_X_FILE, so that the secret is not in
+    the environment that `docker inspect` and /proc/<pid>/environ show."""
+    from signflow.config import misspelled
+
+    secret = tmp_path / "secret_key"
+    secret.write_text("s3cr3t-from-a-file\n")
+    settings = load_settings({"SIGNFLOW_SECRET_KEY_FILE": str(secret),
+                              "SIGNFLOW_SEAL_PASSWORD_FILE": str(secret)})
+    assert settings.secret_key == settings.seal_password == "s3cr3t-from-a-file"
+    assert misspelled(settings) == []
+    with pytest.raises(ConfigError, match="SIGNFLOW_SECRET_KEY and SIGNFLOW_SECRET_KEY_FILE "
+                                          "are both set"):
+        load_settings({"SIGNFLOW_SECRET_KEY": "x", "SIGNFLOW_SECRET_KEY_FILE": str(secret)})
+    with pytest.raises(ConfigError, match="SIGNFLOW_DATA_KEY_FILE: cannot read .*missing"):
+        load_settings({"SIGNFLOW_DATA_KEY_FILE": str(tmp_path / "missing")})
+
+
 def test_the_worker_refuses_with_the_message_and_no_traceback(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("SIGNFLOW_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SIGNFLOW_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
