@@ -5,8 +5,6 @@ cannot work stops the start with one line naming what is missing, instead of a
 traceback per gunicorn worker.
 """
 
-import sys
-
 from signflow import create_app, logs
 from signflow.config import ensure_secret_key, load_settings
 from signflow.errors import ConfigError
@@ -21,5 +19,5 @@ try:
     app = create_app(settings)
     isolate.warm()  # each gunicorn worker's sandbox template, ready before the first upload
 except ConfigError as exc:
-    print(f"signflow: {exc.message}", file=sys.stderr, flush=True)
+    logs.refuse(exc.message)  # a JSON line once JSON logging is set up
     raise SystemExit(APP_LOAD_ERROR) from None

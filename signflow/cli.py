@@ -824,7 +824,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, _settings(args))
     except SignflowError as exc:
-        print(f"signflow: {exc.message}", file=sys.stderr)
+        from signflow import logs
+
+        logs.refuse(exc.message)  # JSON once a service (worker …) has set up JSON logs
         return EXIT_USAGE
     except OSError as exc:  # a file or directory named on the command line or in a setting
         print(f"signflow: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),

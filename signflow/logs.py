@@ -51,6 +51,15 @@ def _context() -> tuple[str, str, str]:
     return "", "", ""
 
 
+def refuse(message: str) -> None:
+    """Say why a process will not start: a JSON line when JSON logging is set up
+    (a log pipeline keeps it with the rest), else ``signflow: <message>``."""
+    if any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers):
+        logging.getLogger("signflow").critical(message)
+    else:
+        print(f"signflow: {message}", file=sys.stderr, flush=True)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time (ISO, UTC), level, logger, message, request_id,
     method, path, and ``exc`` with the traceback when there is one."""

@@ -234,6 +234,8 @@ def test_the_worker_refuses_with_the_message_and_no_traceback(monkeypatch, capsy
     err = capsys.readouterr().err
     assert "refusing to start" in err and "SIGNFLOW_TSA_URL" in err
     assert "Traceback" not in err
+    refusal = next(line for line in err.splitlines() if "refusing to start" in line)
+    assert json.loads(refusal)["level"] == "CRITICAL"  # the worker logs JSON
 
 
 def test_gunicorn_stops_with_one_clear_message(tmp_path):
@@ -246,7 +248,11 @@ def test_gunicorn_stops_with_one_clear_message(tmp_path):
                            "wsgi:app"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0
-    assert "signflow: refusing to start" in proc.stderr and "SIGNFLOW_SMTP_URL" in proc.stderr
+    # one JSON line, as every other line of wsgi:app, for the log pipeline to keep
+    refusals = [json.loads(line) for line in proc.stderr.splitlines()
+                if line.startswith("{") and "refusing to start" in line]
+    assert refusals and refusals[0]["level"] == "CRITICAL", proc.stderr
+    assert "SIGNFLOW_SMTP_URL" in refusals[0]["message"]
     assert "Traceback" not in proc.stderr
     assert "App failed to load" in proc.stderr
 
