@@ -263,7 +263,9 @@ def _missing(settings: Settings, part: str) -> str:
     if part == "BankID":
         # BankID's servers present certificates of BankID's own CA: without it pinned
         # every call would fail on the system's CAs
-        pinned = settings.bankid_ca or not settings.bankid_url.startswith("https://")
+        # (named at once when no URL is set either: production's is https)
+        pinned = settings.bankid_ca or (settings.bankid_url != ""
+                                        and not settings.bankid_url.startswith("https://"))
         need = [name for name, value in (("BANKID_URL", settings.bankid_url),
                                          ("BANKID_CERT", settings.bankid_cert),
                                          ("BANKID_CA", pinned)) if not value]

@@ -138,7 +138,8 @@ def test_start_up_refuses_naming_every_missing_setting(settings):
     with pytest.raises(ConfigError) as err:
         build_runtime(bare)
     message = err.value.message
-    for name in ("SIGNFLOW_BANKID_URL", "SIGNFLOW_BANKID_CERT", "SIGNFLOW_TSA_URL",
+    for name in ("SIGNFLOW_BANKID_URL", "SIGNFLOW_BANKID_CERT", "SIGNFLOW_BANKID_CA",
+                 "SIGNFLOW_TSA_URL",
                  "SIGNFLOW_SMTP_URL", "SIGNFLOW_SEAL_CERT", "SIGNFLOW_SEAL_KEY",
                  "SIGNFLOW_SEAL_PKCS11_MODULE", "SIGNFLOW_ALLOW_DEV_BANKID",
                  "SIGNFLOW_ALLOW_DEV_TSA", "SIGNFLOW_ALLOW_DEV_SMTP", "SIGNFLOW_ALLOW_DEV_SEAL"):
