@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryptography import x509
@@ -118,9 +119,13 @@ def check_seal_chain(signer: signers.Signer, anchors: Sequence[x509.Certificate]
     context = ValidationContext(trust_roots=[asn1_cert(a) for a in anchors],
                                 other_certs=list(signer.cert_registry or ()),
                                 allow_fetching=False, revocation_mode="soft-fail")
-    try:
+    def validate() -> None:
         asyncio.run(CertificateValidator(cert, validation_context=context)
                     .async_validate_usage(set()))
+
+    try:  # in a thread of its own: the caller may be inside an event loop (a browser test)
+        with ThreadPoolExecutor(max_workers=1) as apart:
+            apart.submit(validate).result()
     except (PathError, ValidationError) as exc:
         raise ConfigError(
             f"the seal certificate ({cert.subject.human_friendly}, issued by "
