@@ -75,7 +75,7 @@ test-services: $(STAMP)
 	@urls="$$($(BIN)/python tests/services.py)"; \
 	if [ -z "$$urls" ]; then echo "== PostgreSQL/Redis not reachable: service run skipped =="; exit 0; fi; \
 	echo "== test suite on PostgreSQL + Redis/RQ =="; \
-	env $$urls $(BIN)/python -m pytest -q -m "not browser and not faults"
+	env $$urls $(BIN)/python -m pytest -q -m "not browser and not faults and not docker"
 
 # STYLE.md: ruff and mypy clean in CI (`make test` runs this first).
 lint: $(STAMP)

@@ -85,7 +85,7 @@ def compose_cli() -> list[str] | None:
 
 PROBLEM = engine_problem()
 pytestmark = [
-    pytest.mark.faults,  # a deployment of its own, broken on purpose: the faults pass
+    pytest.mark.docker,  # its own pass in make test, after the others (tests/passes.py)
     pytest.mark.slow,
     pytest.mark.skipif(bool(PROBLEM), reason=f"LOUD SKIP: docker-compose.yml on a real "
                        f"engine cannot run here: {PROBLEM}"),
