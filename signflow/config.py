@@ -202,10 +202,9 @@ _KINDS = {"Path": Path, "int": int, "bool": bool, "str": str}
 FILE_SUFFIX = "_FILE"
 
 
-def _with_secret_files(env: Mapping[str, str]) -> Mapping[str, str]:
-    """*env* with each ``SIGNFLOW_X_FILE`` read into ``SIGNFLOW_X`` (a setting
-    given both ways is refused: which one was meant?)."""
-    known = {PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
+def _with_secret_files(env: Mapping[str, str], known: set[str]) -> Mapping[str, str]:
+    """*env* with each ``SIGNFLOW_X_FILE`` (X a *known* setting) read into
+    ``SIGNFLOW_X`` (a setting given both ways is refused: which one was meant?)."""
     files = {k: v for k, v in env.items()
              if k.endswith(FILE_SUFFIX) and k[:-len(FILE_SUFFIX)] in known}
     if not files:
@@ -231,9 +230,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
     *defaults* replace the class's defaults for this process (``signflow serve``
     asks for development mode); a variable that is set still wins.
     """
-    env = _with_secret_files(os.environ if environ is None else environ)
-    values: dict[str, object] = dict(defaults or {})
     known = {PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
+    env = _with_secret_files(os.environ if environ is None else environ, known)
+    values: dict[str, object] = dict(defaults or {})
     values["extra"] = {k[len(PREFIX):].lower(): v for k, v in env.items()
                        if k.startswith(PREFIX) and k not in known}
     for f in dataclasses.fields(Settings):

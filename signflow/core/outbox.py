@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from signflow.core.audit import EventType, append_event, lock_round
@@ -116,19 +116,14 @@ def waiting(session: Session, now: datetime) -> dict[str, dict[str, float]]:
     at least once, and the oldest one's age in seconds.  Rows pile up here when no
     dispatcher runs, or SMTP, a receiver or Redis stays down: what an operator
     watches (``/readyz``, ``/metrics``)."""
-    from sqlalchemy import case, func
-
     rows = session.execute(
         select(OutboxMessage.kind, func.count(), func.min(OutboxMessage.created_at),
                func.sum(case((OutboxMessage.attempts > 0, 1), else_=0)))
         .where(OutboxMessage.delivered_at.is_(None)).group_by(OutboxMessage.kind))
     found: dict[str, dict[str, float]] = {}
-    for kind, count, oldest, retrying in rows:
-        if oldest is not None and oldest.tzinfo is None:  # SQLite keeps no zone
-            oldest = oldest.replace(tzinfo=now.tzinfo)
+    for kind, count, oldest, retrying in rows:  # UTCDateTime: aware, SQLite too
         found[kind] = {"count": int(count), "retrying": int(retrying or 0),
-                       "oldest_seconds": max(0.0, (now - oldest).total_seconds())
-                       if oldest is not None else 0.0}
+                       "oldest_seconds": max(0.0, (now - oldest).total_seconds())}
     return found
 
 
